@@ -1,0 +1,49 @@
+"""`SequenceSet`: the labelled (N, T, F) arrays every loader returns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceSet:
+    """Sequences `x` (N, T, F) float32 with integer labels `y` (N,) into `class_names`.
+
+    A label of -1 marks an unlabelled sequence (a test file given without labels).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: tuple[str, ...]
+    lengths: np.ndarray | None = None
+    feature_names: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        x = np.asarray(self.x, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[:, :, None]
+        if x.ndim != 3:
+            raise ValueError(f"x must be (N, T) or (N, T, F); got shape {x.shape}")
+        y = np.asarray(self.y).astype(np.int64)
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"y must have shape ({x.shape[0]},); got {y.shape}")
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if len(y) and (y.min() < -1 or y.max() >= len(self.class_names)):
+            raise ValueError(f"labels must lie in [0, {len(self.class_names)}) or be -1; got {y.min()}..{y.max()}")
+        if self.feature_names is not None:
+            names = tuple(str(n) for n in self.feature_names)
+            if len(names) != x.shape[2]:
+                raise ValueError(f"{len(names)} feature names for {x.shape[2]} features")
+            object.__setattr__(self, "feature_names", names)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index) -> "SequenceSet":
+        """The rows at `index`, keeping class and feature names."""
+        lengths = None if self.lengths is None else self.lengths[index]
+        return dataclasses.replace(self, x=self.x[index], y=self.y[index], lengths=lengths)
