@@ -1,0 +1,45 @@
+"""Test-split report: headline metrics, per-class scores and the confusion matrix (scikit-learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def report(y_true, y_prob, class_names) -> dict:
+    """Metrics of predicted probabilities `y_prob` (N, C) against integer labels `y_true` (N,).
+
+    Keys: accuracy, macro_f1, balanced_accuracy, per_class {name: precision, recall, f1,
+    support}, confusion_matrix (rows true, columns predicted), class_names.
+    """
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_prob).argmax(axis=-1)
+    labels = np.arange(len(class_names))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def headline(metrics: dict) -> str:
+    """One line with the numbers a user looks at first."""
+    recalls = " ".join(f"recall_{n}={v['recall']:.3f}" for n, v in metrics["per_class"].items())
+    return (
+        f"accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "
+        f"balanced_accuracy={metrics['balanced_accuracy']:.4f} {recalls}"
+    )

@@ -1,0 +1,1 @@
+"""Named experiments (`configs/*.toml`) and the command line that runs them."""

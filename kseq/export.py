@@ -1,0 +1,95 @@
+"""Run artifacts: the run folder, written whole under a temporary name and then renamed.
+
+`saved_models/<experiment>/.partial-<run-id>/` holds a run while it trains (with its
+`BackupAndRestore` state, so an interrupted run can be resumed); `finalize` renames it to
+`<run-id>/` in one step, so a run folder appears whole or not at all and never replaces another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kseq.config import dump_config
+
+PARTIAL_PREFIX = ".partial-"
+
+
+def new_run_id(seed: int) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}-{secrets.token_hex(3)}"
+
+
+def start_run(output_dir, experiment: str, config: dict) -> Path:
+    """Create the partial folder of a new run and write its resolved `config.toml` there."""
+    partial = Path(output_dir) / experiment / f"{PARTIAL_PREFIX}{new_run_id(config['train']['seed'])}"
+    partial.mkdir(parents=True)
+    write_text(partial / "config.toml", dump_config(config))
+    return partial
+
+
+def latest_partial(output_dir, experiment: str) -> Path | None:
+    """The most recent interrupted run of `experiment`, if any."""
+    runs = sorted((Path(output_dir) / experiment).glob(f"{PARTIAL_PREFIX}*"))
+    return runs[-1] if runs else None
+
+
+def finalize(partial: Path) -> Path:
+    """Rename the finished partial folder to its run id; never replaces an existing folder."""
+    final = partial.with_name(partial.name.removeprefix(PARTIAL_PREFIX))
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; refusing to overwrite another run")
+    os.rename(partial, final)
+    return final
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_to_builtin) + "\n")
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def export_serving(model: keras.Model, path, class_names) -> None:
+    """Write a TF SavedModel with signature `serving_default`.
+
+    Input `sequence` float32 [None, T, F]; outputs `probabilities` [None, C], `class_id` [None]
+    (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
+    """
+    names = tf.constant(list(class_names))
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="sequence")
+
+    def serve(sequence):
+        probabilities = tf.nn.softmax(model(sequence, training=False), axis=-1)
+        class_id = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    archive.write_out(str(path), verbose=False)
+    assets = Path(path) / "assets"
+    assets.mkdir(exist_ok=True)
+    write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
+
+
+def remove_backup(partial: Path) -> None:
+    """Drop the resume state once the run is complete."""
+    shutil.rmtree(partial / "backup", ignore_errors=True)

@@ -1,0 +1,169 @@
+"""Imbalance-aware losses for sparse integer labels: focal loss and label-smoothed crossentropy.
+
+Both take labels of shape `(batch,)` or `(batch, 1)` and predictions of shape
+`(batch, num_classes)`, logits by default. Both accept per-class `class_weights` that multiply
+each sample's loss by the weight of its true class; `sample_weight` from `fit` applies on top.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def balanced_class_weights(y, num_classes: int) -> np.ndarray:
+    """Per-class weights `n_samples / (num_classes * count)`: scikit-learn's "balanced" mode.
+
+    Like `compute_class_weight("balanced", classes=range(num_classes), y=y)`, every class must
+    occur in `y`; a weight for a class never seen in training would be meaningless.
+    """
+    y = np.asarray(y).astype(np.int64).ravel()
+    if np.any((y < 0) | (y >= num_classes)):
+        raise ValueError(f"labels must lie in [0, {num_classes}).")
+    counts = np.bincount(y, minlength=num_classes)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        raise ValueError(f"classes {missing.tolist()} do not occur in y; balanced weights need every class.")
+    return y.size / (num_classes * counts)
+
+
+def _check_class_weights(class_weights):
+    """Return class weights as a list of floats (or None); reject the unresolved string."""
+    if class_weights is None:
+        return None
+    if isinstance(class_weights, str):
+        raise ValueError(
+            f"class_weights={class_weights!r} must be resolved from the training labels first: "
+            "pass class_weights=kseq.losses.balanced_class_weights(y_train, num_classes)."
+        )
+    return [float(w) for w in class_weights]
+
+
+def _log_probs(y_pred, from_logits: bool):
+    """Log class probabilities; log_softmax keeps logits of any size finite."""
+    if from_logits:
+        return ops.log_softmax(y_pred, axis=-1)
+    probs = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+    return ops.log(ops.clip(probs, keras.config.epsilon(), 1.0))
+
+
+def _targets(y_true, num_classes: int, label_smoothing: float, dtype):
+    """One-hot targets from sparse labels, smoothed towards uniform as Keras does."""
+    one_hot = ops.one_hot(y_true, num_classes, dtype=dtype)
+    return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+def _sparse_labels(y_true):
+    return ops.cast(ops.reshape(y_true, (-1,)), "int32")
+
+
+def _apply_class_weights(losses, y_true, class_weights):
+    if class_weights is None:
+        return losses
+    return losses * ops.take(ops.convert_to_tensor(class_weights, losses.dtype), y_true)
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class FocalLoss(keras.losses.Loss):
+    """Focal loss (Lin et al., 2017) for sparse labels: down-weights easy, well-classified samples.
+
+    Per sample: `sum_c alpha_c * (1 - p_c)^gamma * -t_c * log(p_c)` with `t` the (smoothed)
+    one-hot target, as `keras.losses.CategoricalFocalCrossentropy` on one-hot labels.
+    `alpha` is a float or a per-class list; None means no alpha weighting (alpha = 1).
+    With `gamma=0` and no alpha it is sparse categorical crossentropy.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha=None,
+        label_smoothing: float = 0.0,
+        class_weights=None,
+        from_logits: bool = True,
+        name: str = "focal_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.gamma = float(gamma)
+        self.alpha = alpha if alpha is None or np.isscalar(alpha) else [float(a) for a in alpha]
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = _check_class_weights(class_weights)
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        y_true = _sparse_labels(y_true)
+        log_p = _log_probs(y_pred, self.from_logits)
+        targets = _targets(y_true, ops.shape(y_pred)[-1], self.label_smoothing, log_p.dtype)
+        losses = -targets * log_p
+        if self.gamma:
+            # Clip as Keras does, so (1 - p)^gamma has a finite gradient when p reaches 1.
+            eps = keras.config.epsilon()
+            losses = ops.power(1.0 - ops.clip(ops.exp(log_p), eps, 1.0 - eps), self.gamma) * losses
+        if self.alpha is not None:
+            losses = ops.convert_to_tensor(self.alpha, log_p.dtype) * losses
+        return _apply_class_weights(ops.sum(losses, axis=-1), y_true, self.class_weights)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "gamma": self.gamma,
+            "alpha": self.alpha,
+            "label_smoothing": self.label_smoothing,
+            "class_weights": self.class_weights,
+            "from_logits": self.from_logits,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Crossentropy with label smoothing for sparse labels.
+
+    Keras' `SparseCategoricalCrossentropy` has no label smoothing; this equals
+    `keras.losses.CategoricalCrossentropy(label_smoothing=...)` on one-hot labels.
+    """
+
+    def __init__(
+        self,
+        label_smoothing: float = 0.1,
+        class_weights=None,
+        from_logits: bool = True,
+        name: str = "smoothed_crossentropy",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = _check_class_weights(class_weights)
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        y_true = _sparse_labels(y_true)
+        log_p = _log_probs(y_pred, self.from_logits)
+        targets = _targets(y_true, ops.shape(y_pred)[-1], self.label_smoothing, log_p.dtype)
+        losses = -ops.sum(targets * log_p, axis=-1)
+        return _apply_class_weights(losses, y_true, self.class_weights)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "label_smoothing": self.label_smoothing,
+            "class_weights": self.class_weights,
+            "from_logits": self.from_logits,
+        }
+
+
+_LOSSES = {
+    "focal": FocalLoss,
+    "smoothed_crossentropy": SmoothedCrossentropy,
+    # Plain sparse crossentropy, still taking class_weights.
+    "crossentropy": functools.partial(SmoothedCrossentropy, label_smoothing=0.0, name="crossentropy"),
+}
+
+
+def get_loss(name: str, **kwargs) -> keras.losses.Loss:
+    """Build a loss by name, as from a config's `[loss]` table: `get_loss("focal", gamma=2.0)`."""
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; known: {', '.join(sorted(_LOSSES))}")
+    return _LOSSES[name](**kwargs)

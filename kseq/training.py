@@ -1,0 +1,221 @@
+"""`train(config) -> Run`: the one place that builds, compiles and fits a model from a config."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from kseq import evaluation, export, plots
+from kseq.callbacks import WarmupCosineDecay
+from kseq.config import load_config
+from kseq.data.loading import load_datasets, stratified_split
+from kseq.data.pipeline import make_eval_dataset, make_train_dataset
+from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
+from kseq.data.sequence_set import SequenceSet
+from kseq.errors import InputError
+from kseq.losses import balanced_class_weights, get_loss
+from kseq.metrics import BalancedAccuracy, MacroF1
+from kseq.models import build_model
+from kseq.models.preprocessing import sequence_classifier, with_feature_transform
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished run: its folder, resolved config, test metrics, per-epoch history and model."""
+
+    directory: Path
+    config: dict
+    metrics: dict
+    history: dict
+    model: keras.Model
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default` (one device), `mirrored` (all local GPUs) or `multi_worker` (TF_CONFIG cluster)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise InputError(f"train.strategy: unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+
+
+def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet, SequenceSet, dict | None]:
+    """Load, gap-fill and split the data; fit the feature transform on the training split only."""
+    seed = config["train"]["seed"]
+    pre = config["preprocess"]
+    train_set, test_set = load_datasets(config["data"], seed)
+    if (train_set.y < 0).any():
+        raise InputError("training data: some sequences have no label (give --labels)")
+    if (test_set.y < 0).any():
+        raise InputError("test data: some sequences have no label (give --test-labels)")
+    train_set, test_set = (
+        dataclasses.replace(s, x=fill_gaps(s.x, pre["fill_gaps"], pre["spline_order"])) for s in (train_set, test_set)
+    )
+    fit_set, val_set = stratified_split(train_set, config["data"]["validation_split"], seed)
+    transform = None
+    if pre["drop_constant"] or pre["correlation_threshold"] or pre["merge"] or pre["groups"]:
+        names = train_set.feature_names or tuple(f"f{i}" for i in range(train_set.x.shape[2]))
+        transform = fit_feature_transform(
+            fit_set.x,
+            names,
+            drop_constant=pre["drop_constant"],
+            correlation_threshold=pre["correlation_threshold"] or None,
+            merge=pre["merge"] or None,
+            groups=pre["groups"] or None,
+        )
+    return fit_set, val_set, test_set, transform
+
+
+def to_examples(data: SequenceSet, pre: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Whole sequences, or sliding windows labelled with their sequence when `preprocess.window` is set."""
+    if not pre["window"]:
+        return data.x, data.y
+    xw, yw, _ = windows_to_examples(data.x, data.y, pre["window"], pre["stride"] or pre["window"])
+    return xw, yw
+
+
+def build_window_model(config: dict, input_shape, num_classes: int, transform: dict | None) -> keras.Model:
+    """The registered model, behind the fitted feature transform when there is one."""
+    hp = {k: v for k, v in config["model"].items() if k != "name"}
+    if transform is not None:
+        input_shape = (input_shape[0], len(transform["output_features"]))
+    try:
+        model = build_model(config["model"]["name"], input_shape, num_classes, **hp)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"[model]: {e}") from None
+    if transform is None:
+        return model
+    return with_feature_transform(model, transform, name=f"{model.name}_with_transform")
+
+
+def make_optimizer(opt: dict, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+    """AdamW with a constant rate (lowered on plateau) or a warmup-then-cosine schedule."""
+    if opt["name"] != "adamw":
+        raise InputError(f"optimizer.name: only 'adamw' is supported; got {opt['name']!r}")
+    rate = opt["learning_rate"]
+    if opt["schedule"] == "cosine":
+        total = steps_per_epoch * epochs
+        rate = WarmupCosineDecay(peak_learning_rate=rate, warmup_steps=max(1, total // 20), decay_steps=total)
+    elif opt["schedule"] != "constant":
+        raise InputError(f"optimizer.schedule: expected 'constant' or 'cosine'; got {opt['schedule']!r}")
+    return keras.optimizers.AdamW(learning_rate=rate, weight_decay=opt["weight_decay"])
+
+
+def make_loss(loss_config: dict, y_fit: np.ndarray, num_classes: int) -> keras.losses.Loss:
+    kwargs = {k: v for k, v in loss_config.items() if k != "name"}
+    if kwargs.get("class_weights") == "balanced":
+        kwargs["class_weights"] = balanced_class_weights(y_fit, num_classes).tolist()
+    try:
+        return get_loss(loss_config["name"], **kwargs)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"[loss]: {e}") from None
+
+
+def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.callbacks.Callback]:
+    """Early stopping and best-weights checkpoints on `train.monitor`, resumable backups, CSV history."""
+    train = config["train"]
+    monitor, mode = train["monitor"], "min" if train["monitor"].endswith("loss") else "max"
+    history_csv = partial / "history.csv"
+    best_so_far = None
+    if resuming and history_csv.exists() and history_csv.stat().st_size:
+        logged = pd.read_csv(history_csv)
+        if monitor in logged:
+            best_so_far = float(logged[monitor].min() if mode == "min" else logged[monitor].max())
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(partial / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(partial / "backup" / "best.weights.h5"), monitor=monitor, mode=mode,
+            save_best_only=True, save_weights_only=True, initial_value_threshold=best_so_far,
+        ),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"]),
+        keras.callbacks.CSVLogger(str(history_csv), append=resuming),
+    ]
+    if config["optimizer"]["schedule"] == "constant" and train["reduce_lr_patience"]:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, patience=train["reduce_lr_patience"], factor=train["reduce_lr_factor"]))
+    return callbacks
+
+
+def train(config: dict, output_dir="saved_models", *, resume: Path | None = None, callbacks=()) -> Run:
+    """Train the experiment `config` describes and write its run folder under `output_dir`.
+
+    `resume` is the `.partial-*` folder of an interrupted run: its saved config is used and
+    training continues from its last completed epoch. Extra `callbacks` go to `fit` (Optuna's
+    pruner uses this).
+    """
+    if resume is not None:
+        config = load_config(str(resume / "config.toml"))
+    seed, pre, train_cfg = config["train"]["seed"], config["preprocess"], config["train"]
+    keras.utils.set_random_seed(seed)
+    fit_set, val_set, test_set, transform = prepare_data(config)
+    x_fit, y_fit = to_examples(fit_set, pre)
+    x_val, y_val = to_examples(val_set, pre)
+    num_classes = len(fit_set.class_names)
+    batch_size = config["sampler"]["batch_size"]
+    steps_per_epoch = math.ceil(len(y_fit) / batch_size)
+
+    strategy = make_strategy(train_cfg["strategy"])
+    with strategy.scope():
+        model = build_window_model(config, x_fit.shape[1:], num_classes, transform)
+        model.compile(
+            optimizer=make_optimizer(config["optimizer"], steps_per_epoch, train_cfg["epochs"]),
+            loss=make_loss(config["loss"], y_fit, num_classes),
+            metrics=["accuracy", MacroF1(num_classes), BalancedAccuracy(num_classes)],
+            steps_per_execution=train_cfg["steps_per_execution"],
+        )
+    try:
+        dataset = make_train_dataset(
+            x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=seed,
+            target=config["sampler"]["target"],
+        )
+    except ValueError as e:
+        raise InputError(f"[sampler]: {e}") from None
+    partial = resume or export.start_run(output_dir, config["experiment"]["name"], config)
+    verbose = train_cfg["verbose"]
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    started = time.perf_counter()
+    fitted = model.fit(
+        dataset,
+        epochs=train_cfg["epochs"],
+        validation_data=make_eval_dataset(x_val, y_val, batch_size=batch_size),
+        callbacks=[*make_callbacks(config, partial, resume is not None), *callbacks],
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - started
+    best = partial / "backup" / "best.weights.h5"
+    if best.exists():
+        model.load_weights(str(best))
+
+    if pre["window"]:
+        model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
+                                    pre["stride"] or pre["window"])
+    logits = model.predict(make_eval_dataset(test_set.x, batch_size=batch_size), verbose=0)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    history = pd.read_csv(partial / "history.csv").to_dict(orient="list")
+    metrics = evaluation.report(test_set.y, probabilities, fit_set.class_names)
+    metrics["train_seconds"] = train_seconds
+    metrics["train_samples_per_second"] = len(fitted.epoch) * steps_per_epoch * batch_size / train_seconds
+    metrics["epochs"] = len(history.get("epoch", []))
+
+    model.save(partial / "model.keras")
+    export.export_serving(model, partial / "serving", fit_set.class_names)
+    export.write_json(partial / "metrics.json", metrics)
+    plots.plot_history(history, partial / "plots" / "training_curves.png")
+    plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), fit_set.class_names,
+                                partial / "plots" / "confusion_matrix.png")
+    export.remove_backup(partial)
+    directory = export.finalize(partial)
+    return Run(directory=directory, config=config, metrics=metrics, history=history, model=model)

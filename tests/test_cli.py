@@ -1,0 +1,60 @@
+"""End to end through `python -m kseq.experiments.run`, as a user types it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TINY_ECG
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "kseq.experiments.run", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def test_list_names_the_experiments():
+    done = run_cli("--list")
+    assert done.returncode == 0
+    assert "ecg_cnn" in done.stdout.split()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no_such_experiment"], "unknown experiment 'no_such_experiment'"),
+        (["ecg_cnn", "--set", "train.epochz=1"], "unknown key train.epochz"),
+        (["ecg_cnn", "--data", "missing.csv"], "missing.csv"),
+        (["ecg_cnn", "--set", "data.scale=2.0"], "data.scale"),
+        (["ecg_cnn", "--set", "sampler.kind=magic", "--set", "data.scale=0.01"], "magic"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run_folder(args, message, tmp_path):
+    done = run_cli(*args, "--output-dir", str(tmp_path / "out"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[-2000:]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("metrics.json"))
+
+
+@pytest.mark.slow
+def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path):
+    """Train on the real Kaggle-format fixture rows plus synthetic minority beats written as CSV."""
+    from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
+
+    train, test = make_heartbeats(scale=0.01, seed=3)
+    write_heartbeat_csv(train, tmp_path / "train.csv")
+    write_heartbeat_csv(test, tmp_path / "test.csv")
+    out = tmp_path / "out"
+    tiny = [a for s in TINY_ECG if not s.startswith("data.scale") for a in ("--set", s)]
+    done = run_cli("ecg_cnn", "--data", str(tmp_path / "train.csv"), "--test-data", str(tmp_path / "test.csv"),
+                   "--output-dir", str(out), "--seed", "1", *tiny)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "macro_f1=" in done.stdout and "accuracy=" in done.stdout
+    (run_dir,) = (out / "ecg_cnn").iterdir()
+    assert f"run folder: {run_dir}" in done.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert sum(v["support"] for v in metrics["per_class"].values()) == len(test)
+    assert "seed = 1" in (run_dir / "config.toml").read_text()

@@ -1,0 +1,56 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from kseq import export
+
+
+def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_path):
+    x = np.random.default_rng(1).random((16, 187, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        serve = tf.saved_model.load({str(tiny_run.directory / "serving")!r}).signatures["serving_default"]
+        out = serve(sequence=tf.constant(np.load({str(tmp_path / "x.npy")!r})))
+        np.save({str(tmp_path / "p.npy")!r}, out["probabilities"].numpy())
+        np.save({str(tmp_path / "c.npy")!r}, out["class_id"].numpy())
+        print([n.decode() for n in out["class_name"].numpy()[:3]])
+        assert "keras" not in sys.modules and "kseq" not in sys.modules, "serving must need TensorFlow only"
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = tiny_run.model.predict(x, verbose=0)
+    expected = np.exp(expected - expected.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    probabilities = np.load(tmp_path / "p.npy")
+    assert np.abs(probabilities - expected).max() <= 1e-5
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected.argmax(-1))
+    names = (tiny_run.directory / "serving" / "assets" / "class_names.txt").read_text().split()
+    assert names == ["N", "S", "V", "F", "Q"]
+
+
+def test_finalize_never_replaces_an_existing_run(tmp_path):
+    partial = tmp_path / "exp" / ".partial-r1"
+    partial.mkdir(parents=True)
+    (tmp_path / "exp" / "r1").mkdir()
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        export.finalize(partial)
+    assert partial.exists()
+
+
+def test_start_run_writes_config_and_latest_partial_finds_it(tmp_path, tiny_config):
+    partial = export.start_run(tmp_path, "ecg_cnn", tiny_config)
+    assert partial.name.startswith(".partial-")
+    assert (partial / "config.toml").read_text().startswith("[experiment]")
+    assert export.latest_partial(tmp_path, "ecg_cnn") == partial
+    assert export.finalize(partial).name == partial.name.removeprefix(".partial-")
+    assert export.latest_partial(tmp_path, "ecg_cnn") is None
+
+
+def test_write_text_leaves_no_temporary_file(tmp_path):
+    export.write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": [1, 2]})
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    assert (tmp_path / "m.json").read_text().startswith('{\n  "a": 0.5')

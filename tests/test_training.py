@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from kseq.config import load_config
+from kseq.errors import InputError
+from kseq.training import train
+from tests.conftest import TINY_ECG
+
+ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots"}
+
+
+def test_run_folder_holds_every_artifact(tiny_run):
+    names = {p.name for p in tiny_run.directory.iterdir()}
+    assert names == ARTIFACTS
+    assert {p.name for p in (tiny_run.directory / "plots").iterdir()} == {"training_curves.png", "confusion_matrix.png"}
+    assert not list(tiny_run.directory.parent.glob(".partial-*"))
+    metrics = json.loads((tiny_run.directory / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "balanced_accuracy", "per_class", "confusion_matrix"):
+        assert key in metrics
+    assert set(metrics["per_class"]) == {"N", "S", "V", "F", "Q"}
+    assert 0.0 <= metrics["macro_f1"] <= 1.0
+    assert metrics["train_samples_per_second"] > 0
+    assert "val_macro_f1" in tiny_run.history
+
+
+def test_saved_model_reloads_without_custom_objects(tiny_run):
+    import kseq  # noqa: F401  (registers kseq's serialisables)
+
+    reloaded = keras.saving.load_model(tiny_run.directory / "model.keras")
+    x = np.random.default_rng(0).random((4, 187, 1), dtype=np.float32)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), tiny_run.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_same_seed_same_metrics_and_new_folder(tiny_run, tmp_path):
+    again = train(load_config("ecg_cnn", TINY_ECG), tiny_run.directory.parent.parent)
+    assert again.directory != tiny_run.directory
+    assert again.directory.parent == tiny_run.directory.parent
+    assert again.metrics["confusion_matrix"] == tiny_run.metrics["confusion_matrix"]
+    assert again.metrics["macro_f1"] == tiny_run.metrics["macro_f1"]
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_from_its_backup(tmp_path):
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5"])
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, callbacks=[_Interrupt()])
+    (partial,) = (tmp_path / "ecg_cnn").glob(".partial-*")
+    assert (partial / "backup").is_dir()
+    run = train(config, tmp_path, resume=partial)
+    assert not partial.exists()
+    assert run.history["epoch"] == [0, 1]
+    assert run.metrics["epochs"] == 2
+
+
+@pytest.mark.parametrize("sampler", ["none", "class_weight"])
+def test_alternative_samplers_train(sampler, tmp_path):
+    config = load_config("ecg_cnn", [*TINY_ECG, f"sampler.kind={sampler}"])
+    run = train(config, tmp_path)
+    assert run.metrics["confusion_matrix"] and run.config["sampler"]["kind"] == sampler
+
+
+def test_bad_model_argument_is_an_input_error_and_leaves_no_folder(tmp_path):
+    config = load_config("ecg_cnn", [*TINY_ECG, "model.nonsense=3"])
+    with pytest.raises(InputError, match=r"\[model\].*nonsense"):
+        train(config, tmp_path)
+    assert not (tmp_path / "ecg_cnn").exists()
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from kseq.config import load_config
+        from kseq.training import train
+        config = load_config("ecg_cnn", {TINY_ECG!r} + ["train.strategy=mirrored"])
+        run = train(config, {str(tmp_path)!r})
+        print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, run.metrics["epochs"])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "replicas 2 1" in out.stdout
