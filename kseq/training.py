@@ -107,7 +107,8 @@ def make_optimizer(opt: dict, steps_per_epoch: int, epochs: int) -> keras.optimi
     rate = opt["learning_rate"]
     if opt["schedule"] == "cosine":
         total = steps_per_epoch * epochs
-        rate = WarmupCosineDecay(peak_learning_rate=rate, warmup_steps=max(1, total // 20), decay_steps=total)
+        warmup = max(1, total // 20)
+        rate = WarmupCosineDecay(peak_learning_rate=rate, warmup_steps=warmup, decay_steps=total - warmup)
     elif opt["schedule"] != "constant":
         raise InputError(f"optimizer.schedule: expected 'constant' or 'cosine'; got {opt['schedule']!r}")
     return keras.optimizers.AdamW(learning_rate=rate, weight_decay=opt["weight_decay"])
@@ -192,6 +193,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         epochs=train_cfg["epochs"],
         validation_data=make_eval_dataset(x_val, y_val, batch_size=batch_size),
         callbacks=[*make_callbacks(config, partial, resume is not None), *callbacks],
+        shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - started

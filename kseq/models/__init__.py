@@ -1,6 +1,13 @@
 """Model builders, each registered by name: `build_model(name, input_shape, num_classes, **hp)`."""
 
 from kseq.models import cnn  # noqa: F401  (registers "cnn")
+from kseq.models import recurrent  # noqa: F401  (registers "rnn")
+from kseq.models import hybrid  # noqa: F401  (registers "hybrid")
+from kseq.models import attention  # noqa: F401  (registers "attention")
+from kseq.models import fcn  # noqa: F401  (registers "fcn")
+from kseq.models import resnet  # noqa: F401  (registers "resnet")
+from kseq.models import inception_time  # noqa: F401  (registers "inception_time")
+from kseq.models import preprocessing  # noqa: F401  (registers the in-graph preprocessing layers)
 from kseq.models.registry import build_model, model_names, register_model
 
 __all__ = ["build_model", "model_names", "register_model"]

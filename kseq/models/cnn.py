@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from kseq.models.layers import kernel_regularizer
 from kseq.models.registry import register_model
 
 
@@ -18,11 +19,12 @@ def build_cnn(
     pool_size=2,
     dense_units=(128, 64),
     dropout=0.6,
+    l1=0.0,
     l2=1e-4,
     name="cnn",
 ) -> keras.Model:
-    """Conv1D x2 -> MaxPool -> Dense x2 (+dropout) -> Dense logits, L2 on every kernel."""
-    reg = keras.regularizers.L2(l2) if l2 else None
+    """Conv1D x2 -> MaxPool -> Dense x2 (+dropout) -> Dense logits, L1/L2 on every kernel."""
+    reg = kernel_regularizer(l1, l2)
     inputs = keras.Input(shape=input_shape, name="sequence")
     x = inputs
     for i, f in enumerate(filters):

@@ -1,0 +1,168 @@
+"""Callbacks that report class-balanced validation scores, and a warmup + cosine LR schedule.
+
+`ClassificationReport` writes its scores into the epoch `logs`, so callbacks placed after it
+in the list (`EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`, `CSVLogger`,
+`TensorBoard`) can monitor and record `val_macro_f1` and friends.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+from sklearn import metrics as skm
+
+from kseq.plots import plot_confusion_matrix
+
+
+def _predict(model, validation_data, batch_size):
+    """Labels and model outputs `(y_true, y_prob)` for `(x, y)` arrays or a finite dataset."""
+    if isinstance(validation_data, tf.data.Dataset):
+        # Predict batch by batch so labels stay aligned even if the dataset reshuffles.
+        y_true, y_prob = [], []
+        for batch in validation_data:
+            y_true.append(np.asarray(batch[1]).reshape(-1))
+            y_prob.append(model.predict_on_batch(batch[0]))
+        y_true, y_prob = np.concatenate(y_true), np.concatenate(y_prob)
+    else:
+        x, y = validation_data
+        y_true = np.asarray(y).reshape(-1)
+        y_prob = model.predict(x, batch_size=batch_size, verbose=0)
+    return y_true.astype(np.int64), y_prob
+
+
+class ClassificationReport(keras.callbacks.Callback):
+    """Adds `val_macro_f1`, `val_balanced_accuracy` and `val_recall_<class>` to each epoch's logs.
+
+    Scores come from scikit-learn on predictions for `validation_data` (`(x, y)` arrays or a
+    finite `tf.data.Dataset` of `(x, y)` batches). Place it before the callbacks that should
+    see them. Its keys overwrite same-named ones from `fit(validation_data=...)`.
+    """
+
+    def __init__(self, validation_data, class_names=None, batch_size: int = 256):
+        super().__init__()
+        self.validation_data = validation_data
+        self.class_names = list(class_names) if class_names is not None else None
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        y_true, y_prob = _predict(self.model, self.validation_data, self.batch_size)
+        y_pred = np.argmax(y_prob, axis=-1)
+        names = self.class_names or list(range(y_prob.shape[-1]))
+        recalls = skm.recall_score(
+            y_true, y_pred, labels=list(range(len(names))), average=None, zero_division=0
+        )
+        with warnings.catch_warnings():
+            # sklearn warns when predictions hold classes absent from y_true: common early on.
+            warnings.simplefilter("ignore", UserWarning)
+            balanced = skm.balanced_accuracy_score(y_true, y_pred)
+        logs["val_macro_f1"] = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+        logs["val_balanced_accuracy"] = float(balanced)
+        for name, recall in zip(names, recalls):
+            logs[f"val_recall_{name}"] = float(recall)
+
+
+class ConfusionMatrixLogger(keras.callbacks.Callback):
+    """Every `every` epochs, draws the validation confusion matrix to a PNG in `log_dir`.
+
+    Files are named `confusion_matrix_epoch_{epoch:03d}.png` (epochs counted from 1). With
+    `tensorboard=True` (needs the `tensorboard` package) the image also goes to a TensorBoard
+    event file in `log_dir`, at step `epoch` as Keras' `TensorBoard` callback counts.
+    """
+
+    def __init__(
+        self,
+        validation_data,
+        class_names,
+        log_dir,
+        every: int = 1,
+        tensorboard: bool = False,
+        batch_size: int = 256,
+    ):
+        super().__init__()
+        self.validation_data = validation_data
+        self.class_names = list(class_names)
+        self.log_dir = Path(log_dir)
+        self.every = every
+        self.tensorboard = tensorboard
+        self.batch_size = batch_size
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.tensorboard:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        y_true, y_prob = _predict(self.model, self.validation_data, self.batch_size)
+        cm = skm.confusion_matrix(y_true, np.argmax(y_prob, axis=-1), labels=list(range(len(self.class_names))))
+        path = plot_confusion_matrix(
+            cm,
+            self.class_names,
+            self.log_dir / f"confusion_matrix_epoch_{epoch + 1:03d}.png",
+            title=f"epoch {epoch + 1}",
+        )
+        if self._writer is not None:
+            image = tf.image.decode_png(path.read_bytes(), channels=4)
+            with self._writer.as_default():
+                tf.summary.image("confusion_matrix", image[None], step=epoch)
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from `initial_learning_rate` to `peak_learning_rate` over `warmup_steps`,
+    then cosine decay to `alpha * peak_learning_rate` over the next `decay_steps`, then flat.
+
+    The same curve as `keras.optimizers.schedules.CosineDecay` with `warmup_target`, named by
+    its peak, which is the number one tunes.
+    """
+
+    def __init__(
+        self,
+        peak_learning_rate: float,
+        warmup_steps: int,
+        decay_steps: int,
+        alpha: float = 0.0,
+        initial_learning_rate: float = 0.0,
+    ):
+        if warmup_steps < 0 or decay_steps <= 0:
+            raise ValueError(
+                f"need warmup_steps >= 0 and decay_steps > 0; got {warmup_steps}, {decay_steps}."
+            )
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.decay_steps = int(decay_steps)
+        self.alpha = float(alpha)
+        self.initial_learning_rate = float(initial_learning_rate)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = self.initial_learning_rate + (
+            self.peak_learning_rate - self.initial_learning_rate
+        ) * step / max(self.warmup_steps, 1)
+        progress = ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
+        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
+        decayed = self.peak_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+        return ops.where(step < self.warmup_steps, warmup, decayed)
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+            "initial_learning_rate": self.initial_learning_rate,
+        }

@@ -1,0 +1,268 @@
+"""Training and evaluation `tf.data` pipelines, with class-balanced samplers fast enough never to limit training.
+
+Every sampler plans batches of *indices* with vectorised stateless random ops and then gathers the
+features of a whole batch at once from an in-memory tensor, so no per-sample work happens in Python
+or in a per-element `map`. Each iteration of a returned dataset (one Keras epoch) draws afresh from a
+key stream `tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, so a seed reproduces
+the same sequence of epochs in any process (given the same global TF seed, if one is set).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+SAMPLERS = ("none", "rejection", "weighted", "oversample", "class_weight")
+
+# Rejection draws the indices of several batches per call, amortising the per-call overhead, from
+# this many times the expected number of candidates needed, so that one round nearly always
+# suffices; the cap bounds memory when a class is extremely rare.
+_BATCHES_PER_DRAW = 8
+_CANDIDATE_SLACK = 1.25
+_MAX_CANDIDATES = 1 << 20
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches in one epoch of `n` samples: `ceil(n / batch_size)`, as `num_samples=n` in PyTorch."""
+    return -(-int(n) // int(batch_size))
+
+
+def make_train_dataset(
+    x,
+    y,
+    *,
+    sampler: str = "rejection",
+    batch_size: int = 256,
+    seed: int = 0,
+    target="uniform",
+    weights=None,
+) -> tf.data.Dataset:
+    """A training dataset of `(x, y)` batches (`(x, y, sample_weight)` for `class_weight`).
+
+    Args:
+        x: float32 array `(N, T, F)`.
+        y: integer labels `(N,)` in `[0, C)`; `C = max(y) + 1`.
+        sampler: one of `SAMPLERS`:
+            - `"none"`: shuffle and batch.
+            - `"rejection"`: rejection resampling towards `target`; candidates drawn uniformly,
+              each kept with probability `(t_c / p_c) / max_k(t_k / p_k)` for its class `c`.
+            - `"weighted"`: `torch.utils.data.WeightedRandomSampler(weights, N, replacement=True)`:
+              draws with replacement in proportion to per-sample `weights` (default `t_c / n_c`).
+            - `"oversample"`: every class repeated (topped up at random without replacement) to
+              the majority count, shuffled; an epoch takes its batches from that pool.
+            - `"class_weight"`: shuffle and batch, adding sklearn's balanced class weight
+              `N / (C * n_c)` of each sample as a third element.
+        batch_size: samples per batch.
+        seed: seeds the whole sequence of epochs.
+        target: class distribution for `rejection` and `weighted`: `"uniform"` over the classes
+            present, `"sqrt"` (`t_c` proportional to `sqrt(n_c)`), or per-class probabilities.
+        weights: per-sample weights `(N,)`, only for `sampler="weighted"`.
+
+    Returns:
+        A dataset whose every iteration is one fresh epoch of `ceil(N / batch_size)` batches of
+        x float32 `(B, T, F)` and y int32 `(B,)`. Resampling samplers (`rejection`, `weighted`,
+        `oversample`) yield full batches only; `none` and `class_weight` visit each sample once
+        per epoch, so their last batch may be partial.
+    """
+    x, y = _check_arrays(x, y)
+    if y.min() < 0:
+        raise ValueError(f"training labels must be >= 0; got {y.min()}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if weights is not None and sampler != "weighted":
+        raise ValueError(f"weights are only used by sampler='weighted', not {sampler!r}")
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}")
+    counts = np.bincount(y)
+    steps = steps_per_epoch(len(y), batch_size)
+    if sampler == "rejection":
+        accept = _acceptance(_target_distribution(target, counts), counts)[y]
+        indices = _rejection_batches(seed, accept, batch_size, steps)
+    elif sampler == "weighted":
+        if weights is None:
+            weights = (_target_distribution(target, counts) / np.maximum(counts, 1))[y]
+        indices = _keys(seed, steps).map(_weighted_draw(weights, len(y), batch_size), num_parallel_calls=AUTOTUNE)
+    elif sampler == "oversample":
+        full = steps * batch_size
+        indices = _epoch_batches(seed, _oversample_plan(y, counts, full), full, batch_size, steps)
+    else:
+        indices = _epoch_batches(seed, _permutation_plan(len(y)), len(y), batch_size, steps)
+    sample_weight = _balanced_weights(y, counts) if sampler == "class_weight" else None
+    return indices.map(_gather(x, y, sample_weight), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def make_eval_dataset(x, y=None, batch_size: int = 256) -> tf.data.Dataset:
+    """Ordered batches of `x` (or of `(x, y)`), every sample once, no shuffling."""
+    x, y = (_check_x(x), None) if y is None else _check_arrays(x, y)
+    batch_size = int(batch_size)
+    tensors = _on_cpu(x if y is None else (x, y.astype(np.int32)))
+    starts = tf.data.Dataset.range(0, len(x), int(batch_size))
+    batches = starts.map(lambda s: tf.nest.map_structure(lambda t: t[s : s + batch_size], tensors))
+    return batches.prefetch(AUTOTUNE)
+
+
+def _check_x(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"x must be (N, T, F); got shape {x.shape}")
+    return x
+
+
+def _check_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """float32 `(N, T, F)` features and int64 labels, one per sequence."""
+    x = _check_x(x)
+    y = np.asarray(y)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be integer labels of shape ({len(x)},); got {y.dtype} {y.shape}")
+    if len(y) == 0:
+        raise ValueError("cannot build a dataset from zero sequences")
+    return x, y.astype(np.int64)
+
+
+def _target_distribution(target, counts: np.ndarray) -> np.ndarray:
+    """Per-class target probabilities `t` from a name or a list, normalised to sum to one."""
+    present = counts > 0
+    if isinstance(target, str):
+        if target == "uniform":
+            t = present.astype(np.float64)
+        elif target == "sqrt":
+            t = np.sqrt(counts, dtype=np.float64)
+        else:
+            raise ValueError(f"unknown target {target!r}; use 'uniform', 'sqrt' or per-class probabilities")
+    else:
+        t = np.asarray(target, dtype=np.float64)
+        if t.shape != counts.shape:
+            raise ValueError(f"target has {t.size} entries but y has {counts.size} classes (labels 0..{counts.size - 1})")
+        if not np.all(np.isfinite(t)) or np.any(t < 0) or t.sum() == 0:
+            raise ValueError(f"target probabilities must be finite, non-negative and not all zero; got {t.tolist()}")
+        if np.any(t[~present] > 0):
+            raise ValueError(f"target gives weight to classes absent from y: {np.flatnonzero(~present & (t > 0)).tolist()}")
+    return t / t.sum()
+
+
+def _acceptance(t: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-class acceptance probability `(t_c / p_c) / max_k(t_k / p_k)`; 0 for absent classes."""
+    ratio = np.divide(t, counts / counts.sum(), out=np.zeros_like(t), where=counts > 0)
+    return (ratio / ratio.max()).astype(np.float32)
+
+
+def _balanced_weights(y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """sklearn's `compute_class_weight("balanced")`, `N / (C * n_c)`, looked up per sample."""
+    per_class = len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1))
+    return per_class[y].astype(np.float32)
+
+
+def _on_cpu(structure):
+    """Tensors held in host memory, where tf.data gathers from them."""
+    with tf.device("/cpu:0"):
+        return tf.nest.map_structure(tf.convert_to_tensor, structure)
+
+
+def _keys(seed: int, count: int) -> tf.data.Dataset:
+    """`count` int64 random keys, fresh on each iteration of the dataset, the same for a seed."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
+
+
+def _seeds(key, n: int, salt=0):
+    """`n` independent stateless seeds (shape `(2,)`) from one key (and a salt, e.g. a round)."""
+    seed = tf.stack([key, tf.cast(salt, tf.int64)])
+    return tf.unstack(tf.random.experimental.stateless_split(seed, n))
+
+
+def _rejection_batches(seed: int, accept: np.ndarray, batch_size: int, steps: int) -> tf.data.Dataset:
+    """`steps` batches of indices, drawn `_BATCHES_PER_DRAW` batches at a time."""
+    group = min(_BATCHES_PER_DRAW, steps)
+    draws = _keys(seed, -(-steps // group)).map(_rejection_draw(accept, batch_size, group), num_parallel_calls=AUTOTUNE)
+    return draws.unbatch().take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def _rejection_draw(accept: np.ndarray, batch_size: int, batches: int):
+    """key -> `(batches, batch_size)` indices: uniform candidates, kept with probability `accept[index]`."""
+    n, size = len(accept), batches * batch_size
+    candidates = min(_MAX_CANDIDATES, math.ceil(_CANDIDATE_SLACK * size / accept.mean()))
+    accept = _on_cpu(accept)
+
+    def draw(key):
+        def draw_round(round_, kept):
+            index_seed, coin_seed = _seeds(key, 2, salt=round_)
+            index = tf.random.stateless_uniform([candidates], index_seed, 0, n, dtype=tf.int32)  # cheaper than int64
+            coin = tf.random.stateless_uniform([candidates], coin_seed)
+            return round_ + 1, tf.concat([kept, index[coin < tf.gather(accept, index)]], 0)
+
+        _, kept = tf.while_loop(
+            lambda round_, kept: tf.size(kept) < size,
+            draw_round,
+            (tf.constant(0, tf.int64), tf.zeros([0], tf.int32)),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])),
+        )
+        return tf.reshape(kept[:size], [batches, batch_size])
+
+    return draw
+
+
+def _weighted_draw(weights, n: int, batch_size: int):
+    """key -> `batch_size` indices drawn with replacement in proportion to `weights`."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() == 0:
+        raise ValueError(f"weights must be {n} finite non-negative numbers, not all zero; got shape {weights.shape}")
+    cdf = _on_cpu(np.cumsum(weights))
+
+    def draw(key):
+        u = tf.random.stateless_uniform([batch_size], _seeds(key, 1)[0], 0, cdf[-1], dtype=tf.float64)
+        return tf.minimum(tf.searchsorted(cdf, u, side="right", out_type=tf.int64), n - 1)
+
+    return draw
+
+
+def _permutation_plan(n: int):
+    """key -> a uniformly random permutation of `0..n-1`."""
+    return lambda key: tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), _seeds(key, 1)[0])
+
+
+def _oversample_plan(y: np.ndarray, counts: np.ndarray, used: int):
+    """key -> the shuffled pool in which every class appears exactly `max(counts)` times.
+
+    Each class contributes `max // n_c` full copies of itself plus `max % n_c` of its members
+    chosen at random without replacement. When classes are already balanced the pool can be
+    shorter than the `used` draws of full batches; it is then repeated to fill them.
+    """
+    majority = counts.max()
+    repeats = np.where(counts > 0, majority // np.maximum(counts, 1), 0)
+    copies = _on_cpu(np.repeat(np.arange(len(y)), repeats[y]))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    topup_at = _on_cpu(np.concatenate([s + np.arange(majority % c) for s, c in zip(starts, counts) if c > 0]))
+    labels = _on_cpu(y)
+    pool_repeats = -(-used // (majority * np.count_nonzero(counts)))
+
+    def plan(key):
+        shuffle_seed, pool_seed = _seeds(key, 2)
+        shuffled = tf.random.experimental.stateless_shuffle(tf.range(len(y), dtype=tf.int64), shuffle_seed)
+        by_class = tf.gather(shuffled, tf.argsort(tf.gather(labels, shuffled), stable=True))
+        pool = tf.concat([copies, tf.gather(by_class, topup_at)], 0)
+        return tf.tile(tf.random.experimental.stateless_shuffle(pool, pool_seed), [pool_repeats])
+
+    return plan
+
+
+def _epoch_batches(seed: int, plan, used: int, batch_size: int, steps: int) -> tf.data.Dataset:
+    """Batches of indices cut from the first `used` entries of `plan(key)`, one new key per epoch."""
+
+    def batches(order):
+        starts = tf.data.Dataset.range(0, used, batch_size)
+        return starts.map(lambda s: order[s : tf.minimum(s + batch_size, used)])
+
+    indices = _keys(seed, 1).map(plan).flat_map(batches).apply(tf.data.experimental.assert_cardinality(steps))
+    if used % batch_size == 0:  # all batches full: say so in the element spec
+        indices = indices.map(lambda index: tf.ensure_shape(index, [batch_size]))
+    return indices
+
+
+def _gather(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
+    """indices -> the batch `(x, y)` or `(x, y, sample_weight)`, gathered in one op per tensor."""
+    tensors = _on_cpu((x, y.astype(np.int32)) if sample_weight is None else (x, y.astype(np.int32), sample_weight))
+    return lambda index: tuple(tf.gather(t, index) for t in tensors)

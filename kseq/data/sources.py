@@ -1,0 +1,379 @@
+"""Loaders for the real file formats, each returning a `SequenceSet` (or a train/test pair).
+
+Every problem with a file raises `kseq.errors.InputError` naming the file, the line (1-based, as an
+editor shows it) or field, and what was expected. The happy paths are vectorised; the slower
+line-by-line scans run only to explain a file that failed to parse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kseq.data.sequence_set import SequenceSet
+from kseq.errors import InputError
+
+HEARTBEAT_CLASSES = ("N", "S", "V", "F", "Q")
+HEARTBEAT_SAMPLES = 187
+PAIN_CLASSES = ("no_pain", "low_pain", "high_pain")
+PAIN_STEPS = 160
+PAIN_LIMB_COLUMNS = ("n_legs", "n_hands", "n_eyes")
+PAIN_FEATURE_COLUMNS = (
+    tuple(f"pain_survey_{i}" for i in range(1, 5))
+    + PAIN_LIMB_COLUMNS
+    + tuple(f"joint_{i:02d}" for i in range(31))
+)
+
+# Cell texts read as NaN in heartbeat files: empty cells and the `nan` that NumPy writes.
+_NA_TEXTS = ("", "nan", "NaN")
+_SHOWN = 5  # how many offending items an error message lists
+_CHUNK_ROWS = 8192  # heartbeat rows parsed at a time: ~6 MB of float32, fast and lean
+
+
+def _existing_file(path) -> Path:
+    """`path` as a Path, or InputError when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    return path
+
+
+def _first(items) -> str:
+    """The first few `items`, comma-separated, with a count of the rest."""
+    items = list(items)
+    shown = ", ".join(str(i) for i in items[:_SHOWN])
+    return shown + (f" (and {len(items) - _SHOWN} more)" if len(items) > _SHOWN else "")
+
+
+def _cell(value) -> str:
+    """A cell's value for an error message: strings quoted, numbers as they print."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _index_of(names, values) -> np.ndarray:
+    """The position in `names` of each of `values` (all known to be in `names`)."""
+    names = np.asarray(names)
+    sorter = np.argsort(names)
+    return sorter[np.searchsorted(names, values, sorter=sorter)]
+
+
+def signal_lengths(x: np.ndarray) -> np.ndarray:
+    """Per row of `x` (N, T) or (N, T, F): the index of the last nonzero sample + 1 (0 if none).
+
+    Zero-padded tails are not signal; NaN (a gap still to fill) counts as signal.
+    """
+    nonzero = (x != 0).reshape(len(x), x.shape[1], -1).any(axis=2)
+    last = x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return np.where(nonzero.any(axis=1), last, 0).astype(np.int64)
+
+
+# --- Heartbeat CSV (Kaggle MIT-BIH / PTBDB) -------------------------------------------------
+
+
+def load_heartbeat_csv(path, class_names=HEARTBEAT_CLASSES) -> SequenceSet:
+    """Load a Kaggle MIT-BIH or PTBDB heartbeat file: no header, 187 samples then the label.
+
+    Returns x (N, 187, 1) float32, integer labels into `class_names` (use
+    `("normal", "abnormal")` for PTBDB) and `lengths`, the zero-padded tail cut off. `nan` cells
+    read as NaN (gaps to fill later).
+    """
+    path = _existing_file(path)
+    x, labels = _read_heartbeat_rows(path)
+    y = _heartbeat_labels(path, labels, class_names)
+    return SequenceSet(x[:, :, None], y, tuple(class_names), lengths=signal_lengths(x))
+
+
+def _read_heartbeat_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Samples (N, 187) and labels (N,) as float32, checking every line has 188 values.
+
+    pandas' C parser reads straight to float32 in chunks of rows, so a 400 MB file loads in a
+    few seconds holding about twice its float32 size, not the many copies of a one-shot read.
+    """
+    columns = HEARTBEAT_SAMPLES + 1
+    samples, labels = [], []
+    try:
+        with pd.read_csv(path, chunksize=_CHUNK_ROWS, header=None, engine="c", dtype=np.float32,
+                         skip_blank_lines=False, keep_default_na=False, na_values=list(_NA_TEXTS)) as chunks:
+            for chunk in chunks:
+                values = chunk.to_numpy()
+                samples.append(values[:, :HEARTBEAT_SAMPLES])
+                labels.append(values[:, -1])
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file; expected lines of {columns} comma-separated values") from None
+    except pd.errors.ParserError as err:
+        raise _field_count_error(path, columns, err) from None
+    except ValueError as err:  # a cell that is not a number (UnicodeDecodeError included)
+        raise _non_numeric_error(path, err) from None
+    labels = np.concatenate(labels)
+    if values.shape[1] != columns or np.isnan(labels).any():  # short lines read as NaN-filled rows
+        error = _field_count_error(path, columns)
+        if error is not None:
+            raise error
+    return np.concatenate(samples), labels
+
+
+def _heartbeat_labels(path: Path, labels: np.ndarray, class_names) -> np.ndarray:
+    """The label column as ints, or InputError naming the first line that is not a class index."""
+    valid = np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < len(class_names))
+    if not valid.all():
+        row = int(np.flatnonzero(~valid)[0])
+        raise InputError(
+            f"{path} line {row + 1}: label {labels[row].item()} is not a class index; "
+            f"expected a whole number in 0..{len(class_names) - 1} for {tuple(class_names)}"
+        )
+    return labels.astype(np.int64)
+
+
+def _field_count_error(path: Path, expected: int, cause=None) -> InputError | None:
+    """InputError for the first line without `expected` fields; None if every line has them."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            found = line.count(",") + 1 if line.strip() else 0
+            if found != expected:
+                return InputError(f"{path} line {number}: found {found} values, expected {expected}")
+    return None if cause is None else InputError(f"{path}: could not parse: {cause}")
+
+
+def _non_numeric_error(path: Path, cause: Exception) -> InputError:
+    """InputError naming the line and column of the first cell that is not a number."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            for column, cell in enumerate(line.rstrip("\r\n").split(","), start=1):
+                if not _is_number(cell):
+                    return InputError(f"{path} line {number}, column {column}: {cell!r} is not a number")
+    return InputError(f"{path}: could not parse: {cause}")
+
+
+def _is_number(cell: str) -> bool:
+    """Whether pandas reads `cell` as a float (or as NaN) in a heartbeat file."""
+    if cell.strip() in _NA_TEXTS:
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+# --- NumPy .npz ------------------------------------------------------------------------------
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
+    """Load `x_train, y_train, x_test, y_test` (and optional `class_names`) from an .npz file.
+
+    x is (N, T) or (N, T, F) and may hold NaN (gaps are filled later). Labels are ints indexing
+    `class_names` (default `"0".."K"`), or strings: class names are then `class_names` in its
+    order, or the sorted distinct labels of both splits.
+    """
+    path = _existing_file(path)
+    arrays = _read_npz(path)
+    x_train, x_test = (_npz_x(path, arrays, key) for key in ("x_train", "x_test"))
+    for axis, what in ((1, "time steps (T)"), (2, "features (F)")):
+        if x_train.shape[axis] != x_test.shape[axis]:
+            raise InputError(f"{path}: x_train has {x_train.shape[axis]} {what} but x_test has {x_test.shape[axis]}")
+    for x_key, y_key, x in (("x_train", "y_train", x_train), ("x_test", "y_test", x_test)):
+        if arrays[y_key].shape != (len(x),):
+            raise InputError(f"{path}: {x_key} has {len(x)} rows but {y_key} has shape {arrays[y_key].shape}")
+    given = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else None
+    class_names, y_train, y_test = _npz_labels(path, arrays["y_train"], arrays["y_test"], given)
+    return SequenceSet(x_train, y_train, class_names), SequenceSet(x_test, y_test, class_names)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of the .npz at `path`, checking the four required keys are there."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except ValueError as err:  # not a zip, or an object array that needs pickle
+        raise InputError(f"{path}: not a readable .npz of plain arrays ({err})") from None
+    missing = [key for key in _NPZ_KEYS if key not in arrays]
+    if missing:
+        raise InputError(f"{path}: missing arrays {', '.join(missing)}; found {', '.join(sorted(arrays)) or 'none'}")
+    return arrays
+
+
+def _npz_x(path: Path, arrays: dict, key: str) -> np.ndarray:
+    """`arrays[key]` as float32 (N, T, F), rejecting other ranks, non-numbers and infinities."""
+    x = arrays[key]
+    if x.ndim not in (2, 3) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise InputError(f"{path}: {key} must be a numeric (N, T) or (N, T, F) array; got {x.dtype} {x.shape}")
+    x = x.astype(np.float32, copy=False).reshape(*x.shape[:2], -1)
+    infinite = np.isinf(x).any(axis=(1, 2))
+    if infinite.any():
+        raise InputError(f"{path}: {key} has infinite values in rows {_first(np.flatnonzero(infinite))}; "
+                         "expected finite numbers or NaN")
+    return x
+
+
+def _npz_labels(path: Path, y_train, y_test, given):
+    """`(class_names, y_train, y_test)` with the labels as ints into `class_names`."""
+    if y_train.dtype.kind in "US" or y_test.dtype.kind in "US":
+        names = given or tuple(sorted(set(y_train.astype(str)) | set(y_test.astype(str))))
+        return names, _string_labels(path, "y_train", y_train, names), _string_labels(path, "y_test", y_test, names)
+    ints = {key: _int_labels(path, key, y) for key, y in (("y_train", y_train), ("y_test", y_test))}
+    top = max((int(y.max()) for y in ints.values() if len(y)), default=0)
+    names = given or tuple(str(i) for i in range(top + 1))
+    for key, y in ints.items():
+        outside = np.flatnonzero(y >= len(names))
+        if len(outside):
+            raise InputError(f"{path}: {key} has labels outside 0..{len(names) - 1} ({names}) "
+                             f"at rows {_first(outside)}")
+    return names, ints["y_train"], ints["y_test"]
+
+
+def _string_labels(path: Path, key: str, y: np.ndarray, names) -> np.ndarray:
+    """String labels as indices into `names`; InputError for labels that are not class names."""
+    y = y.astype(str)
+    unknown = sorted(set(y.tolist()) - set(names))
+    if unknown:
+        raise InputError(f"{path}: {key} has labels {_first(map(repr, unknown))} not in class_names {names}")
+    return _index_of(names, y)
+
+
+def _int_labels(path: Path, key: str, y: np.ndarray) -> np.ndarray:
+    """Integer (or whole float) labels >= 0 as int64, else InputError naming the first bad row."""
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise InputError(f"{path}: {key} must hold integer or string labels; got dtype {y.dtype}")
+    bad = ~(np.isfinite(y) & (y == np.round(y)) & (y >= 0)) if y.dtype.kind == "f" else y < 0
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{path}: {key}[{row}] is {y[row].item()}; expected a class index >= 0")
+    return y.astype(np.int64)
+
+
+# --- Pain-level long-format CSV --------------------------------------------------------------
+
+
+def load_pain_csv(features_csv, labels_csv=None, class_names=PAIN_CLASSES) -> SequenceSet:
+    """Load the pain-level data: one row per time step, 160 steps per `sample_index`.
+
+    x is (N, 160, 38) float32 with every column after `sample_index` and `time` as a feature, in
+    file order. `n_legs`, `n_hands` and `n_eyes` are strings (`two`, `one+peg_leg`, ...) encoded
+    as 0.0 for "two" and 1.0 for anything else; preprocessing later merges them into `n_limbs`.
+    y comes from `labels_csv` (`sample_index,label` with class-name strings), or is -1 for all
+    samples when no labels file is given.
+    """
+    features_csv = _existing_file(features_csv)
+    features = _read_table(features_csv)
+    labels = None
+    if labels_csv is not None:
+        labels_csv = _existing_file(labels_csv)
+        labels = _read_table(labels_csv)
+    return parse_pain_frames(features, labels, class_names,
+                             features_source=str(features_csv), labels_source=str(labels_csv))
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A headed CSV as a DataFrame, InputError if it is empty."""
+    try:
+        return pd.read_csv(path, engine="c")
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file; expected a header line and rows") from None
+    except pd.errors.ParserError as err:
+        raise InputError(f"{path}: could not parse: {err}") from None
+
+
+def parse_pain_frames(features: pd.DataFrame, labels: pd.DataFrame | None = None,
+                      class_names=PAIN_CLASSES, *, features_source="features",
+                      labels_source="labels") -> SequenceSet:
+    """The pain-level `SequenceSet` from long-format frames as read from the CSV files.
+
+    Shared by `load_pain_csv` and the embedded generator, so both go through the same checks.
+    Line numbers in errors count the header as line 1, as in the files.
+    """
+    _require_columns(features, ("sample_index", "time", *PAIN_FEATURE_COLUMNS), features_source)
+    feature_names = tuple(c for c in features.columns if c not in ("sample_index", "time"))
+    values = np.column_stack([_pain_column(features, name, features_source) for name in feature_names])
+    samples = _whole_column(features, "sample_index", features_source)
+    times = _whole_column(features, "time", features_source)
+    order = np.argsort(samples, kind="stable")
+    sample_ids = _check_steps(samples[order], times[order], features_source)
+    x = values[order].reshape(len(sample_ids), PAIN_STEPS, len(feature_names))
+    if labels is None:
+        y = np.full(len(sample_ids), -1)
+    else:
+        y = _pain_labels(labels, sample_ids, tuple(class_names), labels_source, features_source)
+    return SequenceSet(x, y, tuple(class_names), feature_names=feature_names)
+
+
+def _require_columns(frame: pd.DataFrame, required, source: str) -> None:
+    """InputError naming the `required` columns that `frame` lacks."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"{source}: missing columns {_first(missing)}")
+
+
+def _pain_column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
+    """One feature column as float32: limb strings to 0/1, numbers as they are (NaN allowed)."""
+    column = frame[name]
+    if name in PAIN_LIMB_COLUMNS:
+        missing = np.flatnonzero(column.isna().to_numpy())
+        if len(missing):
+            raise InputError(f"{source} line {missing[0] + 2}, column {name}: empty; expected a string such as 'two'")
+        return (column.astype(str).str.strip() != "two").to_numpy(np.float32)
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float32)
+    text = np.flatnonzero(np.isnan(numbers) & column.notna().to_numpy())
+    if len(text):
+        row = text[0]
+        raise InputError(f"{source} line {row + 2}, column {name}: {_cell(column.iloc[row])} is not a number")
+    return numbers
+
+
+def _whole_column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
+    """An integer column (`sample_index`, `time`) as int64, naming the first line that is not."""
+    numbers = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
+    if len(bad):
+        row = bad[0]
+        raise InputError(f"{source} line {row + 2}, column {name}: {_cell(frame[name].iloc[row])} is not a whole number")
+    return numbers.astype(np.int64)
+
+
+def _check_steps(samples: np.ndarray, times: np.ndarray, source: str) -> np.ndarray:
+    """The sorted distinct sample ids, checking each has 160 strictly increasing time steps.
+
+    `samples` is sorted and `times` keeps each sample's file order.
+    """
+    ids, counts = np.unique(samples, return_counts=True)
+    wrong = counts != PAIN_STEPS
+    if wrong.any():
+        shown = _first(f"{i} ({c} steps)" for i, c in zip(ids[wrong], counts[wrong]))
+        raise InputError(f"{source}: expected {PAIN_STEPS} time steps per sample; sample_index {shown}")
+    same = samples[1:] == samples[:-1]
+    bad = np.flatnonzero(same & (times[1:] <= times[:-1]))
+    if len(bad):
+        i = bad[0]
+        problem = "is duplicated" if times[i + 1] == times[i] else f"comes after time {times[i]}"
+        raise InputError(f"{source}: sample_index {samples[i + 1]}: time {times[i + 1]} {problem}; "
+                         "expected strictly increasing time steps")
+    return ids
+
+
+def _pain_labels(labels: pd.DataFrame, sample_ids: np.ndarray, class_names, source: str,
+                 features_source: str) -> np.ndarray:
+    """Labels aligned to `sample_ids`, checking names and that both files cover the same samples."""
+    _require_columns(labels, ("sample_index", "label"), source)
+    ids = _whole_column(labels, "sample_index", source)
+    names = labels["label"].astype(str).str.strip().to_numpy()
+    unknown = np.flatnonzero(~np.isin(names, class_names))
+    if len(unknown):
+        row = unknown[0]
+        raise InputError(f"{source} line {row + 2}: label {_cell(labels['label'].iloc[row])} is not one of {class_names}")
+    duplicated = np.flatnonzero(pd.Series(ids).duplicated().to_numpy())
+    if len(duplicated):
+        row = duplicated[0]
+        raise InputError(f"{source} line {row + 2}: sample_index {ids[row]} is labelled twice")
+    unlabelled = np.setdiff1d(sample_ids, ids)
+    if len(unlabelled):
+        raise InputError(f"{source}: no label for sample_index {_first(unlabelled)} found in {features_source}")
+    featureless = np.setdiff1d(ids, sample_ids)
+    if len(featureless):
+        raise InputError(f"{source}: sample_index {_first(featureless)} labelled but not in {features_source}")
+    order = np.argsort(ids)
+    position = order[np.searchsorted(ids, sample_ids, sorter=order)]
+    return _index_of(class_names, names[position])
+

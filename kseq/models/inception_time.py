@@ -1,0 +1,92 @@
+"""InceptionTime: one network of the ensemble of Ismail Fawaz et al. (2020).
+
+Ismail Fawaz et al. (2020), "InceptionTime: finding AlexNet for time series classification".
+The paper averages five such networks trained from different initialisations; `kseq.ensemble`
+does that over saved runs, so this builds one.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kseq.models.layers import kernel_regularizer
+from kseq.models.registry import register_model
+
+
+def inception_module(x, *, filters, bottleneck_size, kernel_sizes, regularizer, name):
+    """Bottleneck -> a convolution per kernel size, plus max pool -> 1x1 conv; concat, BN, ReLU.
+
+    The bottleneck (a linear 1x1 convolution to `bottleneck_size` channels) is skipped when the
+    input has a single channel, as in the reference code. The output has the input's length and
+    `filters * (len(kernel_sizes) + 1)` channels.
+    """
+    branch_input = x
+    if bottleneck_size and x.shape[-1] > 1:
+        branch_input = keras.layers.Conv1D(bottleneck_size, 1, padding="same", use_bias=False,
+                                           kernel_regularizer=regularizer,
+                                           name=f"{name}_bottleneck")(x)
+    branches = [
+        keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
+                            kernel_regularizer=regularizer,
+                            name=f"{name}_conv{kernel_size}")(branch_input)
+        for kernel_size in kernel_sizes
+    ]
+    pooled = keras.layers.MaxPooling1D(3, strides=1, padding="same", name=f"{name}_maxpool")(x)
+    branches.append(keras.layers.Conv1D(filters, 1, padding="same", use_bias=False,
+                                        kernel_regularizer=regularizer,
+                                        name=f"{name}_maxpool_conv")(pooled))
+    x = keras.layers.Concatenate(name=f"{name}_concat")(branches)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+@register_model("inception_time")
+def build_inception_time(
+    input_shape,
+    num_classes,
+    *,
+    filters=32,
+    bottleneck_size=32,
+    kernel_sizes=(39, 19, 9),
+    depth=6,
+    residual_every=3,
+    dropout=0.0,
+    l1=0.0,
+    l2=0.0,
+    name="inception_time",
+) -> keras.Model:
+    """`depth` inception modules with a residual shortcut every `residual_every` -> GAP -> logits.
+
+    A shortcut (1x1 convolution + batch norm, as in the reference code) joins the input of every
+    run of `residual_every` modules to its output, followed by ReLU. Zero padding is treated as
+    data.
+
+    Args:
+        filters: filters of each branch (a module outputs 4x as many channels).
+        bottleneck_size: channels of the 1x1 bottleneck before the wide convolutions (0: none).
+        kernel_sizes: the parallel convolutions: the paper's 40/20/10 made odd, as PyTorch ports
+            such as tsai's do, so "same" padding is symmetric (the original Keras code uses
+            the even sizes).
+        depth: number of inception modules.
+        residual_every: modules per residual block (0: no shortcuts).
+        dropout: dropout on the pooled features (0 in the paper).
+        l1, l2: L1/L2 penalties on every kernel.
+    """
+    regularizer = kernel_regularizer(l1, l2)
+    inputs = keras.Input(shape=input_shape, name="sequence")
+    x = shortcut = inputs
+    for d in range(1, depth + 1):
+        x = inception_module(x, filters=filters, bottleneck_size=bottleneck_size,
+                             kernel_sizes=kernel_sizes, regularizer=regularizer,
+                             name=f"inception{d}")
+        if residual_every and d % residual_every == 0:
+            shortcut = keras.layers.Conv1D(x.shape[-1], 1, padding="same", use_bias=False,
+                                           kernel_regularizer=regularizer,
+                                           name=f"residual{d}_conv")(shortcut)
+            shortcut = keras.layers.BatchNormalization(name=f"residual{d}_bn")(shortcut)
+            x = keras.layers.Add(name=f"residual{d}_add")([x, shortcut])
+            x = shortcut = keras.layers.Activation("relu", name=f"residual{d}_relu")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)

@@ -1,0 +1,130 @@
+"""Layers and small building blocks shared by the model builders.
+
+The two layers are registered under the `kseq` package, so a `.keras` file that holds them loads
+with `keras.saving.load_model` once `kseq` is imported, with no `custom_objects`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def kernel_regularizer(l1=0.0, l2=0.0):
+    """The `L1L2(l1, l2)` penalty every builder puts on its kernels, or None when both are 0."""
+    return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+
+
+def conv_bn(x, filters, kernel_size, *, regularizer=None, activation="relu", name):
+    """Conv1D ("same" padding, no bias) -> BatchNormalization [-> activation].
+
+    The convolution block of Wang et al. (2017) and Ismail Fawaz et al. (2019); the bias is left out
+    because batch norm's offset takes its place. `activation=None` stops after batch norm, for the
+    last convolution of a residual block, whose activation comes after the shortcut is added.
+    """
+    x = keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
+                            kernel_regularizer=regularizer, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    if activation is not None:
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class AttentionPooling1D(keras.layers.Layer):
+    """Attention-weighted average over time: (batch, time, features) -> (batch, features).
+
+    Each step gets an additive (Bahdanau et al. 2015) score `v . tanh(W h_t + b)`, a softmax over
+    time turns the scores into weights, and the output is the weighted sum of the steps. This is
+    the pooling of Yang et al. (2016), "Hierarchical attention networks for document
+    classification", with its learned context vector `v`.
+
+    Masking: steps where the incoming Keras mask is False get weight exactly 0, so the values
+    held there never reach the output. The output carries no mask.
+
+    Args:
+        units: width of the hidden `tanh` layer that scores each step.
+        kernel_regularizer: regularizer for both kernels (`W` and `v`).
+    """
+
+    def __init__(self, units=64, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.supports_masking = True
+        self.hidden = keras.layers.Dense(units, activation="tanh",
+                                         kernel_regularizer=self.kernel_regularizer,
+                                         dtype=self.dtype_policy, name="hidden")
+        self.score = keras.layers.Dense(1, use_bias=False,
+                                        kernel_regularizer=self.kernel_regularizer,
+                                        dtype=self.dtype_policy, name="score")
+        self.softmax = keras.layers.Softmax(axis=1, dtype=self.dtype_policy, name="softmax")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.score.build((*input_shape[:-1], self.units))
+
+    def call(self, inputs, mask=None):
+        scores = self.score(self.hidden(inputs))  # (batch, time, 1)
+        if mask is not None:
+            mask = ops.expand_dims(mask, axis=-1)
+        weights = self.softmax(scores, mask=mask)  # 0 on masked steps
+        return ops.sum(weights * inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class PooledPaddingMask(keras.layers.Layer):
+    """Carry a zero-padded sequence's padding mask onto features pooled from it.
+
+    Called on `[features, sequence]`, where `features` (batch, time // pool_size, channels) was
+    computed from `sequence` (batch, time, features) by convolutions and "valid" max pooling with
+    a total factor `pool_size`. A raw step is padding when all its features equal `mask_value`,
+    as `keras.layers.Masking` decides; a pooled step is kept when any of the `pool_size` raw steps
+    it summarises is not padding. Pooled steps that are wholly padding are set to 0 and masked,
+    so a recurrent layer after this one skips them. Nested "valid" poolings by `p` then `q` cover
+    the same windows as one pooling by `p * q`, so one factor describes any stack of them.
+
+    Args:
+        pool_size: the total time downsampling between `sequence` and `features`.
+        mask_value: the padding value of `sequence`.
+    """
+
+    def __init__(self, pool_size, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.mask_value = mask_value
+        self.supports_masking = True
+
+    def _pooled_mask(self, sequence):
+        valid = ops.any(ops.not_equal(sequence, self.mask_value), axis=-1, keepdims=True)
+        if self.pool_size > 1:
+            valid = ops.max_pool(ops.cast(valid, "float32"), self.pool_size,
+                                 strides=self.pool_size, padding="valid")
+        return ops.squeeze(ops.cast(valid, "bool"), axis=-1)
+
+    def call(self, inputs):
+        features, sequence = inputs
+        keep = ops.expand_dims(self._pooled_mask(sequence), axis=-1)
+        return ops.where(keep, features, ops.zeros_like(features))
+
+    def compute_mask(self, inputs, mask=None):
+        return self._pooled_mask(inputs[1])
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "mask_value": self.mask_value}

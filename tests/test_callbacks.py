@@ -1,0 +1,190 @@
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from matplotlib.image import imread
+from sklearn import metrics as skm
+
+from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, WarmupCosineDecay
+from kseq.losses import FocalLoss
+from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
+from kseq.plots import plot_history
+
+HELPER = Path(__file__).with_name("helpers_existing_stack.py")
+NAMES = ["normal", "rare", "very_rare"]
+
+
+def tiny_data(n=64, seed=0):
+    """Imbalanced 3-class sequences (N, T=8, F=2) whose label leaks into the mean of feature 0."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.6, 0.3, 0.1])
+    x = rng.normal(size=(n, 8, 2)).astype("float32")
+    x[:, :, 0] += y[:, None]
+    return x, y
+
+
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((8, 2)),
+        keras.layers.Conv1D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(3),
+    ])
+
+
+def numpy_warmup_cosine(step, peak, warmup, decay, alpha, initial):
+    if step < warmup:
+        return initial + (peak - initial) * step / warmup
+    progress = min(step - warmup, decay) / decay
+    return peak * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * progress)) + alpha)
+
+
+@pytest.mark.parametrize("warmup, alpha, initial", [(10, 0.0, 0.0), (10, 0.1, 1e-4), (0, 0.05, 0.0)])
+def test_warmup_cosine_matches_formula_and_keras(warmup, alpha, initial):
+    schedule = WarmupCosineDecay(1e-3, warmup, 40, alpha=alpha, initial_learning_rate=initial)
+    steps = [0, 1, 5, 9, 10, 11, 25, 49, 50, 51, 200]
+    ours = [float(schedule(s)) for s in steps]
+    expected = [numpy_warmup_cosine(s, 1e-3, warmup, 40, alpha, initial) for s in steps]
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-10)
+    if warmup:
+        keras_schedule = keras.optimizers.schedules.CosineDecay(
+            initial, 40, alpha=alpha, warmup_target=1e-3, warmup_steps=warmup)
+        np.testing.assert_allclose(ours, [float(keras_schedule(s)) for s in steps], rtol=1e-5, atol=1e-10)
+
+
+def test_warmup_cosine_rejects_empty_decay():
+    with pytest.raises(ValueError, match="decay_steps > 0"):
+        WarmupCosineDecay(1e-3, 10, 0)
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_classification_report_puts_sklearn_scores_in_logs(as_dataset):
+    x, y = tiny_data(40, seed=1)
+    model = tiny_model()
+    # A dataset that reshuffles on every pass: scores must still pair each prediction with its label.
+    data = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(40, seed=0).batch(16)
+            if as_dataset else (x, y))
+    report = ClassificationReport(data, class_names=NAMES, batch_size=16)
+    report.set_model(model)
+    logs = {"loss": 1.0}
+    report.on_epoch_end(0, logs)
+    p = np.argmax(model.predict(x, verbose=0), axis=-1)
+    recalls = skm.recall_score(y, p, labels=[0, 1, 2], average=None, zero_division=0)
+    expected = {
+        "loss": 1.0,
+        "val_macro_f1": skm.f1_score(y, p, average="macro", zero_division=0),
+        "val_balanced_accuracy": skm.balanced_accuracy_score(y, p),
+        **{f"val_recall_{name}": r for name, r in zip(NAMES, recalls)},
+    }
+    assert logs.keys() == expected.keys()
+    for key, value in expected.items():
+        assert logs[key] == pytest.approx(value), key
+
+
+def test_classification_report_names_recalls_by_index_without_class_names():
+    x, y = tiny_data(16)
+    report = ClassificationReport((x, y))
+    report.set_model(tiny_model())
+    logs = {}
+    report.on_epoch_end(0, logs)
+    assert {"val_recall_0", "val_recall_1", "val_recall_2"} <= logs.keys()
+
+
+def test_confusion_matrix_logger_writes_png_and_tensorboard_image_every_n_epochs(tmp_path):
+    x, y = tiny_data(16)
+    logger = ConfusionMatrixLogger((x, y), NAMES, tmp_path / "cm", every=2, tensorboard=True)
+    logger.set_model(tiny_model())
+    logger.on_train_begin()
+    for epoch in range(4):
+        logger.on_epoch_end(epoch)
+    logger.on_train_end()
+    pngs = sorted(p.name for p in (tmp_path / "cm").glob("*.png"))
+    assert pngs == ["confusion_matrix_epoch_002.png", "confusion_matrix_epoch_004.png"]
+    assert imread(tmp_path / "cm" / pngs[0]).ndim == 3
+    (event_file,) = (tmp_path / "cm").glob("events.out.tfevents.*")
+    images = [(event.step, value.tag)
+              for event in tf.compat.v1.train.summary_iterator(str(event_file))
+              for value in event.summary.value]
+    assert images == [(1, "confusion_matrix"), (3, "confusion_matrix")]
+
+
+def test_plot_history_draws_every_quantity(tmp_path):
+    history = {"epoch": [0, 1], "loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "macro_f1": [0.2, 0.4]}
+    path = plot_history(history, tmp_path / "plots" / "curves.png")
+    assert imread(path).shape[1] == 1000  # two panels, 5 inches each at 100 dpi
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_history({"epoch": [0]}, tmp_path / "empty.png")
+
+
+def test_keras_file_restores_kseq_objects_without_custom_objects(tmp_path):
+    x, y = tiny_data(16)
+    model = tiny_model()
+    schedule = WarmupCosineDecay(1e-2, warmup_steps=2, decay_steps=10, alpha=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=FocalLoss(gamma=1.0, alpha=[0.2, 0.3, 0.5]),
+                  metrics=[MacroF1(3), BalancedAccuracy(3), ClassRecall(2)])
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.loss, FocalLoss) and loaded.loss.get_config() == model.loss.get_config()
+    restored_schedule = loaded.optimizer.get_config()["learning_rate"]
+    assert restored_schedule["registered_name"] == "kseq>WarmupCosineDecay"
+    assert restored_schedule["config"] == schedule.get_config()
+    assert int(loaded.optimizer.iterations) == 2
+    np.testing.assert_allclose(
+        float(loaded.optimizer.learning_rate), float(schedule(2)), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.evaluate(x, y, return_dict=True, verbose=0)["macro_f1"],
+        model.evaluate(x, y, return_dict=True, verbose=0)["macro_f1"])
+
+
+def test_existing_keras_stack_monitors_kseq_scores_and_reloads_in_fresh_process(tmp_path):
+    x, y = tiny_data(64)
+    x_val, y_val = tiny_data(32, seed=1)
+    model = tiny_model()
+    model.compile(optimizer="adam", loss=FocalLoss(alpha=[0.2, 0.3, 0.5]),
+                  metrics=[MacroF1(3), BalancedAccuracy(3)])
+    checkpoint = tmp_path / "best.keras"
+    history = model.fit(
+        x, y, epochs=2, batch_size=16, verbose=0,
+        callbacks=[
+            ClassificationReport((x_val, y_val), class_names=NAMES),
+            ConfusionMatrixLogger((x_val, y_val), NAMES, tmp_path / "cm", tensorboard=True),
+            # restore_best_weights leaves the in-process model at the checkpointed epoch.
+            keras.callbacks.EarlyStopping(monitor="val_macro_f1", mode="max", patience=5,
+                                          restore_best_weights=True),
+            keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_macro_f1", mode="max",
+                                            save_best_only=True),
+            keras.callbacks.CSVLogger(tmp_path / "history.csv"),
+            keras.callbacks.TensorBoard(tmp_path / "tb"),
+        ],
+    )
+    # The scores came from ClassificationReport alone: fit had no validation_data.
+    logged = pd.read_csv(tmp_path / "history.csv")
+    assert {"val_macro_f1", "val_balanced_accuracy", "val_recall_very_rare"} <= set(logged.columns)
+    np.testing.assert_allclose(logged["val_macro_f1"], history.history["val_macro_f1"], rtol=1e-6)
+    assert len(list((tmp_path / "cm").glob("*.png"))) == 2
+    assert list((tmp_path / "cm").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert checkpoint.exists()
+
+    np.save(tmp_path / "inputs.npy", x_val)
+    result = subprocess.run(
+        [sys.executable, str(HELPER), str(checkpoint), str(tmp_path / "inputs.npy"),
+         str(tmp_path / "outputs.npy")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loss: FocalLoss" in result.stdout
+    assert "balanced_accuracy" in result.stdout and "macro_f1" in result.stdout
+    fresh = np.load(tmp_path / "outputs.npy")
+    assert np.max(np.abs(fresh - model.predict(x_val, verbose=0))) <= 1e-5

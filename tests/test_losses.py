@@ -1,0 +1,147 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
+
+from kseq.losses import FocalLoss, SmoothedCrossentropy, balanced_class_weights, get_loss
+
+C = 5
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(32, C)).astype("float32")
+    labels = rng.integers(0, C, size=32)
+    return labels, logits
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("alpha", [0.25, [0.1, 0.2, 0.3, 0.4, 0.5]])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_focal_matches_keras_categorical_focal(batch, alpha, label_smoothing, from_logits):
+    labels, logits = batch
+    y_pred = logits if from_logits else softmax(logits)
+    ours = FocalLoss(gamma=2.0, alpha=alpha, label_smoothing=label_smoothing,
+                     from_logits=from_logits, reduction=None)
+    ref = keras.losses.CategoricalFocalCrossentropy(
+        alpha=alpha, gamma=2.0, label_smoothing=label_smoothing,
+        from_logits=from_logits, reduction=None)
+    np.testing.assert_allclose(ours(labels, y_pred), ref(np.eye(C)[labels], y_pred), atol=1e-6)
+
+
+def test_focal_without_focusing_is_sparse_crossentropy(batch):
+    labels, logits = batch
+    ref = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    np.testing.assert_allclose(FocalLoss(gamma=0.0)(labels, logits), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_smoothed_crossentropy_matches_keras_categorical(batch, from_logits):
+    labels, logits = batch
+    y_pred = logits if from_logits else softmax(logits)
+    ours = SmoothedCrossentropy(label_smoothing=0.2, from_logits=from_logits)
+    ref = keras.losses.CategoricalCrossentropy(label_smoothing=0.2, from_logits=from_logits)
+    np.testing.assert_allclose(ours(labels, y_pred), ref(np.eye(C)[labels], y_pred), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", [FocalLoss(), SmoothedCrossentropy()])
+def test_column_labels_equal_flat_labels(batch, loss):
+    labels, logits = batch
+    np.testing.assert_allclose(loss(labels[:, None], logits), loss(labels, logits), atol=1e-7)
+
+
+@pytest.mark.parametrize("cls", [FocalLoss, SmoothedCrossentropy])
+def test_class_weights_scale_by_true_class_and_combine_with_sample_weight(batch, cls):
+    labels, logits = batch
+    weights = np.array([1.0, 2.0, 0.5, 3.0, 0.0])
+    sample_weight = np.random.default_rng(1).uniform(size=len(labels))
+    per_sample = np.asarray(cls(reduction=None)(labels, logits))
+    weighted = cls(class_weights=weights.tolist())
+    np.testing.assert_allclose(
+        weighted(labels, logits, sample_weight=sample_weight),
+        np.mean(per_sample * weights[labels] * sample_weight),
+        rtol=1e-5,
+    )
+
+
+def numpy_focal(labels, logits, gamma, alpha, label_smoothing):
+    """Float64 focal loss per sample from the formula, via a stable log-softmax."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    n = logits.shape[-1]
+    targets = np.eye(n)[labels] * (1 - label_smoothing) + label_smoothing / n
+    return np.sum(alpha * (1 - np.exp(log_p)) ** gamma * -targets * log_p, axis=-1)
+
+
+@pytest.mark.parametrize(
+    "loss, gamma, alpha, label_smoothing",
+    [(FocalLoss(reduction=None), 2.0, 1.0, 0.0),
+     (FocalLoss(alpha=0.5, label_smoothing=0.1, reduction=None), 2.0, 0.5, 0.1),
+     (SmoothedCrossentropy(reduction=None), 0.0, 1.0, 0.1)],
+)
+def test_extreme_logits_give_finite_values_and_gradients(loss, gamma, alpha, label_smoothing):
+    logits = tf.constant(np.random.default_rng(3).choice([-100.0, 100.0], size=(16, 3)), "float32")
+    labels = np.random.default_rng(4).integers(0, 3, size=16)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        values = loss(labels, logits)
+    grads = tape.gradient(values, logits)
+    assert np.all(np.isfinite(values)) and np.all(np.isfinite(grads))
+    ref = numpy_focal(labels, logits, gamma, alpha, label_smoothing)
+    assert ref.max() > 50  # the batch holds sure misses, not only easy hits
+    np.testing.assert_allclose(values, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_balanced_class_weights_match_sklearn():
+    y = np.random.default_rng(2).choice(4, size=200, p=[0.7, 0.2, 0.07, 0.03])
+    ref = compute_class_weight("balanced", classes=np.arange(4), y=y)
+    np.testing.assert_allclose(balanced_class_weights(y, 4), ref, rtol=1e-12)
+
+
+def test_balanced_class_weights_need_every_class():
+    with pytest.raises(ValueError, match=r"\[2\]"):
+        balanced_class_weights([0, 1, 1, 3], 4)
+
+
+@pytest.mark.parametrize("cls", [FocalLoss, SmoothedCrossentropy])
+def test_unresolved_balanced_string_points_to_helper(cls):
+    with pytest.raises(ValueError, match="balanced_class_weights"):
+        cls(class_weights="balanced")
+
+
+def test_get_loss_builds_by_name(batch):
+    labels, logits = batch
+    focal = get_loss("focal", gamma=1.0, class_weights=[1.0] * C)
+    assert isinstance(focal, FocalLoss) and focal.gamma == 1.0
+    assert get_loss("smoothed_crossentropy", label_smoothing=0.3).label_smoothing == 0.3
+    ref = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    np.testing.assert_allclose(get_loss("crossentropy")(labels, logits), ref, atol=1e-6)
+
+
+def test_get_loss_unknown_name_lists_known():
+    with pytest.raises(ValueError, match="crossentropy, focal, smoothed_crossentropy"):
+        get_loss("hinge")
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [FocalLoss(gamma=1.5, alpha=[0.2, 0.3, 0.1, 0.2, 0.2], label_smoothing=0.05,
+               class_weights=[1, 2, 3, 4, 5]),
+     SmoothedCrossentropy(label_smoothing=0.2, class_weights=[5, 4, 3, 2, 1], from_logits=False)],
+)
+def test_losses_round_trip_by_registered_name(batch, loss):
+    labels, logits = batch
+    y_pred = logits if loss.from_logits else softmax(logits)
+    config = keras.saving.serialize_keras_object(loss)
+    assert config["registered_name"] == f"kseq>{type(loss).__name__}"
+    restored = keras.saving.deserialize_keras_object(config)
+    assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
+    np.testing.assert_allclose(restored(labels, y_pred), loss(labels, y_pred), atol=1e-7)

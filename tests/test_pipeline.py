@@ -1,0 +1,194 @@
+"""Training and evaluation pipelines: class balance, coverage, epochs, determinism, distribution."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+from sklearn.utils.class_weight import compute_class_weight
+
+from kseq.data.pipeline import SAMPLERS, make_eval_dataset, make_train_dataset, steps_per_epoch
+
+COUNTS = np.array([1660, 60, 140, 20, 120])  # 83 / 3 / 7 / 1 / 6 %, N = 2,000
+RESAMPLERS = ("rejection", "weighted", "oversample")
+
+
+def heartbeats(features=1, length=4, seed=0):
+    """Imbalanced labels; x[i, t, f] = i + (t * F + f) / 16, so every row names its index."""
+    y = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(COUNTS)), COUNTS))
+    offsets = np.arange(length * features, dtype=np.float32).reshape(length, features) / 16
+    x = np.arange(len(y), dtype=np.float32)[:, None, None] + offsets
+    return x, y
+
+
+def draw(dataset, batches):
+    """The first `batches` batches of as many (fresh) epochs as it takes."""
+    return [tuple(t.numpy() for t in batch) for batch in dataset.repeat().take(batches)]
+
+
+def indices(batches):
+    return np.concatenate([np.floor(b[0][:, 0, 0]).astype(int) for b in batches])
+
+
+def epoch(dataset):
+    return [tuple(t.numpy() for t in batch) for batch in dataset]
+
+
+def same(a, b):
+    return len(a) == len(b) and all(np.array_equal(u, v) for s, t in zip(a, b) for u, v in zip(s, t))
+
+
+@pytest.mark.parametrize(
+    "sampler, target, expected",
+    [
+        ("rejection", "uniform", np.full(5, 0.2)),
+        ("rejection", "sqrt", np.sqrt(COUNTS) / np.sqrt(COUNTS).sum()),
+        ("rejection", [1, 2, 3, 2, 2], np.array([1, 2, 3, 2, 2]) / 10),
+        ("weighted", "uniform", np.full(5, 0.2)),
+        ("weighted", [4, 1, 1, 1, 3], np.array([4, 1, 1, 1, 3]) / 10),
+        ("oversample", "uniform", np.full(5, 0.2)),
+    ],
+)
+def test_class_frequencies_match_target(sampler, target, expected):
+    x, y = heartbeats()
+    batches = draw(make_train_dataset(x, y, sampler=sampler, batch_size=64, seed=1, target=target), 200)
+    observed = np.bincount(np.concatenate([b[1] for b in batches]), minlength=5)
+    assert chisquare(observed, expected * observed.sum()).pvalue > 1e-3
+    assert chisquare(observed, COUNTS / COUNTS.sum() * observed.sum()).pvalue < 1e-3  # balance did shift
+
+
+def test_weighted_follows_given_per_sample_weights():
+    x, y = heartbeats()
+    weights = np.where(np.arange(len(y)) % 4 == 0, 0.0, 1.0 + (y == 3) * 50.0)
+    batches = draw(make_train_dataset(x, y, sampler="weighted", batch_size=64, seed=2, weights=weights), 200)
+    drawn = indices(batches)
+    assert not np.any(weights[drawn] == 0)
+    class_mass = np.bincount(y, weights=weights) / weights.sum()
+    observed = np.bincount(y[drawn], minlength=5)
+    assert chisquare(observed, class_mass * len(drawn)).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("sampler", RESAMPLERS)
+def test_every_index_is_drawn(sampler):
+    x, y = heartbeats()
+    drawn = indices(draw(make_train_dataset(x, y, sampler=sampler, batch_size=256, seed=3), 600))
+    assert np.array_equal(np.unique(drawn), np.arange(len(y)))
+
+
+@pytest.mark.parametrize("features", [1, 3])
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_epoch_shapes_and_gathered_rows(sampler, features):
+    x, y = heartbeats(features)
+    n, batch_size = 1990, 64  # a partial last batch of 6 for the non-resampling samplers
+    x, y = x[:n], y[:n]
+    batches = epoch(make_train_dataset(x, y, sampler=sampler, batch_size=batch_size, seed=4))
+    assert len(batches) == steps_per_epoch(n, batch_size) == math.ceil(n / batch_size)
+    sizes = [len(b[1]) for b in batches]
+    assert sizes[:-1] == [batch_size] * (len(batches) - 1)
+    assert sizes[-1] == (batch_size if sampler in RESAMPLERS else n % batch_size)
+    drawn = indices(batches)
+    for batch, index in zip(batches, np.split(drawn, np.cumsum(sizes)[:-1])):
+        assert batch[0].dtype == np.float32 and batch[1].dtype == np.int32
+        np.testing.assert_array_equal(batch[0], x[index])
+        np.testing.assert_array_equal(batch[1], y[index])
+    if sampler not in RESAMPLERS:
+        np.testing.assert_array_equal(np.sort(drawn), np.arange(n))  # each sample exactly once
+
+
+def test_class_weight_batches_carry_sklearn_balanced_weights():
+    x, y = heartbeats()
+    balanced = compute_class_weight("balanced", classes=np.unique(y), y=y)
+    for batch in epoch(make_train_dataset(x, y, sampler="class_weight", batch_size=128, seed=5)):
+        assert len(batch) == 3
+        np.testing.assert_allclose(batch[2], balanced[batch[1]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_seeded_epochs_reproduce_and_renew(sampler):
+    x, y = heartbeats(3)
+    make = lambda seed: make_train_dataset(x, y, sampler=sampler, batch_size=256, seed=seed)  # noqa: E731
+    first, again, other = make(6), make(6), make(7)
+    first_epochs = [epoch(first), epoch(first)]
+    assert same(first_epochs[0], epoch(again)) and same(first_epochs[1], epoch(again))
+    assert not same(first_epochs[0], first_epochs[1])  # each iteration draws afresh
+    assert not same(first_epochs[0], epoch(other))
+
+
+def test_eval_dataset_is_ordered_and_complete():
+    x, y = heartbeats(3)
+    batches = epoch(make_eval_dataset(x, y, batch_size=300))
+    assert len(batches) == 7
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    only_x = list(make_eval_dataset(x[:10], batch_size=4))
+    assert [b.shape[0] for b in only_x] == [4, 4, 2]
+    np.testing.assert_array_equal(only_x[2].numpy(), x[8:10])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sampler": "smote"}, "none, rejection, weighted, oversample, class_weight"),
+        ({"target": [0.5, 0.5]}, "target has 2 entries but y has 5 classes"),
+        ({"target": [1, -1, 1, 1, 1]}, "non-negative"),
+        ({"target": [0, 0, 0, 0, 0]}, "not all zero"),
+        ({"target": "log"}, "unknown target"),
+        ({"sampler": "none", "weights": np.ones(2000)}, "only used by sampler='weighted'"),
+        ({"sampler": "weighted", "weights": np.ones(3)}, "weights must be 2000"),
+    ],
+)
+def test_bad_arguments_say_what_is_wrong(kwargs, message):
+    x, y = heartbeats()
+    with pytest.raises(ValueError, match=message):
+        make_train_dataset(x, y, **kwargs)
+
+
+DISTRIBUTED_FIT = """
+import hashlib, json
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from kseq.data.pipeline import make_train_dataset
+rng = np.random.default_rng(0)
+y = rng.choice(5, 300, p=[0.83, 0.03, 0.07, 0.01, 0.06])
+x = rng.standard_normal((300, 8, 2)).astype("float32")
+dataset = make_train_dataset(x, y, sampler="rejection", batch_size=32, seed=3)
+digest = hashlib.sha256(b"".join(t.numpy().tobytes() for batch in dataset for t in batch)).hexdigest()
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = keras.Sequential([keras.Input((8, 2)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+steps = []
+count = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(batch))
+history = model.fit(dataset, epochs=1, verbose=0, callbacks=[count])
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "steps": len(steps),
+                  "loss": history.history["loss"][0], "digest": digest}))
+"""
+
+
+@pytest.fixture(scope="module")
+def distributed_runs():
+    """Two fresh processes, run side by side, each fitting under a 2-device MirroredStrategy."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", DISTRIBUTED_FIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+
+
+def test_rejection_dataset_fits_under_mirrored_strategy(distributed_runs):
+    for run in distributed_runs:
+        assert run["replicas"] == 2
+        assert run["steps"] == math.ceil(300 / 32)
+        assert np.isfinite(run["loss"])
+
+
+def test_same_seed_same_batches_across_processes(distributed_runs):
+    assert distributed_runs[0]["digest"] == distributed_runs[1]["digest"]

@@ -1,0 +1,113 @@
+"""The in-graph preprocessing layers agree with NumPy, and save and load as `.keras`."""
+
+import keras
+import numpy as np
+import pytest
+
+from kseq.data.preprocess import average_by_sequence, fit_feature_transform, sliding_windows, windows_to_examples
+from kseq.models.preprocessing import (
+    FeatureTransform,
+    SlidingWindows,
+    sequence_classifier,
+    with_feature_transform,
+)
+
+NAMES = ["a", "b", "c", "legs", "hands", "g1", "g2"]
+T, F_IN = 20, len(NAMES)
+
+
+def raw_sequences(n, seed):
+    """a; b = 2a - 1 (correlated); c constant; sparse limbs; a group g1/g2; padded tails."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, T, F_IN), np.float32)
+    x[..., 0] = rng.normal(size=(n, T))
+    x[..., 1] = 2 * x[..., 0] - 1
+    x[..., 2] = 4.0
+    x[..., 3:5] = rng.integers(0, 3, size=(n, T, 2)) * (rng.random((n, T, 2)) < 0.4)
+    x[..., 5] = 3 + 2 * rng.normal(size=(n, T))
+    x[..., 6] = -1 + 0.5 * rng.normal(size=(n, T))
+    for i in range(n):
+        x[i, T - i % 5 :] = 0.0
+    return x
+
+
+@pytest.fixture(scope="module")
+def transform():
+    return fit_feature_transform(
+        raw_sequences(8, seed=0), NAMES, merge={"n_limbs": ["legs", "hands"]}, groups={"joints": ["g1", "g2"]}
+    )
+
+
+def reference_transform(x, t):
+    """The transform dict applied with plain NumPy, in float64."""
+    merged = x[..., t["columns"]].astype(np.float64)
+    for j, sources in t["merge"]:
+        merged[..., j] = np.any(x[..., sources] != 0, axis=-1)
+    out = (merged[..., t["keep"]] - np.array(t["mean"])) / np.array(t["std"])
+    if t["mask_padding"]:
+        out[~np.any(x != 0, axis=-1)] = 0.0
+    return out
+
+
+def test_feature_transform_matches_numpy_reference(transform):
+    assert transform["output_features"] == ["a", "n_limbs", "g1", "g2"]  # b, c dropped; limbs merged
+    x = raw_sequences(5, seed=1)
+    layer = FeatureTransform(transform)
+    out = keras.ops.convert_to_numpy(layer(x))
+    expected = reference_transform(x, transform)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    assert np.all(out[1, T - 1 :] == 0) and np.all(out[4, T - 4 :] == 0)  # padding stays zero
+    assert layer.compute_output_shape((None, T, F_IN)) == (None, T, 4)
+
+    clone = FeatureTransform.from_config(layer.get_config())
+    assert clone.transform == transform
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x)), out)
+
+
+def test_feature_transform_rejects_the_wrong_feature_count(transform):
+    with pytest.raises(ValueError, match="expects 7 input features"):
+        FeatureTransform(transform)(np.zeros((1, T, 5), np.float32))
+
+
+def test_sliding_windows_layer_matches_numpy():
+    x = np.random.default_rng(2).normal(size=(3, 11, 2)).astype(np.float32)
+    layer = SlidingWindows(4, 3)
+    out = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_array_equal(out, sliding_windows(x, 4, 3))
+    assert layer.compute_output_shape((None, 11, 2)) == (None, 3, 4, 2)
+    assert SlidingWindows.from_config(layer.get_config()).stride == 3
+
+
+def test_sequence_classifier_averages_window_logits():
+    x = np.random.default_rng(3).normal(size=(4, T, 2)).astype(np.float32)
+    window_model = keras.Sequential(
+        [keras.Input((6, 2)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3)]
+    )
+    model = sequence_classifier(window_model, sequence_length=T, num_features=2, window=6, stride=3)
+    xw, _, seq = windows_to_examples(x, np.zeros(4), window=6, stride=3)
+    expected = average_by_sequence(window_model.predict(xw, verbose=0), seq, 4)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_transformed_recurrent_sequence_classifier_round_trips_through_keras_file(transform, tmp_path):
+    window_model = keras.Sequential(
+        [keras.Input((8, 4)), keras.layers.Masking(0.0), keras.layers.GRU(3), keras.layers.Dense(2)]
+    )
+    windowed = sequence_classifier(window_model, sequence_length=T, num_features=4, window=8, stride=4)
+    model = with_feature_transform(windowed, transform)
+    x = raw_sequences(6, seed=4)
+    expected = windowed.predict(reference_transform(x, transform).astype(np.float32), verbose=0)
+    out = model.predict(x, verbose=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.input_shape == (None, T, F_IN)
+    assert loaded.get_layer("feature_transform").transform == transform
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), out, rtol=1e-6, atol=1e-6)
+
+
+def test_with_feature_transform_checks_the_model_width(transform):
+    model = keras.Sequential([keras.Input((T, 3)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="model takes 3 features; the transform gives 4"):
+        with_feature_transform(model, transform)

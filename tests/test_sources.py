@@ -1,0 +1,305 @@
+"""Tests for kseq.data.sources: the real heartbeat fixture, npz and pain CSV, and every error message."""
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv
+from kseq.data.sources import PAIN_FEATURE_COLUMNS, parse_pain_frames, signal_lengths
+from kseq.errors import InputError
+
+REAL = Path("/work/shared/data/mitbih_test_rows1-999.csv")
+
+
+def _raises(match, call, *args, **kwargs):
+    """Assert `call` raises InputError whose message matches every regex in `match`."""
+    with pytest.raises(InputError) as info:
+        call(*args, **kwargs)
+    for pattern in [match] if isinstance(match, str) else match:
+        assert re.search(pattern, str(info.value)), f"{pattern!r} not in {info.value}"
+    return str(info.value)
+
+
+# --- heartbeat CSV ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real():
+    return load_heartbeat_csv(REAL)
+
+
+@pytest.fixture(scope="module")
+def real_lines():
+    return REAL.read_text().splitlines()[:4]
+
+
+def test_real_fixture_shape_labels_and_range(real):
+    assert real.x.shape == (999, 187, 1)
+    assert real.x.dtype == np.float32
+    assert real.class_names == ("N", "S", "V", "F", "Q")
+    assert (real.y == 0).all()
+    assert real.x.min() >= 0.0 and real.x.max() <= 1.0
+
+
+def test_real_fixture_values_match_csv_module(real):
+    with open(REAL, newline="") as handle:
+        rows = {i: row for i, row in enumerate(csv.reader(handle)) if i in (0, 500, 998)}
+    for i, row in rows.items():
+        assert len(row) == 188
+        np.testing.assert_array_equal(real.x[i, :, 0], np.array(row[:187], dtype=np.float32))
+
+
+def test_real_fixture_lengths_cut_the_zero_tail(real):
+    for i in (0, 1, 500):
+        row = real.x[i, :, 0]
+        assert real.lengths[i] == max(j for j in range(187) if row[j] != 0) + 1
+    assert (real.lengths < 187).any() and real.lengths.min() >= 1
+
+
+def test_signal_lengths_counts_nan_as_signal_and_empty_rows_as_zero():
+    x = np.array([[1, 0, 2, 0, 0], [0, 0, 0, 0, 0], [1, np.nan, 0, 0, 0], [1, 1, 1, 1, 1]], np.float32)
+    np.testing.assert_array_equal(signal_lengths(x), [3, 0, 2, 5])
+
+
+def test_ptbdb_class_names(tmp_path, real_lines):
+    path = tmp_path / "ptbdb.csv"
+    path.write_text("\n".join(line[: line.rindex(",")] + f",{label:.18e}" for line, label in zip(real_lines, (1, 0))))
+    data = load_heartbeat_csv(path, class_names=("normal", "abnormal"))
+    assert data.class_names == ("normal", "abnormal")
+    np.testing.assert_array_equal(data.y, [1, 0])
+
+
+def _with_line(tmp_path, lines, number, text):
+    """A copy of `lines` with line `number` (1-based) replaced by `text`, written to a file."""
+    lines = list(lines)
+    lines[number - 1] = text
+    path = tmp_path / "beats.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_heartbeat_missing_and_empty_file(tmp_path):
+    _raises(r"nope\.csv: no such file", load_heartbeat_csv, tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    _raises(r"empty\.csv: empty file; expected lines of 188", load_heartbeat_csv, tmp_path / "empty.csv")
+
+
+@pytest.mark.parametrize("number, change, found", [
+    (3, lambda line: line + ",1.0", 189),  # a line too long
+    (2, lambda line: line[: line.rindex(",")], 187),  # a line too short
+    (1, lambda line: line[: line.rindex(",")], 187),  # the first line sets pandas' width
+    (2, lambda line: "", 0),  # a blank line
+])
+def test_heartbeat_wrong_value_count_names_line_and_counts(tmp_path, real_lines, number, change, found):
+    path = _with_line(tmp_path, real_lines, number, change(real_lines[number - 1]))
+    _raises(rf"beats\.csv line {number}: found {found} values, expected 188", load_heartbeat_csv, path)
+
+
+def test_heartbeat_non_numeric_cell_names_line_and_column(tmp_path, real_lines):
+    cells = real_lines[1].split(",")
+    cells[4] = "abc"
+    path = _with_line(tmp_path, real_lines, 2, ",".join(cells))
+    _raises(r"beats\.csv line 2, column 5: 'abc' is not a number", load_heartbeat_csv, path)
+
+
+@pytest.mark.parametrize("label, shown", [("5.0", "5.0"), ("0.5", "0.5"), ("-1", "-1.0"), ("nan", "nan")])
+def test_heartbeat_bad_label_names_line(tmp_path, real_lines, label, shown):
+    line = real_lines[2]
+    path = _with_line(tmp_path, real_lines, 3, line[: line.rindex(",") + 1] + label)
+    _raises(rf"beats\.csv line 3: label {shown} is not a class index; expected a whole number in 0\.\.4",
+            load_heartbeat_csv, path)
+
+
+def test_heartbeat_label_outside_custom_class_names(tmp_path, real_lines):
+    line = real_lines[3]
+    path = _with_line(tmp_path, real_lines, 4, line[: line.rindex(",") + 1] + "2.0")
+    _raises(r"line 4: label 2\.0 .* 0\.\.1 for \('normal', 'abnormal'\)", load_heartbeat_csv, path, ("normal", "abnormal"))
+
+
+def test_heartbeat_nan_cells_read_as_nan(tmp_path, real_lines):
+    cells = real_lines[0].split(",")
+    cells[3], cells[4] = "nan", ""
+    data = load_heartbeat_csv(_with_line(tmp_path, real_lines, 1, ",".join(cells)))
+    assert np.isnan(data.x[0, 3:5, 0]).all() and not np.isnan(data.x[1:]).any()
+
+
+# --- npz -------------------------------------------------------------------------------------
+
+
+def _npz(tmp_path, **arrays):
+    base = {"x_train": np.zeros((4, 6)), "y_train": np.array([0, 1, 2, 1]),
+            "x_test": np.zeros((2, 6)), "y_test": np.array([2, 0])}
+    path = tmp_path / "data.npz"
+    np.savez(path, **{key: value for key, value in {**base, **arrays}.items() if value is not None})
+    return path
+
+
+def test_npz_int_labels_univariate(tmp_path):
+    x = np.arange(24, dtype=np.float64).reshape(4, 6)
+    x[0, 2] = np.nan
+    train, test = load_npz(_npz(tmp_path, x_train=x))
+    assert train.x.shape == (4, 6, 1) and test.x.shape == (2, 6, 1) and train.x.dtype == np.float32
+    assert np.isnan(train.x[0, 2, 0]) and train.x[1, 0, 0] == 6
+    assert train.class_names == ("0", "1", "2")
+    np.testing.assert_array_equal(train.y, [0, 1, 2, 1])
+    np.testing.assert_array_equal(test.y, [2, 0])
+
+
+def test_npz_multivariate_with_class_names(tmp_path):
+    path = _npz(tmp_path, x_train=np.ones((4, 6, 3)), x_test=np.ones((2, 6, 3)),
+                class_names=np.array(["a", "b", "c", "d"]))
+    train, test = load_npz(path)
+    assert train.x.shape == (4, 6, 3) and test.x.shape == (2, 6, 3)
+    assert train.class_names == test.class_names == ("a", "b", "c", "d")
+
+
+def test_npz_string_labels_sorted_or_in_given_order(tmp_path):
+    labels = {"y_train": np.array(["v", "n", "n", "s"]), "y_test": np.array(["s", "v"])}
+    train, test = load_npz(_npz(tmp_path, **labels))
+    assert train.class_names == ("n", "s", "v")
+    np.testing.assert_array_equal(train.y, [2, 0, 0, 1])
+    np.testing.assert_array_equal(test.y, [1, 2])
+    train, test = load_npz(_npz(tmp_path, **labels, class_names=np.array(["v", "s", "n"])))
+    assert train.class_names == ("v", "s", "n")
+    np.testing.assert_array_equal(train.y, [0, 2, 2, 1])
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"y_test": None, "x_test": None}, r"missing arrays x_test, y_test; found x_train, y_train"),
+    ({"x_test": np.zeros((2, 5))}, r"x_train has 6 time steps \(T\) but x_test has 5"),
+    ({"x_train": np.zeros((4, 6, 2)), "x_test": np.zeros((2, 6, 3))}, r"x_train has 2 features \(F\) but x_test has 3"),
+    ({"y_train": np.array([0, 1, 2])}, r"x_train has 4 rows but y_train has shape \(3,\)"),
+    ({"x_test": np.zeros((2, 6, 1, 1))}, r"x_test must be a numeric \(N, T\) or \(N, T, F\) array"),
+    ({"x_train": np.array([[0, np.inf, 0, 0, 0, 0]] * 4)}, r"x_train has infinite values in rows 0, 1, 2, 3"),
+    ({"y_test": np.array([2, 4]), "class_names": np.array(["a", "b", "c"])},
+     r"y_test has labels outside 0\.\.2 \(\('a', 'b', 'c'\)\) at rows 1"),
+    ({"y_train": np.array([0, -1, 0, 0])}, r"y_train\[1\] is -1; expected a class index >= 0"),
+    ({"y_train": np.array([0.0, 1.5, 0.0, 0.0])}, r"y_train\[1\] is 1\.5"),
+    ({"y_train": np.array(["a", "b", "a", "x"]), "y_test": np.array(["a", "b"]), "class_names": np.array(["a", "b"])},
+     r"y_train has labels 'x' not in class_names \('a', 'b'\)"),
+])
+def test_npz_errors(tmp_path, arrays, message):
+    _raises([r"data\.npz", message], load_npz, _npz(tmp_path, **arrays))
+
+
+def test_npz_unreadable_files(tmp_path):
+    _raises(r"gone\.npz: no such file", load_npz, tmp_path / "gone.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    _raises(r"text\.npz: not a readable \.npz", load_npz, tmp_path / "text.npz")
+    path = _npz(tmp_path, y_train=np.array([0, "a", 1, 2], dtype=object))
+    _raises(r"data\.npz: not a readable \.npz of plain arrays", load_npz, path)
+
+
+# --- pain CSV --------------------------------------------------------------------------------
+
+STEPS = 160
+
+
+def _pain_tables(n=3):
+    """Long-format features for samples 0..n-1 (sample 2 a pirate) and their labels."""
+    rng = np.random.default_rng(0)
+    sample = np.repeat(np.arange(n), STEPS)
+    columns = {"sample_index": sample, "time": np.tile(np.arange(STEPS), n)}
+    for name in PAIN_FEATURE_COLUMNS:
+        if name.startswith("n_"):
+            columns[name] = np.where(sample == 2, "one+peg_leg", "two")
+        else:
+            columns[name] = rng.integers(0, 3, len(sample)) if name.startswith("pain") else rng.normal(size=len(sample))
+    labels = pd.DataFrame({"sample_index": [2, 0, 1][:n], "label": ["high_pain", "no_pain", "low_pain"][:n]})
+    return pd.DataFrame(columns), labels
+
+
+def _write_pain(tmp_path, features, labels=None):
+    features.to_csv(tmp_path / "features.csv", index=False)
+    if labels is None:
+        return tmp_path / "features.csv", None
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    return tmp_path / "features.csv", tmp_path / "labels.csv"
+
+
+def test_pain_csv_shapes_features_and_labels(tmp_path):
+    features, labels = _pain_tables()
+    data = load_pain_csv(*_write_pain(tmp_path, features, labels))
+    assert data.x.shape == (3, STEPS, 38) and data.x.dtype == np.float32
+    assert data.feature_names == PAIN_FEATURE_COLUMNS
+    assert data.class_names == ("no_pain", "low_pain", "high_pain")
+    np.testing.assert_array_equal(data.y, [0, 1, 2])  # aligned by sample_index, not file order
+    legs = data.feature_names.index("n_legs")
+    np.testing.assert_array_equal(data.x[:, 0, legs], [0.0, 0.0, 1.0])
+    joint = data.feature_names.index("joint_07")
+    np.testing.assert_allclose(data.x[1, :, joint], features["joint_07"][STEPS:2 * STEPS], rtol=1e-6)
+
+
+def test_pain_csv_interleaved_rows_and_column_order_follow_the_file(tmp_path):
+    features, _ = _pain_tables()
+    shuffled = features.iloc[np.argsort(features["time"].to_numpy(), kind="stable")]  # samples interleaved
+    shuffled = shuffled[["time", "sample_index", "joint_30", *PAIN_FEATURE_COLUMNS[:-1]]]
+    data = load_pain_csv(_write_pain(tmp_path, shuffled)[0])
+    assert data.feature_names[0] == "joint_30"
+    np.testing.assert_allclose(data.x[2, :, 0], features["joint_30"][2 * STEPS:], rtol=1e-6)
+    np.testing.assert_array_equal(data.y, [-1, -1, -1])
+
+
+def test_parse_pain_frames_matches_load_pain_csv(tmp_path):
+    features, labels = _pain_tables()
+    parsed = parse_pain_frames(features, labels)
+    loaded = load_pain_csv(*_write_pain(tmp_path, features, labels))
+    np.testing.assert_array_equal(parsed.x, loaded.x)
+    np.testing.assert_array_equal(parsed.y, loaded.y)
+
+
+def _drop(frame, row):
+    return frame.drop(index=row).reset_index(drop=True)
+
+
+def _set(frame, row, column, value):
+    frame = frame.astype({column: object})
+    frame.loc[row, column] = value
+    return frame
+
+
+def _swap(frame, a, b):
+    order = np.arange(len(frame))
+    order[[a, b]] = order[[b, a]]
+    return frame.iloc[order].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: _drop(f, 200), r"features\.csv: expected 160 time steps per sample; sample_index 1 \(159 steps\)"),
+    (lambda f: _set(f, 5, "time", 4), r"features\.csv: sample_index 0: time 4 is duplicated"),
+    (lambda f: _swap(f, 170, 171), r"features\.csv: sample_index 1: time 10 comes after time 11"),
+    (lambda f: f.drop(columns=["n_eyes", "joint_05"]), r"features\.csv: missing columns n_eyes, joint_05"),
+    (lambda f: _set(f, 7, "joint_03", "oops"), r"features\.csv line 9, column joint_03: 'oops' is not a number"),
+    (lambda f: _set(f, 3, "time", 2.5), r"features\.csv line 5, column time: 2\.5 is not a whole number"),
+    (lambda f: _set(f, 0, "n_hands", None), r"features\.csv line 2, column n_hands: empty"),
+])
+def test_pain_feature_errors(tmp_path, change, message):
+    features, labels = _pain_tables()
+    _raises(message, load_pain_csv, *_write_pain(tmp_path, change(features), labels))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: _set(f, 1, "label", "medium_pain"),
+     r"labels\.csv line 3: label 'medium_pain' is not one of \('no_pain', 'low_pain', 'high_pain'\)"),
+    (lambda f: pd.concat([f, pd.DataFrame({"sample_index": [7, 9], "label": ["no_pain"] * 2})]),
+     r"labels\.csv: sample_index 7, 9 labelled but not in .*features\.csv"),
+    (lambda f: f.iloc[1:], r"labels\.csv: no label for sample_index 2 found in .*features\.csv"),
+    (lambda f: pd.concat([f, f.iloc[:1]]), r"labels\.csv line 5: sample_index 2 is labelled twice"),
+    (lambda f: f.rename(columns={"label": "class"}), r"labels\.csv: missing columns label"),
+])
+def test_pain_label_errors(tmp_path, change, message):
+    features, labels = _pain_tables()
+    _raises(message, load_pain_csv, *_write_pain(tmp_path, features, change(labels)))
+
+
+def test_pain_missing_and_empty_files(tmp_path):
+    _raises(r"absent\.csv: no such file", load_pain_csv, tmp_path / "absent.csv")
+    features, _ = _pain_tables()
+    path = _write_pain(tmp_path, features)[0]
+    _raises(r"absent_labels\.csv: no such file", load_pain_csv, path, tmp_path / "absent_labels.csv")
+    (tmp_path / "empty.csv").write_text("")
+    _raises(r"empty\.csv: empty file", load_pain_csv, tmp_path / "empty.csv")
