@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the data and a few steps: a smoke test")
     args = parser.parse_args(argv)
-    scale, epochs, builtin_batches, steps, fits = (0.1, 2, 2, 10, 1) if args.quick else (1.0, 5, 20, 150, 3)
+    scale, epochs, builtin_batches, steps, fits = (0.1, 2, 2, 10, 1) if args.quick else (1.0, 5, 20, 150, 5)
 
     x, y = mitbih_shaped(scale)
     print(f"data: x {x.shape} float32, class counts {np.bincount(y).tolist()}, batch {BATCH}")

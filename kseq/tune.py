@@ -32,9 +32,10 @@ import pandas as pd
 import sqlalchemy.exc
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 from optuna_integration import KerasPruningCallback
 from sqlalchemy.engine import make_url
 
@@ -46,6 +47,7 @@ OBJECTIVE = "val_macro_f1"
 SEARCHABLE = tuple(s for s in DEFAULTS if s not in ("experiment", "search"))
 RANGE_FIELDS = {"low", "high", "log", "step"}
 RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
+SCHEMA_ATTEMPTS = 5  # connections tried while other workers create Optuna's tables
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -93,7 +95,8 @@ def _distribution(key: str, spec) -> BaseDistribution:
         raise InputError(f"{where}: expected a table, {{ low = ..., high = ... }} or {{ choices = [...] }}")
     unknown = set(spec) - RANGE_FIELDS - {"choices"}
     if unknown:
-        raise InputError(f"{where}: unknown field {', '.join(sorted(unknown))}; expected low, high, log, step or choices")
+        raise InputError(f"{where}: unknown field {', '.join(sorted(unknown))}; "
+                         "expected low, high, log, step or choices")
     if "choices" in spec:
         return _categorical(where, spec)
     if "low" not in spec or "high" not in spec:
@@ -191,7 +194,7 @@ def with_installed_driver(url: str) -> str:
     return url
 
 
-def open_storage(url: str | None, folder: Path, heartbeat: int, retries: int) -> tuple[optuna.storages.BaseStorage, str]:
+def open_storage(url: str | None, folder: Path, heartbeat: int, retries: int) -> tuple[BaseStorage, str]:
     """Optuna storage and a printable description: a journal file in `folder`, or the database at `url`."""
     if url is None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -212,9 +215,9 @@ def open_storage(url: str | None, folder: Path, heartbeat: int, retries: int) ->
         raise InputError(f"--storage {mask_url(url)}: {e} (no database driver for {scheme})") from None
 
 
-def _rdb_storage(url: str, heartbeat: int, retries: int, attempts: int = 5) -> RDBStorage:
+def _rdb_storage(url: str, heartbeat: int, retries: int) -> RDBStorage:
     """RDBStorage with heartbeats; stale trials are failed, then retried up to `retries` times."""
-    for attempt in range(attempts):
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
@@ -225,7 +228,7 @@ def _rdb_storage(url: str, heartbeat: int, retries: int, attempts: int = 5) -> R
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # Workers starting together on an empty database race to create Optuna's tables
             # (optuna/optuna#1092); the loser finds them in place on a later try.
-            if attempt == attempts - 1:
+            if attempt == SCHEMA_ATTEMPTS:
                 raise
             time.sleep(1)
 
@@ -245,11 +248,11 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     _replace(folder / "best_params.json", lambda path: path.write_text(json.dumps(study.best_params, indent=2) + "\n"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        _save_plot(optuna.visualization.matplotlib.plot_optimization_history(study), folder / "optimization_history.png")
+        _save_plot(plot_optimization_history(study), folder / "optimization_history.png")
         # fANOVA importances need values that vary, over at least two parameters.
         if len({t.value for t in completed}) < 2 or len(study.best_params) < 2:
             return ["param_importances.png skipped: needs 2 completed trials with different values and 2 parameters"]
-        _save_plot(optuna.visualization.matplotlib.plot_param_importances(study), folder / "param_importances.png")
+        _save_plot(plot_param_importances(study), folder / "param_importances.png")
     return []
 
 

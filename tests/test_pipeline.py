@@ -170,17 +170,28 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "steps": len(steps)
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def distributed_procs(tmp_path_factory):
+    """Two fresh processes, each fitting under a 2-device MirroredStrategy, started before the
+    other tests of this module so that they run alongside them; their logs go to files."""
+    logs = [tmp_path_factory.mktemp("distributed") / "log.txt" for _ in range(2)]
+    procs = []
+    for log in logs:
+        with log.open("w") as out:
+            procs.append(subprocess.Popen([sys.executable, "-c", DISTRIBUTED_FIT], stdout=out, stderr=subprocess.STDOUT))
+    yield list(zip(procs, logs))
+    for p in procs:
+        p.kill()
+
+
 @pytest.fixture(scope="module")
-def distributed_runs():
-    """Two fresh processes, run side by side, each fitting under a 2-device MirroredStrategy."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", DISTRIBUTED_FIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+def distributed_runs(distributed_procs):
+    outputs = []
+    for p, log in distributed_procs:
+        p.wait(timeout=180)
+        outputs.append(log.read_text())
+        assert p.returncode == 0, outputs[-1][-3000:]
+    return [json.loads(next(line for line in out.splitlines() if line.startswith('{"replicas"'))) for out in outputs]
 
 
 def test_rejection_dataset_fits_under_mirrored_strategy(distributed_runs):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv
+from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, sources
 from kseq.data.sources import PAIN_FEATURE_COLUMNS, parse_pain_frames, signal_lengths
 from kseq.errors import InputError
 
@@ -60,6 +60,17 @@ def test_real_fixture_lengths_cut_the_zero_tail(real):
     assert (real.lengths < 187).any() and real.lengths.min() >= 1
 
 
+def test_chunked_read_matches_and_finds_bad_lines_in_later_chunks(tmp_path, real, monkeypatch):
+    monkeypatch.setattr(sources, "_CHUNK_ROWS", 100)
+    chunked = load_heartbeat_csv(REAL)
+    np.testing.assert_array_equal(chunked.x, real.x)
+    np.testing.assert_array_equal(chunked.lengths, real.lengths)
+    lines = REAL.read_text().splitlines()
+    for number, text in ((950, lines[949] + ",0"), (420, lines[419][: lines[419].rindex(",")])):
+        path = _with_line(tmp_path, lines, number, text)
+        _raises(rf"beats\.csv line {number}: found 18[79] values, expected 188", load_heartbeat_csv, path)
+
+
 def test_signal_lengths_counts_nan_as_signal_and_empty_rows_as_zero():
     x = np.array([[1, 0, 2, 0, 0], [0, 0, 0, 0, 0], [1, np.nan, 0, 0, 0], [1, 1, 1, 1, 1]], np.float32)
     np.testing.assert_array_equal(signal_lengths(x), [3, 0, 2, 5])
@@ -80,6 +91,16 @@ def _with_line(tmp_path, lines, number, text):
     path = tmp_path / "beats.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.mark.parametrize("ending, last", [("\r\n", ""), ("\r", "\r"), ("\n", "\n\n")])
+def test_heartbeat_line_endings(tmp_path, real, real_lines, ending, last):
+    path = tmp_path / "endings.csv"
+    path.write_bytes((ending.join(real_lines[:3]) + last).encode())
+    if last == "\n\n":  # a blank last line is a line with no values
+        _raises(r"endings\.csv line 4: found 0 values, expected 188", load_heartbeat_csv, path)
+    else:
+        np.testing.assert_array_equal(load_heartbeat_csv(path).x, real.x[:3])
 
 
 def test_heartbeat_missing_and_empty_file(tmp_path):
@@ -286,8 +307,8 @@ def test_pain_feature_errors(tmp_path, change, message):
     (lambda f: _set(f, 1, "label", "medium_pain"),
      r"labels\.csv line 3: label 'medium_pain' is not one of \('no_pain', 'low_pain', 'high_pain'\)"),
     (lambda f: pd.concat([f, pd.DataFrame({"sample_index": [7, 9], "label": ["no_pain"] * 2})]),
-     r"labels\.csv: sample_index 7, 9 labelled but not in .*features\.csv"),
-    (lambda f: f.iloc[1:], r"labels\.csv: no label for sample_index 2 found in .*features\.csv"),
+     r"labels\.csv: sample_index 7, 9 labelled but absent from .*features\.csv"),
+    (lambda f: f.iloc[1:], r"labels\.csv: no label for sample_index 2 of .*features\.csv"),
     (lambda f: pd.concat([f, f.iloc[:1]]), r"labels\.csv line 5: sample_index 2 is labelled twice"),
     (lambda f: f.rename(columns={"label": "class"}), r"labels\.csv: missing columns label"),
 ])

@@ -7,10 +7,12 @@ seeded and vectorised, and the writers produce the real file formats for the loa
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.signal
 
 from kseq.data.sequence_set import SequenceSet
 from kseq.data.sources import (
@@ -52,10 +54,11 @@ def make_heartbeats(scale=1.0, seed=0) -> tuple[SequenceSet, SequenceSet]:
     morphology (S: narrow QRS, odd P, late next beat; V: wide QRS, inverted T, compensatory
     pause; F: between N and V; Q: paced and noisy), per-beat variation, noise and baseline
     wander, then min-max normalised to [0, 1] over its signal and zero-padded to 187 samples.
-    About 5% of beats carry a NaN gap of 2-8 samples. `scale` in (0, 1] draws a stratified
-    fraction of both splits, at least one beat per class.
+    About 5% of beats carry a NaN gap of 2-8 samples. The classes overlap: the seed CNN reaches
+    a macro-F1 near 0.9 (F the hardest), not 1.0. `scale` in (0, 1] draws a stratified fraction
+    of both splits, at least one beat per class.
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 < scale <= 1:
         raise InputError(f"data.scale must be a number in (0, 1]; got {scale!r}")
     train_rng, test_rng = np.random.default_rng(seed).spawn(2)
     return tuple(
@@ -194,7 +197,7 @@ def write_pain_csv(directory, seed=0, n_test=200) -> dict[str, Path]:
 
 def _pain_frames(seed, n_test) -> dict[str, pd.DataFrame]:
     """The long-format feature and label tables of both splits, keyed like `write_pain_csv`."""
-    if isinstance(n_test, bool) or not isinstance(n_test, (int, np.integer)) or n_test < len(PAIN_CLASSES):
+    if isinstance(n_test, bool) or not isinstance(n_test, numbers.Integral) or n_test < len(PAIN_CLASSES):
         raise InputError(f"data.n_test must be an integer >= {len(PAIN_CLASSES)}; got {n_test!r}")
     train_rng, test_rng = np.random.default_rng(seed).spawn(2)
     frames = {}
@@ -243,12 +246,10 @@ def _surveys(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _joints(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Joint readings (N, 160, 31): AR(1) noise, a class-dependent oscillation in some joints,
-    groups scaled 1e-3 / 1 / 100, joint_11 tracking joint_10 and joint_30 constant."""
+    """Joint readings (N, 160, 31) float32: AR(1) noise, a class-dependent oscillation in some
+    joints, groups scaled 1e-3 / 1 / 100, joint_11 tracking joint_10 and joint_30 constant."""
     n = len(y)
-    noise = rng.standard_normal((n, PAIN_STEPS, 30))
-    for step in range(1, PAIN_STEPS):  # AR(1), 160 vectorised steps
-        noise[:, step] += 0.8 * noise[:, step - 1]
+    noise = scipy.signal.lfilter([1.0], [1.0, -0.8], rng.standard_normal((n, PAIN_STEPS, 30)), axis=1)  # AR(1)
     amp = (1.0 + 0.6 * y + 0.25 * rng.standard_normal(n))[:, None, None]
     cycles = np.clip(2.0 + 1.2 * y + 0.5 * rng.standard_normal(n), 0.5, None)[:, None, None]
     phase = rng.uniform(0, 2 * np.pi, (n, 1, len(_SIGNAL_JOINTS)))
@@ -257,4 +258,4 @@ def _joints(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     joints[:, :, _SIGNAL_JOINTS] += amp * np.sin(2 * np.pi * cycles * steps / PAIN_STEPS + phase)
     joints[:, :, 11] = 0.9 * joints[:, :, 10] + 0.15 * rng.standard_normal((n, PAIN_STEPS))
     joints *= np.repeat(_JOINT_SCALES, 10)
-    return np.concatenate([joints, np.full((n, PAIN_STEPS, 1), 0.5)], axis=2)
+    return np.concatenate([joints, np.full((n, PAIN_STEPS, 1), 0.5)], axis=2).astype(np.float32)

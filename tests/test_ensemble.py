@@ -1,0 +1,177 @@
+"""Ensembles: the vote against NumPy, a tiny three-member ECG ensemble end to end, bad members."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from kseq import ensemble
+from kseq.errors import InputError
+from kseq.models import build_model
+from tests.conftest import TINY_ECG
+
+
+def majority_reference(p):
+    """(M, N, C) member probabilities -> (decisions (N,), vote counts (N, C)), one row at a time."""
+    num_members, n, num_classes = p.shape
+    decisions, counts = np.zeros(n, dtype=int), np.zeros((n, num_classes))
+    for i in range(n):
+        counts[i] = np.bincount(p[:, i].argmax(axis=-1), minlength=num_classes)
+        tied = np.flatnonzero(counts[i] == counts[i].max())
+        decisions[i] = tied[np.argmax(p[:, i, tied].sum(axis=0))]
+    return decisions, counts
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("num_members, num_classes", [(4, 3), (6, 3)])
+def test_majority_vote_and_tie_break_match_numpy(num_members, num_classes):
+    p = np.random.default_rng(num_members).dirichlet(np.ones(num_classes), size=(num_members, 500)).astype("float32")
+    decisions, counts = majority_reference(p)
+    top_ties = (counts == counts.max(axis=-1, keepdims=True)).sum(axis=-1) > 1
+    assert top_ties.mean() > 0.2  # the vote is mostly decided by the tie-break here
+    assert (decisions[top_ties] != counts[top_ties].argmax(axis=-1)).any()
+
+    out = softmax(np.asarray(ensemble.MajorityVote()(list(np.log(p)))))
+    winner = np.eye(num_classes)[decisions]
+    expected = (counts + ensemble.TIE_BREAK_VOTE * winner) / (num_members + ensemble.TIE_BREAK_VOTE)
+    np.testing.assert_array_equal(out.argmax(axis=-1), decisions)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert np.abs(out - counts / num_members).max() <= ensemble.TIE_BREAK_VOTE / num_members
+
+
+def test_soft_vote_is_the_mean_probability():
+    p = np.random.default_rng(0).dirichlet(np.ones(5), size=(3, 64)).astype("float32")
+    out = softmax(np.asarray(ensemble.SoftVote()(list(np.log(p)))))
+    np.testing.assert_allclose(out, p.mean(axis=0), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A named ensemble of three tiny CNNs (different kernels), trained, voted and exported via the CLI path."""
+    root = tmp_path_factory.mktemp("ensemble")
+    spec = root / "tiny_ensemble.toml"
+    spec.write_text(textwrap.dedent("""
+        vote = "majority"
+        members = [
+            "ecg_cnn",
+            { experiment = "ecg_cnn", set = ["model.kernel_size=3"] },
+            { experiment = "ecg_cnn", set = ["model.kernel_size=9", "model.pool_size=4"] },
+        ]
+    """))
+    args = ensemble.parse_args(["--experiment", str(spec), "--output-dir", str(root / "out"),
+                                "--export", str(root / "export"), *(a for s in TINY_ECG for a in ("--set", s))])
+    result, exported = ensemble.run(args)
+    return result, exported, root
+
+
+def test_ensemble_folder_holds_the_vote_of_every_member_on_one_test_split(trained):
+    result, _, root = trained
+    assert result.directory.parent == root / "out" / "tiny_ensemble"
+    assert sorted(p.name for p in result.directory.iterdir()) == [
+        "ensemble.toml", "metrics.json", "model.keras", "plots"]
+    metrics = json.loads((result.directory / "metrics.json").read_text())
+    assert len(metrics["members"]) == 3 and metrics["vote"] == "majority"
+
+    decisions, _ = majority_reference(result.member_probabilities)
+    np.testing.assert_array_equal(result.probabilities.argmax(axis=-1), decisions)
+    assert metrics["accuracy"] == pytest.approx(np.mean(decisions == result.y_true))
+    for member, p in zip(metrics["members"], result.member_probabilities):
+        own = json.loads((root / member["directory"] / "metrics.json").read_text())
+        assert member["metrics"]["accuracy"] == pytest.approx(np.mean(p.argmax(-1) == result.y_true))
+        assert member["metrics"]["confusion_matrix"] == own["confusion_matrix"]  # the members' own test split
+    assert ensemble.format_table(result).splitlines()[-1].startswith("ensemble (majority vote)")
+
+    reloaded = keras.saving.load_model(result.directory / "model.keras")
+    x = np.random.default_rng(0).random((8, 187, 1), dtype=np.float32)
+    np.testing.assert_allclose(ensemble.predict_proba(reloaded, x), ensemble.predict_proba(result.model, x), atol=1e-6)
+
+
+def test_exported_savedmodel_matches_the_ensemble_in_a_tensorflow_only_process(trained, tmp_path):
+    result, exported, _ = trained
+    x = np.random.default_rng(1).random((32, 187, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    # TensorFlow 2.21 imports keras when it is installed; blocking it (and kseq) proves serving needs neither.
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["keras"] = sys.modules["kseq"] = None
+        import numpy as np, tensorflow as tf
+        serve = tf.saved_model.load({str(exported)!r}).signatures["serving_default"]
+        out = serve(sequence=tf.constant(np.load({str(tmp_path / "x.npy")!r})))
+        np.save({str(tmp_path / "p.npy")!r}, out["probabilities"].numpy())
+        np.save({str(tmp_path / "c.npy")!r}, out["class_id"].numpy())
+        print(" ".join(n.decode() for n in out["class_name"].numpy()))
+        assert not any(name.split(".")[0] in ("keras", "kseq") for name, m in sys.modules.items() if m is not None)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = ensemble.predict_proba(result.model, x)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected.argmax(-1))
+    names = np.array(["N", "S", "V", "F", "Q"])
+    assert done.stdout.split() == list(names[expected.argmax(-1)])
+    assert not list(exported.parent.glob(".partial-*"))
+
+
+def _other_class_names(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["class_names"] = ["A", "B", "C", "D", "E"]
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def _other_input_shape(run_dir):
+    build_model("cnn", (100, 1), 5, filters=[4], dense_units=[4]).save(run_dir / "model.keras")
+
+
+def _other_data(run_dir):
+    text = (run_dir / "config.toml").read_text()
+    (run_dir / "config.toml").write_text(text.replace("scale = 0.01", "scale = 0.02"))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (_other_class_names, "class names ['A', 'B', 'C', 'D', 'E'] differ"),
+    (_other_input_shape, "input shape (100, 1) differs from (187, 1)"),
+    (_other_data, "data.scale = 0.02 differs from 0.01"),
+])
+def test_mismatched_member_is_named_in_the_error(trained, tmp_path, mutate, message):
+    result, _, root = trained
+    good, other = (root / m["directory"] for m in result.metrics["members"][:2])
+    bad = shutil.copytree(other, tmp_path / "bad_member")
+    mutate(bad)
+    args = ensemble.parse_args([str(good), str(bad), "--output-dir", str(tmp_path / "out")])
+    with pytest.raises(InputError, match=rf"member {bad}: ") as raised:
+        ensemble.run(args)
+    assert message in str(raised.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_never_overwrites(tmp_path):
+    (tmp_path / "taken").mkdir()
+    args = ensemble.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--export", str(tmp_path / "taken")])
+    with pytest.raises(InputError, match="refusing to overwrite"):
+        ensemble.run(args)
+
+
+@pytest.mark.parametrize("name", ["pain_ensemble", "ecg_ensemble"])
+def test_named_ensembles_list_members_that_can_vote_together(name):
+    spec = ensemble.read_named_ensemble(name)
+    configs = [ensemble.member_config(entry) for entry in spec["members"]]
+    ensemble.check_configs(configs, [c["experiment"]["name"] for c in configs])
+    assert spec["vote"] == "majority" and len({c["model"]["name"] for c in configs}) >= 3
+
+
+def test_cli_rejects_a_folder_that_is_not_a_run(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kseq.ensemble", str(tmp_path), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [done.stderr.strip().splitlines()[-1]] and "Traceback" not in done.stderr
+    assert errors[0] == f"error: {tmp_path}: not a run folder (no config.toml, model.keras, metrics.json)"
