@@ -41,7 +41,7 @@ def samples_per_second(dataset: tf.data.Dataset) -> float:
     """Samples per second over one full iteration of `dataset`."""
     start, seen = time.perf_counter(), 0
     for batch in dataset:
-        seen += int(tf.shape(batch[1])[0])
+        seen += batch[1].shape[0]
     return seen / (time.perf_counter() - start)
 
 
@@ -111,7 +111,9 @@ def main(argv=None) -> None:
     seconds = training_seconds(x, y, steps, fits)
     for name, values in seconds.items():
         value = statistics.median(values)
-        print(f"cnn fit, {steps} steps on {name:<10} {value:>8.2f} s median of {fits} ({steps * BATCH / value:,.0f} samples/s)")
+        each = ", ".join(f"{v:.2f}" for v in values)
+        rate = steps * BATCH / value
+        print(f"cnn fit, {steps} steps on {name:<10} {value:>6.2f} s median ({rate:,.0f} samples/s); each: {each}")
     # Pair each rejection fit with the none fit beside it, so slow drifts in machine load cancel.
     epoch_ratio = statistics.median(r / n for r, n in zip(seconds["rejection"], seconds["none"]))
 

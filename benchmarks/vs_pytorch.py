@@ -47,40 +47,45 @@ RESULT = "@@result "
 # --------------------------------------------------------------------------- workers
 
 
-class Worker:
-    """A training stack in this process: `setup`, `epoch`, `infer`, `latency`, `predict`."""
+def _median_time(fn, repeats: int = 1) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+class KseqTrain:
+    """kseq's `ecg_cnn` training path: config, sampler, model, compile and fit as `kseq.training` does."""
 
     def __init__(self, data: dict, args: dict):
-        self.args = args
+        self.args, self.data = args, data
         self.x, self.y = data["x_train"], data["y_train"]
-        self.x_test = data["x_test"]
         self.steps = math.ceil(len(self.y) / BATCH)
 
-
-class KsqWorker(Worker):
-    name = "kseq"
-
     def setup(self):
+        from kseq import runtime
+
+        runtime.configure_threads("train")
+        import keras
         import tensorflow as tf
 
         import kseq
-        from kseq import export, training
+        from kseq import training
         from kseq.config import load_config
         from kseq.data.pipeline import make_train_dataset
         from kseq.metrics import BalancedAccuracy, MacroF1
 
-        self.tf = tf
         config = load_config("ecg_cnn", self.args["set"])
-        self.config = config
-        keras = __import__("keras")
         keras.utils.set_random_seed(0)
         hp = {k: v for k, v in config["model"].items() if k != "name"}
-        num_classes = int(self.y.max()) + 1
-        model = kseq.build_model(config["model"]["name"], self.x.shape[1:], num_classes, **hp)
+        self.num_classes = int(self.y.max()) + 1
+        model = kseq.build_model(config["model"]["name"], self.x.shape[1:], self.num_classes, **hp)
         model.compile(
             optimizer=training.make_optimizer(config["optimizer"], self.steps, config["train"]["epochs"]),
-            loss=training.make_loss(config["loss"], self.y, num_classes),
-            metrics=["accuracy", MacroF1(num_classes), BalancedAccuracy(num_classes)],
+            loss=training.make_loss(config["loss"], self.y, self.num_classes),
+            metrics=["accuracy", MacroF1(self.num_classes), BalancedAccuracy(self.num_classes)],
             steps_per_execution=config["train"]["steps_per_execution"],
         )
         self.model = model
@@ -89,11 +94,6 @@ class KsqWorker(Worker):
             target=config["sampler"]["target"],
         )
         self.epoch()  # warm-up: traces the train function
-        self.tmp = tempfile.TemporaryDirectory(prefix="kseq-bench-")
-        export.export_serving(model, Path(self.tmp.name) / "serving", [f"c{i}" for i in range(num_classes)])
-        self.serve = tf.saved_model.load(str(Path(self.tmp.name) / "serving")).signatures["serving_default"]
-        self.infer(2)
-        self.latency(20)
         return {"steps_per_execution": config["train"]["steps_per_execution"],
                 "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
@@ -101,106 +101,198 @@ class KsqWorker(Worker):
     def epoch(self):
         self.model.fit(self.dataset, epochs=1, verbose=0)
 
-    def _call(self, batch):
+    def predict(self):
+        from kseq.data.pipeline import make_eval_dataset
+
+        logits = self.model.predict(make_eval_dataset(self.data["x_test"], batch_size=BATCH), verbose=0)
+        return logits.argmax(-1).tolist()
+
+    def export(self, path):
+        from kseq import export
+
+        export.export_serving(self.model, path, [f"c{i}" for i in range(self.num_classes)])
+
+
+class TorchTrain:
+    """The seed's PyTorch loop: WeightedRandomSampler, DataLoader, AdamW, focal loss."""
+
+    def __init__(self, data: dict, args: dict):
+        self.args, self.data = args, data
+        self.x, self.y = data["x_train"], data["y_train"]
+        self.steps = math.ceil(len(self.y) / BATCH)
+
+    def setup(self):
+        import numpy as np
+        import torch
+        from torch.utils.data import BatchSampler, DataLoader, TensorDataset, WeightedRandomSampler
+
+        self.torch = torch
+        torch.manual_seed(0)
+        x = torch.from_numpy(np.ascontiguousarray(self.x.transpose(0, 2, 1)))  # (N, F, T): Conv1d's layout
+        y = torch.from_numpy(self.y.astype(np.int64))
+        counts = np.bincount(self.y)
+        sampler = WeightedRandomSampler(torch.from_numpy((1.0 / counts)[self.y]), num_samples=len(self.y),
+                                        replacement=True, generator=torch.Generator().manual_seed(0))
+        if self.args["torch_loader"] == "seed":
+            # The seed's loader: per-sample indexing and default collation.
+            self.loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, sampler=sampler, num_workers=0)
+        else:
+            # The same sampler, each batch gathered in one indexing op (faster).
+            self.loader = DataLoader(_Batched(x, y), sampler=BatchSampler(sampler, BATCH, False),
+                                     batch_size=None, num_workers=0)
+        self.model = torch_model(self.x.shape[1], self.x.shape[2], int(counts.size))
+        # L2 as decoupled weight decay (AdamW), as in the seed.
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=1e-4)
+        self.model.train()
+        batches = (batch for _ in iter(int, 1) for batch in self.loader)  # endless
+
+        def steps(n=3):
+            for _ in range(n):
+                self._step(*next(batches))
+
+        self.threads = _calibrate_threads(torch, self.args["torch_threads"], steps)
+        self.epoch()  # warm-up
+        return {"threads": self.threads, "loader": self.args["torch_loader"]}
+
+    def _step(self, xb, yb):
+        loss = focal_loss(self.torch, self.model(xb), yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def epoch(self):
+        self.torch.set_num_threads(self.threads)
+        self.model.train()
+        total = self.torch.zeros(())
+        for xb, yb in self.loader:
+            total += self._step(xb, yb)
+        return float(total) / self.steps
+
+    def predict(self):
+        self.model.eval()
+        x = self.torch.from_numpy(self.data["x_test"].transpose(0, 2, 1).copy())
+        with self.torch.inference_mode():
+            return self.model(x).argmax(-1).tolist()
+
+    def export(self, path):
+        self.torch.save(self.model.state_dict(), path)
+
+
+class KseqServe:
+    """The exported SavedModel's `serving_default` signature, in a serving process."""
+
+    def __init__(self, data: dict, args: dict):
+        self.args, self.x = args, data["x_test"]
+
+    def setup(self, path):
+        from kseq import runtime
+
+        threads = self.args["kseq_serve_threads"]
+        intra, inter = (int(n) for n in threads.split(",")) if threads else (None, None)
+        runtime.configure_threads("serve", intra_op=intra, inter_op=inter)
+        import tensorflow as tf
+
+        self.tf = tf
+        self.serve = tf.saved_model.load(path).signatures["serving_default"]
+        for _ in range(3):  # warm-up: first calls at each batch size
+            self.infer(2)
+            self.latency(10)
+        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+    def __call__(self, batch):
         out = self.serve(sequence=self.tf.constant(batch))
         return out["probabilities"].numpy(), out["class_id"].numpy()
 
     def infer(self, batches: int):
         for i in range(batches):
-            start = (i * BATCH) % (len(self.x_test) - BATCH)
-            self._call(self.x_test[start : start + BATCH])
+            start = (i * BATCH) % (len(self.x) - BATCH)
+            self(self.x[start : start + BATCH])
 
     def latency(self, calls: int):
-        times = []
-        for i in range(calls):
-            one = self.x_test[i % len(self.x_test)][None]
-            t = time.perf_counter()
-            self._call(one)
-            times.append(time.perf_counter() - t)
-        return times
-
-    def predict(self):
-        return [int(c) for i in range(0, len(self.x_test), BATCH) for c in self._call(self.x_test[i : i + BATCH])[1]]
+        return _latencies(self, self.x, calls)
 
 
-class TorchWorker(Worker):
-    name = "torch"
+class TorchServe:
+    """The trained torch model, eager, `eval()` under `torch.inference_mode()`."""
 
-    def setup(self):
+    def __init__(self, data: dict, args: dict):
+        self.args, self.x_np = args, data["x_test"]
+
+    def setup(self, path):
         import numpy as np
         import torch
-        from torch import nn
-        from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
         self.torch = torch
-        torch.set_num_threads(self.args["torch_threads"])
-        torch.manual_seed(0)
-        channels_first = np.ascontiguousarray(self.x.transpose(0, 2, 1))  # (N, 1, 187): Conv1d's NCL
-        x, y = torch.from_numpy(channels_first), torch.from_numpy(self.y.astype(np.int64))
-        self.x_test_t = torch.from_numpy(np.ascontiguousarray(self.x_test.transpose(0, 2, 1)))
-        counts = np.bincount(self.y)
-        weights = torch.from_numpy((1.0 / counts)[self.y])
-        sampler = WeightedRandomSampler(weights, num_samples=len(self.y), replacement=True,
-                                        generator=torch.Generator().manual_seed(0))
-        if self.args["torch_loader"] == "seed":
-            # The seed's loop: per-sample indexing and default collation.
-            self.loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, sampler=sampler, num_workers=0)
-        else:
-            # Its best form: the same sampler, each batch gathered in one indexing op.
-            self.loader = DataLoader(_Batched(x, y), sampler=torch.utils.data.BatchSampler(sampler, BATCH, False),
-                                     batch_size=None, num_workers=0)
-        steps, features = self.x.shape[1], self.x.shape[2]
-        self.model = nn.Sequential(
-            nn.Conv1d(features, 32, 5, padding="same"), nn.ReLU(),
-            nn.Conv1d(32, 64, 5, padding="same"), nn.ReLU(),
-            nn.MaxPool1d(2), nn.Flatten(),
-            nn.Linear(64 * (steps // 2), 128), nn.ReLU(), nn.Dropout(0.6),
-            nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.6),
-            nn.Linear(64, int(counts.size)),
-        )
-        # L2 as decoupled weight decay (AdamW), as in the seed.
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=1e-4)
-        self.epoch()  # warm-up
-        self.infer(2)
-        self.latency(20)
-        return {"threads": torch.get_num_threads(), "loader": self.args["torch_loader"]}
+        self.x = torch.from_numpy(np.ascontiguousarray(self.x_np.transpose(0, 2, 1)))
+        self.model = torch_model(self.x.shape[2], self.x.shape[1], int(self.args["num_classes"]))
+        self.model.load_state_dict(torch.load(path))
+        self.model.eval()
+        for _ in range(3):
+            self.infer(2)
+            self.latency(10)
+        # Torch may change its thread count at any time: give each measurement its best.
+        self.infer_threads = _calibrate_threads(torch, self.args["torch_threads"], lambda: self.infer(3))
+        self.latency_threads = _calibrate_threads(torch, self.args["torch_threads"], lambda: self.latency(30))
+        return {"threads (batch 256)": self.infer_threads, "threads (batch 1)": self.latency_threads}
 
-    def epoch(self):
-        torch, model = self.torch, self.model
-        model.train()
-        total = torch.zeros(())
-        for xb, yb in self.loader:
-            loss = _focal_loss(torch, model(xb), yb)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.detach()
-        return float(total) / self.steps
-
-    def _call(self, batch):
+    def __call__(self, batch):
         with self.torch.inference_mode():
             probabilities = self.torch.softmax(self.model(batch), dim=-1)
             return probabilities.numpy(), probabilities.argmax(-1).numpy()
 
     def infer(self, batches: int):
-        self.model.eval()
+        if hasattr(self, "infer_threads"):
+            self.torch.set_num_threads(self.infer_threads)
         for i in range(batches):
-            start = (i * BATCH) % (len(self.x_test_t) - BATCH)
-            self._call(self.x_test_t[start : start + BATCH])
+            start = (i * BATCH) % (len(self.x) - BATCH)
+            self(self.x[start : start + BATCH])
 
     def latency(self, calls: int):
-        self.model.eval()
-        times = []
-        for i in range(calls):
-            one = self.x_test_t[i % len(self.x_test_t)][None]
-            t = time.perf_counter()
-            self._call(one)
-            times.append(time.perf_counter() - t)
-        return times
+        if hasattr(self, "latency_threads"):
+            self.torch.set_num_threads(self.latency_threads)
+        return _latencies(self, self.x, calls)
 
-    def predict(self):
-        self.model.eval()
-        return [int(c) for i in range(0, len(self.x_test_t), BATCH) for c in self._call(self.x_test_t[i : i + BATCH])[1]]
+
+def _latencies(call, x, calls: int) -> list[float]:
+    times = []
+    for i in range(calls):
+        one = x[i % len(x)][None]
+        t = time.perf_counter()
+        call(one)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _calibrate_threads(torch, setting: str, run, rounds: int = 3) -> int:
+    """`setting` threads, or with "auto" whichever of 1..cores runs `run` fastest (alternated, median)."""
+    if setting != "auto":
+        torch.set_num_threads(int(setting))
+        return int(setting)
+    candidates = sorted({1, os.cpu_count() or 1})
+    times = {n: [] for n in candidates}
+    for _ in range(rounds):
+        for n in candidates:
+            torch.set_num_threads(n)
+            times[n].append(_median_time(run))
+    best = min(candidates, key=lambda n: statistics.median(times[n]))
+    torch.set_num_threads(best)
+    return best
+
+
+def torch_model(steps: int, features: int, num_classes: int):
+    """The seed's CNN in torch, laid out as `kseq.build_model("cnn", ...)` with ecg_cnn's hyperparameters."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv1d(features, 32, 5, padding="same"), nn.ReLU(),
+        nn.Conv1d(32, 64, 5, padding="same"), nn.ReLU(),
+        nn.MaxPool1d(2), nn.Flatten(),
+        nn.Linear(64 * (steps // 2), 128), nn.ReLU(), nn.Dropout(0.6),
+        nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.6),
+        nn.Linear(64, num_classes),
+    )
 
 
 class _Batched:
@@ -216,11 +308,14 @@ class _Batched:
         return self.x[index], self.y[index]
 
 
-def _focal_loss(torch, logits, y, gamma=2.0, alpha=0.25):
-    """kseq's FocalLoss(gamma, alpha) on sparse labels, from logits: mean of alpha (1-p_t)^gamma -log p_t."""
+def focal_loss(torch, logits, y, gamma=2.0, alpha=0.25):
+    """kseq's `FocalLoss(gamma, alpha)` on sparse labels from logits: mean of `alpha (1 - p_t)^gamma (-log p_t)`."""
     log_p = torch.log_softmax(logits, dim=-1).gather(1, y[:, None])[:, 0]
     p = log_p.exp().clamp(1e-7, 1 - 1e-7)
     return (alpha * (1 - p) ** gamma * -log_p).mean()
+
+
+WORKERS = {"kseq": KseqTrain, "torch": TorchTrain, "kseq-serve": KseqServe, "torch-serve": TorchServe}
 
 
 def worker_main(kind: str, data_path: str, args: dict) -> None:
@@ -231,30 +326,30 @@ def worker_main(kind: str, data_path: str, args: dict) -> None:
 
     with np.load(data_path) as f:
         data = {k: f[k] for k in f.files}
-    worker = (KsqWorker if kind == "kseq" else TorchWorker)(data, args)
+    worker = WORKERS[kind](data, args)
 
     def answer(value):
         out.write(RESULT + json.dumps(value) + "\n")
 
     for line in sys.stdin:
         command = json.loads(line)
-        op = command["op"]
+        op = command.pop("op")
+        t = time.perf_counter()
         if op == "setup":
-            t = time.perf_counter()
-            info = worker.setup()
-            answer({"info": info, "seconds": time.perf_counter() - t})
+            answer({"info": worker.setup(**command), "seconds": time.perf_counter() - t})
         elif op == "epoch":
-            t = time.perf_counter()
             worker.epoch()
             answer({"seconds": time.perf_counter() - t, "samples": worker.steps * BATCH})
         elif op == "infer":
-            t = time.perf_counter()
             worker.infer(command["batches"])
             answer({"seconds": time.perf_counter() - t, "samples": command["batches"] * BATCH})
         elif op == "latency":
             answer({"times": worker.latency(command["calls"])})
         elif op == "predict":
             answer({"class_id": worker.predict()})
+        elif op == "export":
+            worker.export(command["path"])
+            answer({})
         elif op == "quit":
             # ru_maxrss is in KiB on Linux.
             answer({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
@@ -264,13 +359,13 @@ def worker_main(kind: str, data_path: str, args: dict) -> None:
 class Remote:
     """A worker process driven over its stdin/stdout."""
 
-    def __init__(self, kind: str, data_path: str, args: argparse.Namespace, log_dir: str):
+    def __init__(self, kind: str, data_path: str, worker_args: dict, log_dir: str):
         self.kind = kind
         self.log = open(Path(log_dir) / f"{kind}.log", "w+")
-        worker_args = json.dumps({"set": args.set, "torch_threads": args.torch_threads, "torch_loader": args.torch_loader})
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", kind, "--data", data_path, "--worker-args", worker_args],
+            [sys.executable, os.path.abspath(__file__), "--worker", kind, "--data", data_path,
+             "--worker-args", json.dumps(worker_args)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
         )
 
@@ -282,6 +377,11 @@ class Remote:
                 return json.loads(line[len(RESULT):])
         self.log.seek(0)
         raise RuntimeError(f"{self.kind} worker died during {op!r}:\n{self.log.read()[-4000:]}")
+
+    def quit(self) -> float:
+        rss = self("quit")["peak_rss_mib"]
+        self.proc.wait()
+        return rss
 
 
 # --------------------------------------------------------------------------- driver
@@ -329,14 +429,17 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--scale", type=float, help="fraction of MIT-BIH's size (default 0.25; --quick 0.03)")
     parser.add_argument("--rounds", type=int, help="timed epochs per stack, alternated (default 5; --quick 2)")
-    parser.add_argument("--infer-rounds", type=int, default=5, help="alternated inference rounds")
+    parser.add_argument("--infer-rounds", type=int, default=10, help="alternated batch-256 inference rounds")
     parser.add_argument("--latency-calls", type=int, default=300, help="batch-1 calls per stack")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override ecg_cnn's config for kseq, as `kseq.experiments.run --set`")
-    parser.add_argument("--torch-threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
+    parser.add_argument("--torch-threads", default="auto",
+                        help="torch.set_num_threads; auto (default): the fastest of 1..cores, per measurement")
     parser.add_argument("--torch-loader", choices=("batched", "seed"), default="batched",
-                        help="batched: one indexing op per batch (torch's fastest); seed: per-sample collation")
-    parser.add_argument("--worker", choices=("kseq", "torch"), help=argparse.SUPPRESS)
+                        help="batched (default): one indexing op per batch; seed: per-sample collation")
+    parser.add_argument("--kseq-serve-threads", default="", metavar="INTRA,INTER",
+                        help="override kseq.runtime's serving thread counts")
+    parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--worker-args", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -352,52 +455,68 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="vs-pytorch-") as tmp:
         data_path = str(Path(tmp) / "data.npz")
         meta = make_data(scale, data_path)
-        print(f"data: {meta['n_train']} training / {meta['n_test']} test beats (scale {scale}), "
-              f"batch {BATCH}, {math.ceil(meta['n_train'] / BATCH)} steps per epoch; {os.cpu_count()} CPUs", flush=True)
-        workers = [Remote("kseq", data_path, args, tmp), Remote("torch", data_path, args, tmp)]
-        results = {w.kind: {"epoch_s": [], "infer_sps": [], "latency_s": []} for w in workers}
-        for w in workers:  # one at a time, so neither warms up while the other is measured
-            setup = w("setup")
-            print(f"{w.kind}: setup + warm-up {setup['seconds']:.1f} s, {setup['info']}", flush=True)
-        samples = None
-        for r in range(rounds):
-            for w in alternate(workers, r):
-                epoch = w("epoch")
-                samples = epoch["samples"]
-                results[w.kind]["epoch_s"].append(epoch["seconds"])
-            print(f"round {r + 1}/{rounds}: " + ", ".join(
-                f"{k} {v['epoch_s'][-1]:.2f} s" for k, v in results.items()), flush=True)
-        infer_batches = max(4, min(40, meta["n_test"] // BATCH))
-        for r in range(infer_rounds):
-            for w in alternate(workers, r):
-                run = w("infer", batches=infer_batches)
-                results[w.kind]["infer_sps"].append(run["samples"] / run["seconds"])
-        chunk = max(1, latency_calls // 3)
-        for r in range(3):
-            for w in alternate(workers, r):
-                results[w.kind]["latency_s"] += w("latency", calls=chunk)["times"]
         num_classes = len(meta["class_names"])
-        for w in workers:
+        steps = math.ceil(meta["n_train"] / BATCH)
+        print(f"data: {meta['n_train']} training / {meta['n_test']} test beats (scale {scale}), batch {BATCH}, "
+              f"{steps} steps per epoch; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+        worker_args = {"set": args.set, "torch_threads": args.torch_threads, "torch_loader": args.torch_loader,
+                       "kseq_serve_threads": args.kseq_serve_threads, "num_classes": num_classes}
+        results = {k: {"epoch_s": [], "infer_sps": [], "latency_s": []} for k in ("kseq", "torch")}
+
+        # Training: one epoch each in turn, after a warm-up epoch each.
+        train = [Remote("kseq", data_path, worker_args, tmp), Remote("torch", data_path, worker_args, tmp)]
+        for w in train:  # one at a time, so neither warms up while the other is measured
+            setup = w("setup")
+            print(f"{w.kind}: setup + warm-up epoch {setup['seconds']:.1f} s, {setup['info']}", flush=True)
+        for r in range(rounds):
+            for w in alternate(train, r):
+                results[w.kind]["epoch_s"].append(w("epoch")["seconds"])
+            print(f"epoch {r + 1}/{rounds}: " + ", ".join(
+                f"{k} {v['epoch_s'][-1]:.2f} s" for k, v in results.items()), flush=True)
+        artifacts = {"kseq": str(Path(tmp) / "serving"), "torch": str(Path(tmp) / "model.pt")}
+        for w in train:
             results[w.kind]["macro_f1"] = macro_f1(meta["y_test"], w("predict")["class_id"], num_classes)
-            results[w.kind]["peak_rss_mib"] = w("quit")["peak_rss_mib"]
-            w.proc.wait()
+            w("export", path=artifacts[w.kind])
+            results[w.kind]["train_rss_mib"] = w.quit()
+
+        # Serving: each stack loads its exported model in a fresh process.
+        serve = [Remote("kseq-serve", data_path, worker_args, tmp), Remote("torch-serve", data_path, worker_args, tmp)]
+        for w in serve:
+            setup = w("setup", path=artifacts[w.kind.removesuffix("-serve")])
+            print(f"{w.kind}: load + warm-up {setup['seconds']:.1f} s, {setup['info']}", flush=True)
+        infer_batches = max(4, min(20, meta["n_test"] // BATCH))
+        for r in range(infer_rounds):
+            for w in alternate(serve, r):
+                run = w("infer", batches=infer_batches)
+                results[w.kind.removesuffix("-serve")]["infer_sps"].append(run["samples"] / run["seconds"])
+        chunks = 10 if not args.quick else 3
+        for r in range(chunks):
+            for w in alternate(serve, r):
+                results[w.kind.removesuffix("-serve")]["latency_s"] += w("latency", calls=latency_calls // chunks)["times"]
+        for w in serve:
+            results[w.kind.removesuffix("-serve")]["serve_rss_mib"] = w.quit()
 
     med = {k: {"epoch_s": statistics.median(v["epoch_s"]),
-               "train_sps": statistics.median(samples / s for s in v["epoch_s"]),
+               "train_sps": statistics.median(steps * BATCH / s for s in v["epoch_s"]),
                "infer_sps": statistics.median(v["infer_sps"]),
                "latency_ms": 1e3 * statistics.median(v["latency_s"]),
-               "macro_f1": v["macro_f1"], "peak_rss_mib": v["peak_rss_mib"]} for k, v in results.items()}
+               "latency_p90_ms": 1e3 * statistics.quantiles(v["latency_s"], n=10)[-1],
+               "macro_f1": v["macro_f1"], "train_rss_mib": v["train_rss_mib"],
+               "serve_rss_mib": v["serve_rss_mib"]} for k, v in results.items()}
     rows = [("training samples/s", "train_sps", "{:,.0f}"), ("epoch time (s)", "epoch_s", "{:.2f}"),
             ("inference samples/s (batch 256)", "infer_sps", "{:,.0f}"),
             ("latency, batch 1 (ms, median)", "latency_ms", "{:.3f}"),
-            ("peak RSS (MiB)", "peak_rss_mib", "{:,.0f}"),
+            ("latency, batch 1 (ms, p90)", "latency_p90_ms", "{:.3f}"),
+            ("peak RSS, training process (MiB)", "train_rss_mib", "{:,.0f}"),
+            ("peak RSS, serving process (MiB)", "serve_rss_mib", "{:,.0f}"),
             (f"test macro-F1 after {rounds + 1} epochs", "macro_f1", "{:.3f}")]
-    print(f"\nmedians over {rounds} alternated epochs, {infer_rounds} inference rounds, "
-          f"{len(results['kseq']['latency_s'])} latency calls per stack")
-    print(f"{'':34}{'kseq':>12}{'torch':>12}{'kseq/torch':>12}")
+    print(f"\nmedians over {rounds} alternated epochs, {infer_rounds} alternated inference rounds of "
+          f"{infer_batches} batches, {len(results['kseq']['latency_s'])} latency calls per stack; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'':36}{'kseq':>11}{'torch':>11}{'kseq/torch':>12}")
     for label, key, fmt in rows:
         k, t = med["kseq"][key], med["torch"][key]
-        print(f"{label:34}{fmt.format(k):>12}{fmt.format(t):>12}{k / t if t else float('nan'):>12.2f}")
+        print(f"{label:36}{fmt.format(k):>11}{fmt.format(t):>11}{k / t if t else float('nan'):>12.2f}")
     train_speedup = med["kseq"]["train_sps"] / med["torch"]["train_sps"]
     infer_speedup = med["kseq"]["infer_sps"] / med["torch"]["infer_sps"]
     latency_ratio = med["kseq"]["latency_ms"] / med["torch"]["latency_ms"]

@@ -10,14 +10,17 @@ files; with `--train`, also train on them), `--seed N` and `--set section.key=va
 members `--train`/`--experiment` trains), `--output-dir DIR`, `--export DIR`.
 
 `majority`: every member votes its argmax; a tie goes to the tied class with the highest summed
-probability. `soft`: the mean of the members' probabilities. Every member and the ensemble are
+probability; the ensemble's probabilities are the vote shares, the tie-break winner given an extra
+thousandth of a vote so that argmax is the decision. `soft`: the mean of the members'
+probabilities. The ensemble is one Keras model (`build_ensemble`) outputting log-probabilities,
+so like every kseq model its softmax gives probabilities. Every member and the ensemble are
 evaluated on the same test split: the one the members' configs describe (rebuilt with
 `kseq.training.prepare_data`), or the files on the command line. The report goes to a new folder
 `<output-dir>/<ensemble-name>/<id>/` (name `ensemble` unless a named ensemble), written whole or
 not at all: `ensemble.toml` (members, vote, test data), `metrics.json` (`kseq.evaluation.report`
-of the ensemble plus `members`, each member's folder and metrics), `model.keras` and
-`plots/confusion_matrix.png`. `--export DIR` writes the ensemble as one TF SavedModel with a run's
-serving signature.
+of the ensemble plus `members`, each member's folder and metrics), `model.keras` (load it after
+`import kseq.ensemble`) and `plots/confusion_matrix.png`. `--export DIR` writes the ensemble as one
+TF SavedModel at DIR, with a run's serving signature, under a temporary name and then renamed.
 
 Members must agree on what one serving input means: the input shape `(T, F)`, the class names and
 gap filling (`preprocess.fill_gaps`, applied before the model). The rest of `[preprocess]` and all
@@ -42,8 +45,6 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 import numpy as np
 from keras import layers, ops
@@ -52,16 +53,15 @@ from kseq import evaluation, export, plots
 from kseq.config import dump_config, load_config
 from kseq.errors import InputError
 
-VOTES = ("majority", "soft")
-RUN_FILES = ("config.toml", "model.keras", "metrics.json")
-ENSEMBLE_DIR = resources.files("kseq.experiments") / "configs" / "ensembles"
-# Extra vote given to the tie-break winner in the majority vote's output, so argmax names it.
-TIE_BREAK_VOTE = 1e-3
-
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+RUN_FILES = ("config.toml", "model.keras", "metrics.json")
+ENSEMBLE_DIR = resources.files("kseq.experiments") / "configs" / "ensembles"
+# Extra vote given to the tie-break winner in the majority vote's output, so argmax names it.
+TIE_BREAK_VOTE = 1e-3
 
 
 class Vote(layers.Layer):
@@ -111,6 +111,7 @@ class MajorityVote(Vote):
 
 
 VOTE_LAYERS = {"majority": MajorityVote, "soft": SoftVote}
+VOTES = tuple(VOTE_LAYERS)
 
 
 @dataclasses.dataclass
@@ -121,10 +122,6 @@ class Member:
     config: dict
     class_names: tuple[str, ...]
     model: keras.Model
-
-    @property
-    def label(self) -> str:
-        return f"{self.directory.parent.name}/{self.directory.name}"
 
 
 @dataclasses.dataclass
@@ -204,7 +201,7 @@ def check_members(members: list[Member], same_test_split: bool = True) -> None:
 def build_ensemble(models: list[keras.Model], vote: str = "majority", name: str = "ensemble") -> keras.Model:
     """Raw sequences -> every member -> the vote, as one Functional model outputting log-probabilities."""
     if vote not in VOTE_LAYERS:
-        raise InputError(f"--vote: expected one of {', '.join(VOTES)}; got {vote!r}")
+        raise InputError(f"vote: expected one of {', '.join(VOTES)}; got {vote!r}")
     inputs = keras.Input(models[0].input_shape[1:], name="sequence")
     outputs = VOTE_LAYERS[vote](name="vote")([model(inputs) for model in models])
     return keras.Model(inputs, outputs, name=name)
@@ -226,7 +223,8 @@ def apply_data_files(config: dict, data=None, labels=None, test_data=None, test_
     if test_data and not data:
         raise InputError("--test-data needs --data (the training file the configs' preprocessing was fitted on)")
     if data:
-        config["data"].update(path=data, labels=labels or "", source=infer_source(data, labels, config["data"]["source"]),
+        source = infer_source(data, labels, config["data"]["source"])
+        config["data"].update(path=data, labels=labels or "", source=source,
                               test_path=test_data or "", test_labels=test_labels or "")
     return config
 
@@ -301,9 +299,10 @@ def read_named_ensemble(name_or_path: str) -> dict:
             spec = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{path}: {e}") from None
-    unknown = set(spec) - {"vote", "members"}
-    if unknown or not isinstance(spec.get("members"), list):
+    if set(spec) - {"vote", "members"} or not isinstance(spec.get("members"), list):
         raise InputError(f"{path}: expected keys vote and members (a list); got {', '.join(sorted(spec))}")
+    if spec.get("vote", "majority") not in VOTES:
+        raise InputError(f"{path}: vote must be one of {', '.join(VOTES)}; got {spec['vote']!r}")
     return {"name": path.name.removesuffix(".toml"), "vote": spec.get("vote", "majority"), "members": spec["members"]}
 
 
@@ -337,8 +336,8 @@ def format_table(ensemble: Ensemble) -> str:
     rows.append((f"ensemble ({ensemble.metrics['vote']} vote)", "", ensemble.metrics))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'member':<{width}}  {'model':<14} {'accuracy':>8} {'macro_f1':>8} {'balanced_accuracy':>17}"]
-    lines += [f"{label:<{width}}  {model:<14} {m['accuracy']:>8.4f} {m['macro_f1']:>8.4f} {m['balanced_accuracy']:>17.4f}"
-              for label, model, m in rows]
+    lines += [f"{label:<{width}}  {model:<14} {m['accuracy']:>8.4f} {m['macro_f1']:>8.4f} "
+              f"{m['balanced_accuracy']:>17.4f}" for label, model, m in rows]
     return "\n".join(lines)
 
 
@@ -346,7 +345,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kseq.ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="finished run folders to vote")
     parser.add_argument("--train", nargs="+", metavar="EXPERIMENT", help="train these named experiments, then vote")
-    parser.add_argument("--experiment", help="a named ensemble (or its TOML file): train its members, then vote")
+    parser.add_argument("--experiment", metavar="NAME",
+                        help="a named ensemble (or its TOML file): train its members, then vote")
     parser.add_argument("--vote", choices=VOTES, help="majority (default) or soft")
     parser.add_argument("--data", help="training data: heartbeat CSV, pain features CSV or .npz")
     parser.add_argument("--labels", help="labels CSV for --data (pain format)")
@@ -369,13 +369,12 @@ def run(args: argparse.Namespace) -> tuple[Ensemble, Path | None]:
         raise InputError("--set and --seed apply to members being trained (--train, --experiment), not run folders")
     if args.export and Path(args.export).exists():
         raise InputError(f"--export {args.export}: already exists; refusing to overwrite it")
-    data_files = {"data": args.data, "labels": args.labels, "test_data": args.test_data, "test_labels": args.test_labels}
+    data_files = {"data": args.data, "labels": args.labels,
+                  "test_data": args.test_data, "test_labels": args.test_labels}
     name, vote, runs = "ensemble", args.vote or "majority", args.runs
     if args.experiment:
         spec = read_named_ensemble(args.experiment)
         name, vote = spec["name"], args.vote or spec["vote"]
-    if vote not in VOTES:
-        raise InputError(f"vote: expected one of {', '.join(VOTES)}; got {vote!r}")
     if not runs:
         entries = spec["members"] if args.experiment else args.train
         runs = train_members(entries, args.output_dir, args.set, args.seed, data_files)

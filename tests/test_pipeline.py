@@ -178,7 +178,8 @@ def distributed_procs(tmp_path_factory):
     procs = []
     for log in logs:
         with log.open("w") as out:
-            procs.append(subprocess.Popen([sys.executable, "-c", DISTRIBUTED_FIT], stdout=out, stderr=subprocess.STDOUT))
+            command = [sys.executable, "-c", DISTRIBUTED_FIT]
+            procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
     yield list(zip(procs, logs))
     for p in procs:
         p.kill()

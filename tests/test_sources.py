@@ -138,7 +138,8 @@ def test_heartbeat_bad_label_names_line(tmp_path, real_lines, label, shown):
 def test_heartbeat_label_outside_custom_class_names(tmp_path, real_lines):
     line = real_lines[3]
     path = _with_line(tmp_path, real_lines, 4, line[: line.rindex(",") + 1] + "2.0")
-    _raises(r"line 4: label 2\.0 .* 0\.\.1 for \('normal', 'abnormal'\)", load_heartbeat_csv, path, ("normal", "abnormal"))
+    _raises(r"line 4: label 2\.0 .* 0\.\.1 for \('normal', 'abnormal'\)",
+            load_heartbeat_csv, path, ("normal", "abnormal"))
 
 
 def test_heartbeat_nan_cells_read_as_nan(tmp_path, real_lines):

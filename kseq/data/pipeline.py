@@ -20,7 +20,7 @@ SAMPLERS = ("none", "rejection", "weighted", "oversample", "class_weight")
 # this many times the expected number of candidates needed, so that one round nearly always
 # suffices; the cap bounds memory when a class is extremely rare.
 _BATCHES_PER_DRAW = 8
-_CANDIDATE_SLACK = 1.25
+_CANDIDATE_SLACK = 1.1
 _MAX_CANDIDATES = 1 << 20
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -137,11 +137,14 @@ def _target_distribution(target, counts: np.ndarray) -> np.ndarray:
     else:
         t = np.asarray(target, dtype=np.float64)
         if t.shape != counts.shape:
-            raise ValueError(f"target has {t.size} entries but y has {counts.size} classes (labels 0..{counts.size - 1})")
+            raise ValueError(
+                f"target has {t.size} entries but y has {counts.size} classes (labels 0..{counts.size - 1})"
+            )
         if not np.all(np.isfinite(t)) or np.any(t < 0) or t.sum() == 0:
             raise ValueError(f"target probabilities must be finite, non-negative and not all zero; got {t.tolist()}")
         if np.any(t[~present] > 0):
-            raise ValueError(f"target gives weight to classes absent from y: {np.flatnonzero(~present & (t > 0)).tolist()}")
+            absent = np.flatnonzero(~present & (t > 0)).tolist()
+            raise ValueError(f"target gives weight to classes absent from y: {absent}")
     return t / t.sum()
 
 

@@ -344,7 +344,8 @@ def _whole_column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
     if len(bad):
         row = bad[0]
-        raise InputError(f"{source} line {row + 2}, column {name}: {_cell(frame[name].iloc[row])} is not a whole number")
+        value = _cell(frame[name].iloc[row])
+        raise InputError(f"{source} line {row + 2}, column {name}: {value} is not a whole number")
     return numbers.astype(np.int64)
 
 
@@ -377,7 +378,8 @@ def _pain_labels(labels: pd.DataFrame, sample_ids: np.ndarray, class_names, sour
     unknown = np.flatnonzero(~np.isin(names, class_names))
     if len(unknown):
         row = unknown[0]
-        raise InputError(f"{source} line {row + 2}: label {_cell(labels['label'].iloc[row])} is not one of {class_names}")
+        value = _cell(labels["label"].iloc[row])
+        raise InputError(f"{source} line {row + 2}: label {value} is not one of {class_names}")
     duplicated = np.flatnonzero(pd.Series(ids).duplicated().to_numpy())
     if len(duplicated):
         row = duplicated[0]

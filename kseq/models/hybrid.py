@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from kseq.models.layers import PooledPaddingMask, kernel_regularizer
+from kseq.models.layers import PooledPaddingMask, batch_normalization, kernel_regularizer
 from kseq.models.recurrent import classification_head, recurrent_stack
 from kseq.models.registry import register_model
 
@@ -64,7 +64,7 @@ def build_hybrid(
         x = keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=not batch_norm,
                                 kernel_regularizer=regularizer, name=f"conv{i}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"conv{i}_bn")(x)
+            x = batch_normalization(f"conv{i}_bn")(x)
         x = keras.layers.Activation("relu", name=f"conv{i}_relu")(x)
         if pool_size > 1:
             x = keras.layers.MaxPooling1D(pool_size, name=f"conv{i}_pool")(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from kseq.models.layers import kernel_regularizer
+from kseq.models.layers import batch_normalization, kernel_regularizer
 from kseq.models.registry import register_model
 
 
@@ -36,7 +36,7 @@ def inception_module(x, *, filters, bottleneck_size, kernel_sizes, regularizer, 
                                         kernel_regularizer=regularizer,
                                         name=f"{name}_maxpool_conv")(pooled))
     x = keras.layers.Concatenate(name=f"{name}_concat")(branches)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_normalization(f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -83,7 +83,7 @@ def build_inception_time(
             shortcut = keras.layers.Conv1D(x.shape[-1], 1, padding="same", use_bias=False,
                                            kernel_regularizer=regularizer,
                                            name=f"residual{d}_conv")(shortcut)
-            shortcut = keras.layers.BatchNormalization(name=f"residual{d}_bn")(shortcut)
+            shortcut = batch_normalization(f"residual{d}_bn")(shortcut)
             x = keras.layers.Add(name=f"residual{d}_add")([x, shortcut])
             x = shortcut = keras.layers.Activation("relu", name=f"residual{d}_relu")(x)
     x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)

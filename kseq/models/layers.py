@@ -15,6 +15,16 @@ def kernel_regularizer(l1=0.0, l2=0.0):
     return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
 
 
+def batch_normalization(name):
+    """BatchNormalization with PyTorch's default momentum (0.1 there, 0.9 in Keras' convention).
+
+    Keras' default 0.99 leaves the moving variance of small-scale conv features (ECG beats in
+    [0, 1]) far from the batch variance after a few hundred steps, so inference-mode predictions
+    collapse while training-mode ones are fine; 0.9 settles within tens of steps.
+    """
+    return keras.layers.BatchNormalization(momentum=0.9, name=name)
+
+
 def conv_bn(x, filters, kernel_size, *, regularizer=None, activation="relu", name):
     """Conv1D ("same" padding, no bias) -> BatchNormalization [-> activation].
 
@@ -24,7 +34,7 @@ def conv_bn(x, filters, kernel_size, *, regularizer=None, activation="relu", nam
     """
     x = keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
                             kernel_regularizer=regularizer, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_normalization(f"{name}_bn")(x)
     if activation is not None:
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
     return x

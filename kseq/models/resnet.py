@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from kseq.models.layers import conv_bn, kernel_regularizer
+from kseq.models.layers import batch_normalization, conv_bn, kernel_regularizer
 from kseq.models.registry import register_model
 
 
@@ -51,7 +51,7 @@ def build_resnet(
             shortcut = keras.layers.Conv1D(block_filters, 1, padding="same", use_bias=False,
                                            kernel_regularizer=regularizer,
                                            name=f"block{b}_shortcut_conv")(shortcut)
-        shortcut = keras.layers.BatchNormalization(name=f"block{b}_shortcut_bn")(shortcut)
+        shortcut = batch_normalization(f"block{b}_shortcut_bn")(shortcut)
         x = keras.layers.Add(name=f"block{b}_add")([x, shortcut])
         x = keras.layers.Activation("relu", name=f"block{b}_relu")(x)
     x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
