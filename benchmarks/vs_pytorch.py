@@ -67,7 +67,7 @@ class KseqTrain:
     def setup(self):
         from kseq import runtime
 
-        runtime.configure_threads("train")
+        runtime.configure_threads("train", **_thread_args(self.args["kseq_train_threads"]))
         import keras
         import tensorflow as tf
 
@@ -188,9 +188,7 @@ class KseqServe:
     def setup(self, path):
         from kseq import runtime
 
-        threads = self.args["kseq_serve_threads"]
-        intra, inter = (int(n) for n in threads.split(",")) if threads else (None, None)
-        runtime.configure_threads("serve", intra_op=intra, inter_op=inter)
+        runtime.configure_threads("serve", **_thread_args(self.args["kseq_serve_threads"]))
         import tensorflow as tf
 
         self.tf = tf
@@ -253,6 +251,14 @@ class TorchServe:
         if hasattr(self, "latency_threads"):
             self.torch.set_num_threads(self.latency_threads)
         return _latencies(self, self.x, calls)
+
+
+def _thread_args(setting: str) -> dict:
+    """"INTRA,INTER" -> keyword arguments of `kseq.runtime.configure_threads`; "" -> its defaults."""
+    if not setting:
+        return {}
+    intra, inter = (int(n) for n in setting.split(","))
+    return {"intra_op": intra, "inter_op": inter}
 
 
 def _latencies(call, x, calls: int) -> list[float]:
@@ -437,8 +443,10 @@ def main(argv=None) -> None:
                         help="torch.set_num_threads; auto (default): the fastest of 1..cores, per measurement")
     parser.add_argument("--torch-loader", choices=("batched", "seed"), default="batched",
                         help="batched (default): one indexing op per batch; seed: per-sample collation")
+    parser.add_argument("--kseq-train-threads", default="", metavar="INTRA,INTER",
+                        help="override kseq.runtime's training thread counts (0: TensorFlow's default)")
     parser.add_argument("--kseq-serve-threads", default="", metavar="INTRA,INTER",
-                        help="override kseq.runtime's serving thread counts")
+                        help="override kseq.runtime's serving thread counts (0: TensorFlow's default)")
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--worker-args", help=argparse.SUPPRESS)
@@ -460,6 +468,7 @@ def main(argv=None) -> None:
         print(f"data: {meta['n_train']} training / {meta['n_test']} test beats (scale {scale}), batch {BATCH}, "
               f"{steps} steps per epoch; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
         worker_args = {"set": args.set, "torch_threads": args.torch_threads, "torch_loader": args.torch_loader,
+                       "kseq_train_threads": args.kseq_train_threads,
                        "kseq_serve_threads": args.kseq_serve_threads, "num_classes": num_classes}
         results = {k: {"epoch_s": [], "infer_sps": [], "latency_s": []} for k in ("kseq", "torch")}
 

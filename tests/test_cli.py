@@ -61,3 +61,31 @@ def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert sum(v["support"] for v in metrics["per_class"].values()) == len(test)
     assert "seed = 1" in (run_dir / "config.toml").read_text()
+
+
+TINY_PAIN = ["train.epochs=1", "model.layers=1", "model.units=8", "preprocess.window=80",
+             "preprocess.stride=80", "train.verbose=0"]
+
+
+@pytest.mark.slow
+def test_pain_bigru_on_real_format_csv_files(tmp_path):
+    """The pain pipeline from the real long-format files: windows and transform live in the model."""
+    import keras
+
+    import kseq
+    from kseq.data.synthetic import write_pain_csv
+
+    paths = write_pain_csv(tmp_path / "pain", seed=2, n_test=30)
+    out = tmp_path / "out"
+    done = run_cli("pain_bigru", "--data", str(paths["train_features"]), "--labels", str(paths["train_labels"]),
+                   "--test-data", str(paths["test_features"]), "--test-labels", str(paths["test_labels"]),
+                   "--output-dir", str(out), *[a for s in TINY_PAIN for a in ("--set", s)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (out / "pain_bigru").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"no_pain", "low_pain", "high_pain"}
+    assert sum(v["support"] for v in metrics["per_class"].values()) == 30
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert kseq.__name__ == "kseq"  # registered layers came from `import kseq` alone
+    assert model.input_shape == (None, 160, 38)  # whole raw sequences, all 38 raw columns
+    assert "config.toml" in {p.name for p in run_dir.iterdir()}

@@ -92,3 +92,23 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "replicas 2 1" in out.stdout
+
+
+def test_pain_bigru_config_builds_three_bidirectional_gru_100():
+    from kseq.training import build_window_model
+
+    config = load_config("pain_bigru")
+    model = build_window_model(config, (config["preprocess"]["window"], 38), 3, transform=None)
+    wrappers = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
+    assert len(wrappers) == 3
+    assert all(isinstance(w.forward_layer, keras.layers.GRU) and w.forward_layer.units == 100 for w in wrappers)
+
+
+def test_pain_windows_and_transform_serve_whole_sequences(tmp_path):
+    config = load_config("pain_gru", ["train.epochs=1", "model.layers=1", "model.units=4", "train.verbose=0"])
+    run = train(config, tmp_path)
+    assert run.model.input_shape == (None, 160, 38)
+    assert run.metrics["per_class"]["high_pain"]["support"] > 0
+    x = np.random.default_rng(0).normal(size=(2, 160, 38)).astype("float32")
+    reloaded = keras.saving.load_model(run.directory / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), run.model.predict(x, verbose=0), atol=1e-5)
