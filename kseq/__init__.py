@@ -8,7 +8,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the terminal
 
-from kseq import callbacks, data, ensemble, losses, metrics, models  # noqa: E402
+from kseq import callbacks, data, losses, metrics, models  # noqa: E402
 from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, WarmupCosineDecay  # noqa: E402
 from kseq.config import load_config  # noqa: E402
 from kseq.data import SequenceSet  # noqa: E402
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BalancedAccuracy", "ClassRecall", "ClassificationReport", "ConfusionMatrixLogger", "FocalLoss",
     "InputError", "MacroF1", "Run", "SequenceSet", "SmoothedCrossentropy", "WarmupCosineDecay",
-    "balanced_class_weights", "build_model", "callbacks", "data", "ensemble", "get_loss", "load_config",
+    "balanced_class_weights", "build_model", "callbacks", "data", "get_loss", "load_config",
     "losses", "make_eval_dataset", "make_train_dataset", "metrics", "model_names", "models",
     "register_model", "report", "train",
 ]

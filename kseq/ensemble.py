@@ -19,7 +19,7 @@ evaluated on the same test split: the one the members' configs describe (rebuilt
 `<output-dir>/<ensemble-name>/<id>/` (name `ensemble` unless a named ensemble), written whole or
 not at all: `ensemble.toml` (members, vote, test data), `metrics.json` (`kseq.evaluation.report`
 of the ensemble plus `members`, each member's folder and metrics), `model.keras` (load it after
-`import kseq.ensemble`) and `plots/confusion_matrix.png`. `--export DIR` writes the ensemble as one
+`import kseq`) and `plots/confusion_matrix.png`. `--export DIR` writes the ensemble as one
 TF SavedModel at DIR, with a run's serving signature, under a temporary name and then renamed.
 
 Members must agree on what one serving input means: the input shape `(T, F)`, the class names and
@@ -47,11 +47,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import ops
 
 from kseq import evaluation, export, plots
 from kseq.config import dump_config, load_config
 from kseq.errors import InputError
+from kseq.models.voting import VOTE_LAYERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,57 +61,6 @@ else:  # pragma: no cover
 
 RUN_FILES = ("config.toml", "model.keras", "metrics.json")
 ENSEMBLE_DIR = resources.files("kseq.experiments") / "configs" / "ensembles"
-# Extra vote given to the tie-break winner in the majority vote's output, so argmax names it.
-TIE_BREAK_VOTE = 1e-3
-
-
-class Vote(layers.Layer):
-    """A list of M member logits (B, C) -> ensemble log-probabilities (B, C).
-
-    Log-probabilities are logits, so an ensemble model is used like any kseq model: softmax of
-    its output gives the ensemble's probabilities.
-    """
-
-    def call(self, member_logits):
-        probabilities = ops.softmax(ops.stack(member_logits, axis=1), axis=-1)
-        return ops.log(self.combine(probabilities))
-
-    def combine(self, probabilities):
-        """Member probabilities (B, M, C) -> ensemble probabilities (B, C)."""
-        raise NotImplementedError
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-
-@keras.saving.register_keras_serializable(package="kseq")
-class SoftVote(Vote):
-    """The mean of the members' probabilities."""
-
-    def combine(self, probabilities):
-        return ops.mean(probabilities, axis=1)
-
-
-@keras.saving.register_keras_serializable(package="kseq")
-class MajorityVote(Vote):
-    """Vote shares: each member votes its argmax; ties go to the highest summed probability.
-
-    The output is `(votes + 0.001 * [class == winner]) / (M + 0.001)`: the vote shares, with the
-    tie-break winner given a thousandth of a vote so that argmax always names the decision.
-    """
-
-    def combine(self, probabilities):
-        num_members, num_classes = probabilities.shape[1], probabilities.shape[2]
-        ballots = ops.one_hot(ops.argmax(probabilities, axis=-1), num_classes, dtype=probabilities.dtype)
-        votes = ops.sum(ballots, axis=1)
-        tied = ops.equal(votes, ops.max(votes, axis=-1, keepdims=True))
-        summed = ops.sum(probabilities, axis=1)  # >= 0, so -1 rules out the classes not tied
-        winner = ops.argmax(ops.where(tied, summed, -ops.ones_like(summed)), axis=-1)
-        bonus = TIE_BREAK_VOTE * ops.one_hot(winner, num_classes, dtype=probabilities.dtype)
-        return (votes + bonus) / (num_members + TIE_BREAK_VOTE)
-
-
-VOTE_LAYERS = {"majority": MajorityVote, "soft": SoftVote}
 VOTES = tuple(VOTE_LAYERS)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from kseq import ensemble
 from kseq.errors import InputError
-from kseq.models import build_model
+from kseq.models import build_model, voting
 from tests.conftest import TINY_ECG
 
 
@@ -40,17 +40,17 @@ def test_majority_vote_and_tie_break_match_numpy(num_members, num_classes):
     assert top_ties.mean() > 0.2  # the vote is mostly decided by the tie-break here
     assert (decisions[top_ties] != counts[top_ties].argmax(axis=-1)).any()
 
-    out = softmax(np.asarray(ensemble.MajorityVote()(list(np.log(p)))))
+    out = softmax(np.asarray(voting.MajorityVote()(list(np.log(p)))))
     winner = np.eye(num_classes)[decisions]
-    expected = (counts + ensemble.TIE_BREAK_VOTE * winner) / (num_members + ensemble.TIE_BREAK_VOTE)
+    expected = (counts + voting.TIE_BREAK_VOTE * winner) / (num_members + voting.TIE_BREAK_VOTE)
     np.testing.assert_array_equal(out.argmax(axis=-1), decisions)
     np.testing.assert_allclose(out, expected, atol=1e-6)
-    assert np.abs(out - counts / num_members).max() <= ensemble.TIE_BREAK_VOTE / num_members
+    assert np.abs(out - counts / num_members).max() <= voting.TIE_BREAK_VOTE / num_members
 
 
 def test_soft_vote_is_the_mean_probability():
     p = np.random.default_rng(0).dirichlet(np.ones(5), size=(3, 64)).astype("float32")
-    out = softmax(np.asarray(ensemble.SoftVote()(list(np.log(p)))))
+    out = softmax(np.asarray(voting.SoftVote()(list(np.log(p)))))
     np.testing.assert_allclose(out, p.mean(axis=0), atol=1e-6)
 
 
