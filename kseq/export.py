@@ -27,9 +27,14 @@ def new_run_id(seed: int) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}-{secrets.token_hex(3)}"
 
 
-def start_run(output_dir, experiment: str, config: dict) -> Path:
+def partial_dir(output_dir, experiment: str, run_id: str) -> Path:
+    """Where run `run_id` of `experiment` lives while it trains."""
+    return Path(output_dir) / experiment / f"{PARTIAL_PREFIX}{run_id}"
+
+
+def start_run(output_dir, experiment: str, config: dict, run_id: str | None = None) -> Path:
     """Create the partial folder of a new run and write its resolved `config.toml` there."""
-    partial = Path(output_dir) / experiment / f"{PARTIAL_PREFIX}{new_run_id(config['train']['seed'])}"
+    partial = partial_dir(output_dir, experiment, run_id or new_run_id(config["train"]["seed"]))
     partial.mkdir(parents=True)
     write_text(partial / "config.toml", dump_config(config))
     return partial

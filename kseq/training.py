@@ -149,12 +149,13 @@ def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.ca
     return callbacks
 
 
-def train(config: dict, output_dir="saved_models", *, resume: Path | None = None, callbacks=()) -> Run:
+def train(config: dict, output_dir="saved_models", *, resume: Path | None = None, callbacks=(),
+          run_id: str | None = None) -> Run:
     """Train the experiment `config` describes and write its run folder under `output_dir`.
 
     `resume` is the `.partial-*` folder of an interrupted run: its saved config is used and
     training continues from its last completed epoch. Extra `callbacks` go to `fit` (Optuna's
-    pruner uses this).
+    pruner uses this). `run_id` names the run folder (default: time, seed and a random tag).
     """
     if resume is not None:
         config = load_config(str(resume / "config.toml"))
@@ -183,7 +184,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         )
     except ValueError as e:
         raise InputError(f"[sampler]: {e}") from None
-    partial = resume or export.start_run(output_dir, config["experiment"]["name"], config)
+    partial = resume or export.start_run(output_dir, config["experiment"]["name"], config, run_id)
     verbose = train_cfg["verbose"]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import shlex
+import shutil
 import socket
 import sys
 import time
@@ -39,7 +40,7 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 from optuna_integration import KerasPruningCallback
 from sqlalchemy.engine import make_url
 
-from kseq import training
+from kseq import export, training
 from kseq.config import DEFAULTS, FREE_FORM, load_config, parse_override
 from kseq.errors import InputError
 
@@ -158,8 +159,15 @@ def make_objective(experiment: str, overrides, space: dict, output_dir):
         params = {key: suggest(trial, key, distribution) for key, distribution in space.items()}
         config = load_config(experiment, overrides, params)
         keras.utils.clear_session(free_memory=True)  # one process trains many models
-        # optuna_integration's callback subclasses `keras.callbacks.Callback`, so it works with Keras 3.
-        run = training.train(config, output_dir, callbacks=[KerasPruningCallback(trial, OBJECTIVE)])
+        run_id = f"{export.new_run_id(config['train']['seed'])}-trial{trial.number}"
+        try:
+            # optuna_integration's callback subclasses `keras.callbacks.Callback`, so it works with Keras 3.
+            run = training.train(config, output_dir, callbacks=[KerasPruningCallback(trial, OBJECTIVE)],
+                                 run_id=run_id)
+        except optuna.TrialPruned:
+            # A pruned run is finished, not interrupted: leave nothing for `run --resume` to pick up.
+            shutil.rmtree(export.partial_dir(output_dir, config["experiment"]["name"], run_id), ignore_errors=True)
+            raise
         trial.set_user_attr("run_dir", str(run.directory))
         return float(pd.Series(run.history[OBJECTIVE]).max())
 

@@ -265,3 +265,17 @@ def test_a_killed_worker_trial_fails_by_heartbeat_and_is_retried(postgres, start
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retry.params == trials[killed].params
     assert workers_of([retry]) == {survivor.pid}
+
+
+def test_pruned_trial_leaves_no_partial_run_for_resume(tmp_path):
+    """A pruned run is over, not interrupted: `run --resume` must not find it."""
+    import optuna
+
+    from kseq.tune import make_objective, parse_search_space
+    from tests.conftest import TINY_ECG
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    space = parse_search_space({"model.dropout": {"low": 0.6, "high": 0.8}})
+    study.optimize(make_objective("ecg_cnn", TINY_ECG, space, tmp_path), n_trials=1)
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED
+    assert not list((tmp_path / "ecg_cnn").glob(".partial-*"))
