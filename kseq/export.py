@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kseq import plots
 from kseq.config import dump_config
 
 PARTIAL_PREFIX = ".partial-"
@@ -95,6 +96,13 @@ def export_serving(model: keras.Model, path, class_names) -> None:
     write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
 
 
-def remove_backup(partial: Path) -> None:
-    """Drop the resume state once the run is complete."""
+def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names) -> Path:
+    """Write a finished run's model, SavedModel, metrics and plots, drop its resume state, rename."""
+    model.save(partial / "model.keras")
+    export_serving(model, partial / "serving", class_names)
+    write_json(partial / "metrics.json", metrics)
+    plots.plot_history(history, partial / "plots" / "training_curves.png")
+    plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), class_names,
+                                partial / "plots" / "confusion_matrix.png")
     shutil.rmtree(partial / "backup", ignore_errors=True)
+    return finalize(partial)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import evaluation, export, plots
+from kseq import evaluation, export
 from kseq.callbacks import WarmupCosineDecay
 from kseq.config import load_config
 from kseq.data.loading import load_datasets, stratified_split
@@ -205,20 +205,17 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     if pre["window"]:
         model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
                                     pre["stride"] or pre["window"])
-    logits = model.predict(make_eval_dataset(test_set.x, batch_size=batch_size), verbose=0)
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
-    history = pd.read_csv(partial / "history.csv").to_dict(orient="list")
-    metrics = evaluation.report(test_set.y, probabilities, fit_set.class_names)
+    history = pd.read_csv(partial / "history.csv").to_dict(orient="list")  # all epochs, resumed ones too
+    metrics = evaluate_on_test(model, test_set, batch_size)
     metrics["train_seconds"] = train_seconds
     metrics["train_samples_per_second"] = len(fitted.epoch) * steps_per_epoch * batch_size / train_seconds
     metrics["epochs"] = len(history.get("epoch", []))
-
-    model.save(partial / "model.keras")
-    export.export_serving(model, partial / "serving", fit_set.class_names)
-    export.write_json(partial / "metrics.json", metrics)
-    plots.plot_history(history, partial / "plots" / "training_curves.png")
-    plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), fit_set.class_names,
-                                partial / "plots" / "confusion_matrix.png")
-    export.remove_backup(partial)
-    directory = export.finalize(partial)
+    directory = export.write_run(partial, model, metrics, history, fit_set.class_names)
     return Run(directory=directory, config=config, metrics=metrics, history=history, model=model)
+
+
+def evaluate_on_test(model: keras.Model, test_set: SequenceSet, batch_size: int) -> dict:
+    """`evaluation.report` of the model's softmax probabilities on the test split."""
+    logits = model.predict(make_eval_dataset(test_set.x, batch_size=batch_size), verbose=0)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    return evaluation.report(test_set.y, probabilities, test_set.class_names)
