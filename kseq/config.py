@@ -33,6 +33,7 @@ DEFAULTS: dict = {
         "scale": 1.0,
         "validation_split": 0.1,
         "test_split": 0.2,  # used only when a real training file comes without a test file
+        "class_names": [],  # for CSV files: names of labels 0, 1, ...; empty: the loader's default
     },
     "preprocess": {
         "fill_gaps": "spline",  # spline | linear | none

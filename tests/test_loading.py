@@ -33,10 +33,23 @@ def test_real_file_without_test_file_is_split(tmp_path):
     train, _ = make_heartbeats(scale=0.01, seed=0)
     write_heartbeat_csv(train, tmp_path / "train.csv")
     data = {"source": "heartbeat_csv", "path": str(tmp_path / "train.csv"), "labels": "", "test_path": "",
-            "test_labels": "", "test_split": 0.2, "scale": 1.0}
+            "test_labels": "", "test_split": 0.2, "scale": 1.0, "class_names": []}
     fit, test = load_datasets(data, seed=0)
     assert len(fit) + len(test) == len(train)
     assert abs(len(test) - 0.2 * len(train)) <= len(train.class_names)
+    assert fit.class_names == ("N", "S", "V", "F", "Q")
+
+
+def test_class_names_from_config_name_the_labels(tmp_path):
+    """PTBDB-style two-class heartbeat files: labels 0 and 1 named by `data.class_names`."""
+    train, _ = make_heartbeats(scale=0.01, seed=0)
+    two = train.subset(np.flatnonzero(train.y < 2))
+    write_heartbeat_csv(two, tmp_path / "ptb.csv")
+    data = {"source": "heartbeat_csv", "path": str(tmp_path / "ptb.csv"), "labels": "", "test_path": "",
+            "test_labels": "", "test_split": 0.2, "class_names": ["normal", "abnormal"]}
+    fit, test = load_datasets(data, seed=0)
+    assert fit.class_names == test.class_names == ("normal", "abnormal")
+    assert set(np.unique(fit.y)) == {0, 1}
 
 
 @pytest.mark.parametrize(

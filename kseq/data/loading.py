@@ -44,9 +44,10 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
         raise InputError(f"data.path: source {source!r} needs a file (--data PATH)")
     if source == "npz":
         return sources.load_npz(data["path"])
+    names = {"class_names": tuple(data["class_names"])} if data.get("class_names") else {}
     load = {
-        "heartbeat_csv": lambda path, labels: sources.load_heartbeat_csv(path),
-        "pain_csv": lambda path, labels: sources.load_pain_csv(path, labels or None),
+        "heartbeat_csv": lambda path, labels: sources.load_heartbeat_csv(path, **names),
+        "pain_csv": lambda path, labels: sources.load_pain_csv(path, labels or None, **names),
     }[source]
     train = load(data["path"], data["labels"])
     if data["test_path"]:
