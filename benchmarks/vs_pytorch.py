@@ -7,17 +7,22 @@ the same synthetic MIT-BIH-shaped data (`kseq.data.synthetic.make_heartbeats`, g
 (lr 1e-3, weight decay 1e-4) and the focal loss of `ecg_cnn.toml`:
 
 - kseq: `make_train_dataset(..., sampler="rejection")`, `build_model("cnn", ...)` with ecg_cnn's
-  hyperparameters, compiled as `kseq.training.train` compiles it (its optimizer, loss, metrics and
-  `steps_per_execution`); inference through the exported SavedModel's `serving_default` signature
-  (`kseq.export.export_serving`, then `tf.saved_model.load`).
+  hyperparameters, compiled as `kseq.training` compiles it (its optimizer, loss, metrics and
+  `steps_per_execution`), `fit` one epoch at a time. Serving: the SavedModel that
+  `kseq.export.export_serving` wrote, loaded in a fresh process that applied
+  `kseq.runtime.configure_threads("serve")`, its `serving_default` signature called through
+  `kseq.runtime.ServingFunction` (the plain `signature(sequence=...)` call is timed too).
 - torch: `WeightedRandomSampler(1 / n_c per sample, num_samples=N, replacement=True)`, `DataLoader`
-  batch 256, `AdamW`, the same focal loss; inference with the eager model under
-  `torch.inference_mode()`, returning the same outputs (probabilities and class id).
+  batch 256 (`num_workers=0`), `AdamW`, the same focal loss. Serving: the saved `state_dict` in
+  a fresh process, the eager model `eval()` under `torch.inference_mode()`, returning the same
+  outputs (probabilities and class id). Torch gets its best settings: `OMP_WAIT_POLICY=PASSIVE`
+  and, for each of training, batch-256 and batch-1 calls, whichever of 1 or all cores' threads
+  measures faster at the start (`--torch-threads auto`).
 
-Each stack runs in its own worker process (so each one's peak RSS is its own) and the two are
-driven in alternation by this process: one kseq epoch, one torch epoch, and so on (which goes
-first alternates each round), after a warm-up epoch each. Inference and latency measurements are
-interleaved the same way. Figures are medians over the rounds.
+Each stack trains in its own worker process and serves from another (so each peak RSS is that
+process's own), all driven from this process in alternation: one kseq epoch, one torch epoch, and
+so on (who goes first alternates each round), after a warm-up epoch each; inference and latency
+rounds are interleaved the same way. Figures are medians over the rounds.
 
     python benchmarks/vs_pytorch.py            # the full run (see benchmarks/README.md)
     python benchmarks/vs_pytorch.py --quick    # a short smoke run
@@ -93,8 +98,14 @@ class KseqTrain:
             self.x, self.y, sampler=config["sampler"]["kind"], batch_size=BATCH, seed=0,
             target=config["sampler"]["target"],
         )
+        if self.args["tf_data_autotune"] == "off":
+            # What-if for a pipeline change: see benchmarks/README.md, section vs_pytorch.
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            self.dataset = self.dataset.with_options(options)
         self.epoch()  # warm-up: traces the train function
         return {"steps_per_execution": config["train"]["steps_per_execution"],
+                "tf_data_autotune": self.args["tf_data_autotune"],
                 "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
@@ -172,15 +183,15 @@ class TorchTrain:
     def predict(self):
         self.model.eval()
         x = self.torch.from_numpy(self.data["x_test"].transpose(0, 2, 1).copy())
-        with self.torch.inference_mode():
-            return self.model(x).argmax(-1).tolist()
+        with self.torch.inference_mode():  # in batches, as kseq's predict, to keep memory flat
+            return [c for i in range(0, len(x), BATCH) for c in self.model(x[i : i + BATCH]).argmax(-1).tolist()]
 
     def export(self, path):
         self.torch.save(self.model.state_dict(), path)
 
 
 class KseqServe:
-    """The exported SavedModel's `serving_default` signature, in a serving process."""
+    """The exported SavedModel's `serving_default` signature in a serving process, via `kseq.runtime`."""
 
     def __init__(self, data: dict, args: dict):
         self.args, self.x = args, data["x_test"]
@@ -192,15 +203,23 @@ class KseqServe:
         import tensorflow as tf
 
         self.tf = tf
-        self.serve = tf.saved_model.load(path).signatures["serving_default"]
+        self.serving = runtime.ServingFunction(path)
+        self.signature = self.serving.signature
         for _ in range(3):  # warm-up: first calls at each batch size
             self.infer(2)
             self.latency(10)
+            self.latency(10, plain=True)
         return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+                "fast_call": self.serving.fast}
 
     def __call__(self, batch):
-        out = self.serve(sequence=self.tf.constant(batch))
+        out = self.serving(batch)
+        return out["probabilities"], out["class_id"]
+
+    def plain(self, batch):
+        """The public call: `signature(sequence=...)`."""
+        out = self.signature(sequence=self.tf.constant(batch))
         return out["probabilities"].numpy(), out["class_id"].numpy()
 
     def infer(self, batches: int):
@@ -208,8 +227,8 @@ class KseqServe:
             start = (i * BATCH) % (len(self.x) - BATCH)
             self(self.x[start : start + BATCH])
 
-    def latency(self, calls: int):
-        return _latencies(self, self.x, calls)
+    def latency(self, calls: int, plain: bool = False):
+        return _latencies(self.plain if plain else self, self.x, calls)
 
 
 class TorchServe:
@@ -324,6 +343,23 @@ def focal_loss(torch, logits, y, gamma=2.0, alpha=0.25):
 WORKERS = {"kseq": KseqTrain, "torch": TorchTrain, "kseq-serve": KseqServe, "torch-serve": TorchServe}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size.
+
+    `VmHWM` from /proc, not `getrusage(RUSAGE_SELF).ru_maxrss`: on Linux the latter survives
+    `fork` + `exec`, so a worker would report at least the driver's peak (which holds the data
+    and TensorFlow) however small it is itself.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def worker_main(kind: str, data_path: str, args: dict) -> None:
     """Serve commands read from stdin, one JSON line each; answer on the original stdout."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -350,15 +386,14 @@ def worker_main(kind: str, data_path: str, args: dict) -> None:
             worker.infer(command["batches"])
             answer({"seconds": time.perf_counter() - t, "samples": command["batches"] * BATCH})
         elif op == "latency":
-            answer({"times": worker.latency(command["calls"])})
+            answer({"times": worker.latency(**command)})
         elif op == "predict":
             answer({"class_id": worker.predict()})
         elif op == "export":
             worker.export(command["path"])
             answer({})
         elif op == "quit":
-            # ru_maxrss is in KiB on Linux.
-            answer({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+            answer({"peak_rss_mib": peak_rss_mib()})
             return
 
 
@@ -369,6 +404,10 @@ class Remote:
         self.kind = kind
         self.log = open(Path(log_dir) / f"{kind}.log", "w+")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        if kind.startswith("torch"):
+            # Torch's best on a shared machine: OpenMP threads that sleep rather than spin when idle
+            # (spinning threads fight other processes for the cores; 2 threads then run 2-4x slower).
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", kind, "--data", data_path,
              "--worker-args", json.dumps(worker_args)],
@@ -433,8 +472,8 @@ def macro_f1(y_true, y_pred, num_classes: int) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--scale", type=float, help="fraction of MIT-BIH's size (default 0.25; --quick 0.03)")
-    parser.add_argument("--rounds", type=int, help="timed epochs per stack, alternated (default 5; --quick 2)")
+    parser.add_argument("--scale", type=float, help="fraction of MIT-BIH's size (default 1, as ecg_cnn; --quick 0.03)")
+    parser.add_argument("--rounds", type=int, help="timed epochs per stack, alternated (default 4; --quick 2)")
     parser.add_argument("--infer-rounds", type=int, default=10, help="alternated batch-256 inference rounds")
     parser.add_argument("--latency-calls", type=int, default=300, help="batch-1 calls per stack")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -447,6 +486,8 @@ def main(argv=None) -> None:
                         help="override kseq.runtime's training thread counts (0: TensorFlow's default)")
     parser.add_argument("--kseq-serve-threads", default="", metavar="INTRA,INTER",
                         help="override kseq.runtime's serving thread counts (0: TensorFlow's default)")
+    parser.add_argument("--tf-data-autotune", choices=("as-is", "off"), default="as-is",
+                        help="off: turn tf.data autotuning off on kseq's training dataset (what-if)")
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--worker-args", help=argparse.SUPPRESS)
@@ -455,8 +496,8 @@ def main(argv=None) -> None:
         worker_main(args.worker, args.data, json.loads(args.worker_args))
         return
 
-    scale = args.scale or (0.03 if args.quick else 0.25)
-    rounds = args.rounds or (2 if args.quick else 5)
+    scale = args.scale or (0.03 if args.quick else 1.0)
+    rounds = args.rounds or (2 if args.quick else 4)
     infer_rounds = 2 if args.quick else args.infer_rounds
     latency_calls = 60 if args.quick else args.latency_calls
 
@@ -468,9 +509,10 @@ def main(argv=None) -> None:
         print(f"data: {meta['n_train']} training / {meta['n_test']} test beats (scale {scale}), batch {BATCH}, "
               f"{steps} steps per epoch; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
         worker_args = {"set": args.set, "torch_threads": args.torch_threads, "torch_loader": args.torch_loader,
-                       "kseq_train_threads": args.kseq_train_threads,
+                       "kseq_train_threads": args.kseq_train_threads, "tf_data_autotune": args.tf_data_autotune,
                        "kseq_serve_threads": args.kseq_serve_threads, "num_classes": num_classes}
-        results = {k: {"epoch_s": [], "infer_sps": [], "latency_s": []} for k in ("kseq", "torch")}
+        results = {k: {"epoch_s": [], "infer_sps": [], "latency_s": [], "plain_latency_s": []}
+                   for k in ("kseq", "torch")}
 
         # Training: one epoch each in turn, after a warm-up epoch each.
         train = [Remote("kseq", data_path, worker_args, tmp), Remote("torch", data_path, worker_args, tmp)]
@@ -499,9 +541,12 @@ def main(argv=None) -> None:
                 run = w("infer", batches=infer_batches)
                 results[w.kind.removesuffix("-serve")]["infer_sps"].append(run["samples"] / run["seconds"])
         chunks = 10 if not args.quick else 3
+        calls = latency_calls // chunks
         for r in range(chunks):
             for w in alternate(serve, r):
-                results[w.kind.removesuffix("-serve")]["latency_s"] += w("latency", calls=latency_calls // chunks)["times"]
+                results[w.kind.removesuffix("-serve")]["latency_s"] += w("latency", calls=calls)["times"]
+                if w.kind == "kseq-serve":
+                    results["kseq"]["plain_latency_s"] += w("latency", calls=calls, plain=True)["times"]
         for w in serve:
             results[w.kind.removesuffix("-serve")]["serve_rss_mib"] = w.quit()
 
@@ -510,12 +555,14 @@ def main(argv=None) -> None:
                "infer_sps": statistics.median(v["infer_sps"]),
                "latency_ms": 1e3 * statistics.median(v["latency_s"]),
                "latency_p90_ms": 1e3 * statistics.quantiles(v["latency_s"], n=10)[-1],
+               "plain_latency_ms": 1e3 * statistics.median(v["plain_latency_s"] or v["latency_s"]),
                "macro_f1": v["macro_f1"], "train_rss_mib": v["train_rss_mib"],
                "serve_rss_mib": v["serve_rss_mib"]} for k, v in results.items()}
     rows = [("training samples/s", "train_sps", "{:,.0f}"), ("epoch time (s)", "epoch_s", "{:.2f}"),
             ("inference samples/s (batch 256)", "infer_sps", "{:,.0f}"),
             ("latency, batch 1 (ms, median)", "latency_ms", "{:.3f}"),
             ("latency, batch 1 (ms, p90)", "latency_p90_ms", "{:.3f}"),
+            ("  kseq: plain signature(...) call", "plain_latency_ms", "{:.3f}"),
             ("peak RSS, training process (MiB)", "train_rss_mib", "{:,.0f}"),
             ("peak RSS, serving process (MiB)", "serve_rss_mib", "{:,.0f}"),
             (f"test macro-F1 after {rounds + 1} epochs", "macro_f1", "{:.3f}")]
