@@ -56,11 +56,19 @@ def finalize(partial: Path) -> Path:
     return final
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+def write_atomically(path: Path, write) -> None:
+    """Call `write(tmp)` on a temporary path unique to this process, then rename it to `path`.
+
+    A reader never sees half a file, and concurrent writers (tuning workers) never share a
+    temporary file: the last rename wins whole.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(path: Path, data: dict) -> None:

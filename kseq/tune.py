@@ -250,10 +250,11 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    _replace(folder / "trials.csv", lambda path: study.trials_dataframe().to_csv(path, index=False))
+    export.write_atomically(folder / "trials.csv", lambda path: study.trials_dataframe().to_csv(path, index=False))
     if not completed:
         return ["no completed trial yet: best_params.json and plots skipped"]
-    _replace(folder / "best_params.json", lambda path: path.write_text(json.dumps(study.best_params, indent=2) + "\n"))
+    best = json.dumps(study.best_params, indent=2) + "\n"
+    export.write_atomically(folder / "best_params.json", lambda path: path.write_text(best))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         _save_plot(plot_optimization_history(study), folder / "optimization_history.png")
@@ -264,15 +265,8 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     return []
 
 
-def _replace(path: Path, write) -> None:
-    """Call `write(tmp)` on a temporary path unique to this process, then rename it to `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _save_plot(axes, path: Path) -> None:
-    _replace(path, lambda tmp: axes.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    export.write_atomically(path, lambda tmp: axes.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(axes.figure)
 
 
