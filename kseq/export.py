@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -22,6 +23,7 @@ from kseq import plots
 from kseq.config import dump_config
 
 PARTIAL_PREFIX = ".partial-"
+LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
 
 
 def new_run_id(seed: int) -> str:
@@ -102,6 +104,38 @@ def export_serving(model: keras.Model, path, class_names) -> None:
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
     write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
+    if not _has_recurrent_layer(model):
+        export_litert(path)
+
+
+def export_litert(saved_model_dir) -> Path | None:
+    """Compile a SavedModel's `serving_default` into `model.tflite` in the same folder, for LiteRT.
+
+    The same signature (inputs, outputs, variable batch) as a flatbuffer for LiteRT's XNNPACK
+    CPU kernels, which answer a single request several times faster than TensorFlow's runtime
+    (benchmarks/README.md, section vs_pytorch) and serve without TensorFlow installed. Returns
+    the file, or None with a warning when the converter cannot express the model in LiteRT's
+    built-in ops.
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
+    try:
+        flatbuffer = converter.convert()
+    except Exception as e:  # noqa: BLE001 (an optional file: never lose the run over it; the error is reported)
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        warnings.warn(f"{saved_model_dir}: no LiteRT model written, the converter failed: {first_line}",
+                      stacklevel=2)
+        return None
+    path = Path(saved_model_dir) / LITERT_MODEL
+    write_atomically(path, lambda tmp: tmp.write_bytes(flatbuffer))
+    return path
+
+
+def _has_recurrent_layer(layer) -> bool:
+    """True for recurrent layers, in wrappers or nested models too: LiteRT's converter cannot
+    lower Keras' variable-batch recurrent loops, so such models are served by TensorFlow."""
+    if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
+        return True
+    return any(_has_recurrent_layer(child) for child in getattr(layer, "layers", ()))
 
 
 def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names) -> Path:

@@ -1,4 +1,4 @@
-"""Runtime settings and helpers: TensorFlow's thread pools, and a low-overhead serving caller.
+"""Runtime settings and serving: TensorFlow's thread pools, and a low-latency signature caller.
 
 TensorFlow fixes its thread pools when its runtime starts (the first op run), so
 `configure_threads` must be called at the start of a process, before any model is built or loaded.
@@ -7,18 +7,23 @@ Measured on 2 CPU cores (see `benchmarks/README.md`, section vs_pytorch):
 
 - training: TensorFlow's defaults (one intra-op and one inter-op thread per core) are as fast as
   any other split; one intra-op and one inter-op thread together are about 3x slower per step.
-- serving single requests: every oneDNN kernel of a batch-1 call is tiny, and splitting it over
-  the intra-op pool costs more in thread hand-offs than it saves; one intra-op and one inter-op
-  thread cut batch-1 latency by more than half, while batch-256 throughput stays about twice
-  PyTorch's best.
+- serving single requests on TensorFlow: every oneDNN kernel of a batch-1 call is tiny, and
+  splitting it over the intra-op pool costs more in thread hand-offs than it saves; one intra-op
+  and one inter-op thread cut batch-1 latency by more than half. `ServingFunction` goes further
+  and runs the export's LiteRT model where there is one.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from kseq.export import LITERT_MODEL
 
 # role -> (intra_op, inter_op); None keeps TensorFlow's default (one per core).
 ROLES = {"train": (None, None), "serve": (1, 1)}
@@ -61,44 +66,88 @@ def configure_threads(role: str = "train", *, intra_op: int | None = None, inter
 
 
 class ServingFunction:
-    """A SavedModel signature (by default `serving_default`), called with NumPy and answering NumPy.
+    """An exported signature (`serving_default`), called with NumPy and answering NumPy.
 
     `ServingFunction(path)(x)` returns the signature's outputs as a dict of NumPy arrays (for a
-    kseq export: `probabilities`, `class_id`, `class_name`). Calling a loaded signature the
-    public way (`signature(sequence=x)`) spends about 100 us per call binding its arguments in
-    Python, as much as the whole batch-1 forward pass of a small model. A single-input signature
-    is therefore called through its concrete function's flat entry point (TensorFlow's
-    `ConcreteFunction._call_flat`, given the input tensor and the captured variables), the step
-    the public call ends in. That entry point is not public API, so it is used only after a probe
-    call has matched the public call's outputs exactly; otherwise, and with `fast=False`, every
-    call goes the public way.
+    kseq export: `probabilities`, `class_id`, `class_name`). With `runtime="auto"` it runs on
+    LiteRT when the export holds `model.tflite` (`kseq.export.export_litert`) and `ai_edge_litert`
+    is installed, after the LiteRT answer to a probe batch has matched TensorFlow's; otherwise on
+    TensorFlow. `runtime="litert"` or `"tensorflow"` insists on one. `self.runtime` says which runs.
+
+    LiteRT matters for single requests: a TensorFlow signature call costs a few hundred
+    microseconds of dispatch and thread hand-offs on 2 cores, more than the seed CNN's whole
+    forward pass; LiteRT's XNNPACK kernels run on the calling thread (benchmarks/README.md).
+    Calls are serialised by a lock, so one instance may be shared between threads.
     """
 
-    def __init__(self, path, signature: str = "serving_default", *, fast: bool = True):
-        self.loaded = tf.saved_model.load(str(Path(path)))  # holds the variables the signature reads
+    RUNTIMES = ("auto", "litert", "tensorflow")
+
+    def __init__(self, path, signature: str = "serving_default", *, runtime: str = "auto",
+                 num_threads: int | None = None):
+        if runtime not in self.RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(self.RUNTIMES)}")
+        self.path = Path(path)
+        self.loaded = tf.saved_model.load(str(self.path))  # holds the variables the signature reads
         self.signature = self.loaded.signatures[signature]
         inputs = self.signature.structured_input_signature[1]
-        self._input_name, self._input_spec = next(iter(inputs.items())) if len(inputs) == 1 else (None, None)
-        self._captured = self.signature.captured_inputs
-        self.fast = bool(fast and self._input_spec is not None and self._flat_call_matches())
+        if len(inputs) != 1:
+            raise ValueError(f"{self.path}: signature {signature!r} takes {len(inputs)} inputs; expected one")
+        (self._input_name, self._input_spec), = inputs.items()
+        self._lock = threading.Lock()
+        self._litert = None
+        if runtime != "tensorflow":
+            self._litert = self._load_litert(signature, num_threads, required=runtime == "litert")
+        self.runtime = "litert" if self._litert is not None else "tensorflow"
 
     def __call__(self, x) -> dict[str, np.ndarray]:
-        if self._input_spec is None:
-            raise TypeError("this signature takes several inputs; call `.signature(**inputs)` instead")
-        x = tf.constant(x, dtype=self._input_spec.dtype)
-        outputs = self._call_flat(x) if self.fast else self.signature(**{self._input_name: x})
+        x = np.asarray(x, dtype=self._input_spec.dtype.as_numpy_dtype)
+        if self._litert is not None:
+            with self._lock:
+                return self._litert(**{self._input_name: x})
+        return self._call_tensorflow(x)
+
+    def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.signature(**{self._input_name: tf.constant(x)})
         return {name: value.numpy() for name, value in outputs.items()}
 
-    def _call_flat(self, x):
-        return self.signature._call_flat([x], self._captured)  # noqa: SLF001 (see the class docstring)
-
-    def _flat_call_matches(self) -> bool:
-        shape = [1 if d is None else d for d in self._input_spec.shape.as_list()]
-        probe = tf.zeros(shape, self._input_spec.dtype)
+    def _load_litert(self, signature: str, num_threads: int | None, required: bool):
+        """LiteRT's runner of `signature`, or None (an error if `required`) when it is missing or differs."""
+        model = self.path / LITERT_MODEL
         try:
-            flat = self._call_flat(probe)
-        except (AttributeError, TypeError, ValueError, tf.errors.OpError):
-            return False
-        public = self.signature(**{self._input_name: probe})
-        return (isinstance(flat, dict) and flat.keys() == public.keys()
-                and all(np.array_equal(flat[k].numpy(), public[k].numpy()) for k in public))
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            Interpreter = None
+        reason = ("ai_edge_litert is not installed (pip install ai-edge-litert)" if Interpreter is None
+                  else f"{model} does not exist" if not model.is_file() else None)
+        if reason is None:
+            runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
+                                 ).get_signature_runner(signature)
+            reason = self._litert_mismatch(runner)
+            if reason is None:
+                return runner
+            if not required:
+                warnings.warn(f"{self.path}: serving on TensorFlow, not LiteRT: {reason}", stacklevel=3)
+        if required:
+            raise ValueError(f"{self.path}: cannot serve on LiteRT: {reason}")
+        return None
+
+    def _litert_mismatch(self, runner) -> str | None:
+        """Why LiteRT's answers to probe batches (sizes 1 and 3) differ from TensorFlow's, or None."""
+        shape = self._input_spec.shape.as_list()[1:]
+        rng = np.random.default_rng(0)
+        for batch in (1, 3):
+            x = rng.standard_normal((batch, *shape)).astype(self._input_spec.dtype.as_numpy_dtype)
+            expected, got = self._call_tensorflow(x), runner(**{self._input_name: x})
+            if got.keys() != expected.keys():
+                return f"outputs {sorted(got)} instead of {sorted(expected)}"
+            for name, value in expected.items():
+                close = (np.allclose(got[name], value, rtol=1e-4, atol=1e-5) if value.dtype.kind == "f"
+                         else np.array_equal(got[name], value))
+                if got[name].shape != value.shape or not close:
+                    return f"output {name!r} differs from TensorFlow's on a probe batch of {batch}"
+        return None
+
+
+def _available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS reports it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

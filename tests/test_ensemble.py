@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from kseq import ensemble
+from kseq import ensemble, export, runtime
 from kseq.errors import InputError
 from kseq.models import build_model, voting
 from tests.conftest import TINY_ECG
@@ -46,6 +46,18 @@ def test_majority_vote_and_tie_break_match_numpy(num_members, num_classes):
     np.testing.assert_array_equal(out.argmax(axis=-1), decisions)
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert np.abs(out - counts / num_members).max() <= voting.TIE_BREAK_VOTE / num_members
+
+
+def test_majority_vote_on_litert_matches_numpy(tmp_path):
+    """The vote compiled for LiteRT (no argmax: see voting.first_max_one_hot) keeps its tie-break."""
+    num_members, num_classes = 4, 3
+    member_logits = keras.Input((num_members, num_classes), name="sequence")
+    members = [keras.layers.Lambda(lambda z, m=m: z[:, m])(member_logits) for m in range(num_members)]
+    export.export_serving(keras.Model(member_logits, voting.MajorityVote()(members)), tmp_path, ["a", "b", "c"])
+    p = np.random.default_rng(4).dirichlet(np.ones(num_classes), size=(num_members, 500)).astype("float32")
+    decisions, _ = majority_reference(p)
+    out = runtime.ServingFunction(tmp_path, runtime="litert")(np.log(p).transpose(1, 0, 2))
+    np.testing.assert_array_equal(out["class_id"], decisions)
 
 
 def test_soft_vote_is_the_mean_probability():
@@ -119,6 +131,16 @@ def test_exported_savedmodel_matches_the_ensemble_in_a_tensorflow_only_process(t
     names = np.array(["N", "S", "V", "F", "Q"])
     assert done.stdout.split() == list(names[expected.argmax(-1)])
     assert not list(exported.parent.glob(".partial-*"))
+
+
+def test_exported_litert_model_serves_the_ensemble(trained):
+    result, exported, _ = trained
+    serving = runtime.ServingFunction(exported, runtime="litert")
+    x = np.random.default_rng(3).random((32, 187, 1), dtype=np.float32)
+    expected = ensemble.predict_proba(result.model, x)
+    out = serving(x)
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+    np.testing.assert_array_equal(out["class_id"], expected.argmax(-1))
 
 
 def _other_class_names(run_dir):

@@ -5,7 +5,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from kseq import export
+from kseq import build_model, export
 
 
 def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_path):
@@ -33,6 +33,39 @@ def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected.argmax(-1))
     names = (tiny_run.directory / "serving" / "assets" / "class_names.txt").read_text().split()
     assert names == ["N", "S", "V", "F", "Q"]
+
+
+def test_litert_model_serves_without_tensorflow(tiny_run, tmp_path):
+    x = np.random.default_rng(2).random((16, 187, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["tensorflow"] = sys.modules["keras"] = sys.modules["kseq"] = None
+        import numpy as np
+        from ai_edge_litert.interpreter import Interpreter
+        model = Interpreter(model_path={str(tiny_run.directory / "serving" / export.LITERT_MODEL)!r})
+        out = model.get_signature_runner("serving_default")(sequence=np.load({str(tmp_path / "x.npy")!r}))
+        np.save({str(tmp_path / "p.npy")!r}, out["probabilities"])
+        print(" ".join(n.decode() for n in out["class_name"]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    logits = tiny_run.model.predict(x, verbose=0)
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
+    assert done.stdout.split() == [["N", "S", "V", "F", "Q"][c] for c in expected.argmax(-1)]
+
+
+def test_recurrent_models_export_no_litert_model(tmp_path):
+    model = build_model("rnn", (12, 2), 3, units=4, layers=1)
+    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"])
+    assert (tmp_path / "serving" / "saved_model.pb").is_file()
+    assert not (tmp_path / "serving" / export.LITERT_MODEL).exists()
+    # Asked anyway, the converter fails: a warning, no file, the SavedModel untouched.
+    with pytest.warns(UserWarning, match="no LiteRT model written"):
+        assert export.export_litert(tmp_path / "serving") is None
+    assert not (tmp_path / "serving" / export.LITERT_MODEL).exists()
 
 
 def test_finalize_never_replaces_an_existing_run(tmp_path):

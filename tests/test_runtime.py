@@ -1,12 +1,14 @@
-"""kseq.runtime: thread configuration and the serving caller.
+"""kseq.runtime: thread configuration and the serving caller (LiteRT checked against TensorFlow).
 
 Thread pools can only be set before TensorFlow's runtime starts, so those checks run in a
 fresh interpreter.
 """
 
+import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -51,19 +53,57 @@ def test_unknown_role():
 
 @pytest.fixture(scope="module")
 def serving_dir(tmp_path_factory):
-    model = kseq.build_model("cnn", (187, 1), 5)
+    model = kseq.build_model("cnn", (187, 1), 5, filters=(4, 8), dense_units=(16, 8))
     path = tmp_path_factory.mktemp("serving") / "serving"
     export.export_serving(model, path, ["N", "S", "V", "F", "Q"])
     return path
 
 
 @pytest.mark.parametrize("batch", [1, 7])
-def test_serving_function_matches_public_call(serving_dir, batch):
-    fast, public = runtime.ServingFunction(serving_dir), runtime.ServingFunction(serving_dir, fast=False)
-    assert fast.fast and not public.fast
+def test_litert_answers_as_the_savedmodel_on_tensorflow(serving_dir, batch):
+    litert = runtime.ServingFunction(serving_dir)
+    tensorflow = runtime.ServingFunction(serving_dir, runtime="tensorflow")
+    assert (litert.runtime, tensorflow.runtime) == ("litert", "tensorflow")
     x = np.random.default_rng(0).random((batch, 187, 1), dtype=np.float32)
-    a, b = fast(x), public(x)
-    assert set(a) == {"probabilities", "class_id", "class_name"}
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    a, b = litert(x), tensorflow(x)
+    assert set(a) == set(b) == {"probabilities", "class_id", "class_name"}
+    np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-6)
+    np.testing.assert_array_equal(a["class_id"], b["class_id"])
+    np.testing.assert_array_equal(a["class_name"], b["class_name"])
     assert a["probabilities"].shape == (batch, 5) and a["class_id"].dtype == np.int64
+
+
+def test_one_instance_is_safe_to_share_between_threads(serving_dir):
+    serving = runtime.ServingFunction(serving_dir)
+    batches = [np.random.default_rng(i).random((i % 3 + 1, 187, 1), dtype=np.float32) for i in range(40)]
+    expected = [serving(x)["probabilities"] for x in batches]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: serving(x)["probabilities"], batches))
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_falls_back_to_tensorflow_without_a_litert_model(tmp_path):
+    model = kseq.build_model("rnn", (12, 2), 3, units=4, layers=1)
+    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"])
+    assert runtime.ServingFunction(tmp_path / "serving").runtime == "tensorflow"
+    with pytest.raises(ValueError, match=r"cannot serve on LiteRT: .*model\.tflite does not exist"):
+        runtime.ServingFunction(tmp_path / "serving", runtime="litert")
+
+
+def test_a_litert_model_that_disagrees_is_not_used(serving_dir, tmp_path):
+    # Another CNN's LiteRT model in this export: same signature, other weights.
+    other = kseq.build_model("cnn", (187, 1), 5, filters=(4, 8), dense_units=(16, 8))
+    export.export_serving(other, tmp_path / "other", ["N", "S", "V", "F", "Q"])
+    mixed = tmp_path / "mixed"
+    shutil.copytree(serving_dir, mixed)
+    shutil.copy(tmp_path / "other" / export.LITERT_MODEL, mixed / export.LITERT_MODEL)
+    with pytest.warns(UserWarning, match="serving on TensorFlow, not LiteRT: output '\\w+' differs"):
+        assert runtime.ServingFunction(mixed).runtime == "tensorflow"
+    with pytest.raises(ValueError, match="output '\w+' differs from TensorFlow's on a probe batch"):
+        runtime.ServingFunction(mixed, runtime="litert")
+
+
+def test_unknown_runtime(serving_dir):
+    with pytest.raises(ValueError, match="unknown runtime 'onnx'"):
+        runtime.ServingFunction(serving_dir, runtime="onnx")

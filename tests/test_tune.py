@@ -33,7 +33,7 @@ def test_search_space_becomes_optuna_distributions():
     })
     assert space["optimizer.learning_rate"] == FloatDistribution(1e-4, 3e-3, log=True)
     assert space["model.dropout"] == FloatDistribution(0.6, 0.8)
-    assert space["model.l2"] == FloatDistribution(1e-4, 1e-3, log=True)
+    assert space["optimizer.weight_decay"] == FloatDistribution(1e-4, 1e-3, log=True)
     assert space["loss.gamma"] == CategoricalDistribution([1.0, 2.0, 3.0])
     assert space["preprocess.window"] == IntDistribution(20, 80, step=20)
 
@@ -113,7 +113,7 @@ def test_tune_writes_the_summary_and_retrains_with_best_params(tmp_path, capsys)
     run_dirs = {str(metrics.parent) for metrics in (out / "ecg_cnn").glob("*/metrics.json")}
     assert {t.user_attrs["run_dir"] for t in trials} == run_dirs
     best = json.loads((summary / "best_params.json").read_text())
-    assert set(best) == {"optimizer.learning_rate", "model.dropout", "model.l2", "loss.gamma"}
+    assert set(best) == {"optimizer.learning_rate", "model.dropout", "optimizer.weight_decay", "loss.gamma"}
     assert (summary / "trials.csv").read_text().count("\n") == 3  # header + 2 trials
     assert (summary / "optimization_history.png").stat().st_size > 1000
     assert (summary / "param_importances.png").exists() == (len({t.value for t in trials}) > 1)

@@ -45,14 +45,22 @@ class MajorityVote(Vote):
     """
 
     def combine(self, probabilities):
-        num_members, num_classes = probabilities.shape[1], probabilities.shape[2]
-        ballots = ops.one_hot(ops.argmax(probabilities, axis=-1), num_classes, dtype=probabilities.dtype)
-        votes = ops.sum(ballots, axis=1)
+        num_members = probabilities.shape[1]
+        votes = ops.sum(first_max_one_hot(probabilities), axis=1)
         tied = ops.equal(votes, ops.max(votes, axis=-1, keepdims=True))
         summed = ops.sum(probabilities, axis=1)  # >= 0, so -1 rules out the classes not tied
-        winner = ops.argmax(ops.where(tied, summed, -ops.ones_like(summed)), axis=-1)
-        bonus = TIE_BREAK_VOTE * ops.one_hot(winner, num_classes, dtype=probabilities.dtype)
-        return (votes + bonus) / (num_members + TIE_BREAK_VOTE)
+        winner = first_max_one_hot(ops.where(tied, summed, -ops.ones_like(summed)))
+        return (votes + TIE_BREAK_VOTE * winner) / (num_members + TIE_BREAK_VOTE)
+
+
+def first_max_one_hot(x):
+    """`one_hot(argmax(x, -1))` (the first index on ties), from comparisons and a cumulative sum.
+
+    Keras' float argmax guards against negative zeros with a bitwise op that LiteRT lacks; this
+    form converts, so a CNN ensemble's export gets its `model.tflite` too.
+    """
+    is_max = ops.cast(ops.equal(x, ops.max(x, axis=-1, keepdims=True)), x.dtype)
+    return is_max * ops.cast(ops.equal(ops.cumsum(is_max, axis=-1), 1), x.dtype)
 
 
 VOTE_LAYERS = {"majority": MajorityVote, "soft": SoftVote}
