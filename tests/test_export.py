@@ -8,6 +8,11 @@ import pytest
 from kseq import build_model, export
 
 
+def softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_path):
     x = np.random.default_rng(1).random((16, 187, 1), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -25,9 +30,7 @@ def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = tiny_run.model.predict(x, verbose=0)
-    expected = np.exp(expected - expected.max(-1, keepdims=True))
-    expected /= expected.sum(-1, keepdims=True)
+    expected = softmax(tiny_run.model.predict(x, verbose=0))
     probabilities = np.load(tmp_path / "p.npy")
     assert np.abs(probabilities - expected).max() <= 1e-5
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected.argmax(-1))
@@ -50,9 +53,7 @@ def test_litert_model_serves_without_tensorflow(tiny_run, tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    logits = tiny_run.model.predict(x, verbose=0)
-    expected = np.exp(logits - logits.max(-1, keepdims=True))
-    expected /= expected.sum(-1, keepdims=True)
+    expected = softmax(tiny_run.model.predict(x, verbose=0))
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
     assert done.stdout.split() == [["N", "S", "V", "F", "Q"][c] for c in expected.argmax(-1)]
 
