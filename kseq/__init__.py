@@ -2,33 +2,41 @@
 
 `import kseq` registers every kseq layer, loss, metric and schedule with Keras, so `.keras`
 files that use them load with `keras.saving.load_model` and no `custom_objects`.
+
+The one exception is a process started as one of kseq's command-line tools
+(`python -m kseq.experiments.run ...`): Python imports this package before the tool's module,
+and the tool checks its input before TensorFlow loads (seconds), so bad input is answered at
+once. The tools import what they use themselves; the public names load on first access.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the terminal
 
-from kseq import callbacks, data, losses, metrics, models  # noqa: E402
-from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, WarmupCosineDecay  # noqa: E402
-from kseq.config import load_config  # noqa: E402
-from kseq.data import SequenceSet  # noqa: E402
-from kseq.data.pipeline import make_eval_dataset, make_train_dataset  # noqa: E402
-from kseq.errors import InputError  # noqa: E402
-from kseq.evaluation import report  # noqa: E402
-from kseq.export import export_serving  # noqa: E402
-from kseq.losses import FocalLoss, SmoothedCrossentropy, balanced_class_weights, get_loss  # noqa: E402
-from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1  # noqa: E402
-from kseq.models import build_model, model_names, register_model  # noqa: E402
-from kseq.runtime import ServingFunction, configure_threads  # noqa: E402
-from kseq.training import Run, train  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "BalancedAccuracy", "ClassRecall", "ClassificationReport", "ConfusionMatrixLogger", "FocalLoss",
-    "InputError", "MacroF1", "Run", "SequenceSet", "ServingFunction", "SmoothedCrossentropy",
-    "WarmupCosineDecay", "balanced_class_weights", "build_model", "callbacks", "configure_threads",
-    "data", "export_serving", "get_loss", "load_config",
-    "losses", "make_eval_dataset", "make_train_dataset", "metrics", "model_names", "models",
-    "register_model", "report", "train",
-]
+
+def _started_as_tool() -> bool:
+    """True when this process is `python -m kseq.<tool>`, whose module runs after this package loads."""
+    argv = getattr(sys, "orig_argv", [])
+    return "-m" in argv[:-1] and argv[argv.index("-m") + 1].startswith("kseq.")
+
+
+if _started_as_tool():
+
+    def __getattr__(name):
+        """A submodule, or a name of the public API (which then loads whole), on first use."""
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"kseq.{name}") is not None:
+            return importlib.import_module(f"kseq.{name}")
+        api = importlib.import_module("kseq._api")
+        if name not in api.__all__:
+            raise AttributeError(f"module 'kseq' has no attribute {name!r}")
+        return getattr(api, name)
+
+else:
+    from kseq._api import *  # noqa: E402,F401,F403
+    from kseq._api import __all__  # noqa: E402,F401

@@ -2,8 +2,11 @@
 
 A config is a plain nested dict with the sections below. Sections with fixed keys are checked
 against `DEFAULTS`, so a typo in a TOML file or `--set` fails with the key's name rather than
-being silently ignored. `[model]`, `[loss]` and `[search]` are free-form: their keys are the
-builder's, the loss's and the search space's own arguments.
+being silently ignored, and their values are checked against the default's type and `CHOICES`
+(`check_values`), all without importing TensorFlow, so bad input is answered at once. `[model]`,
+`[loss]` and `[search]` are free-form: their keys are the builder's, the loss's and the search
+space's own arguments. The keys in `kseq.recipe.AUTO_KEYS` may be `"auto"`: resolved from the
+training set when a run starts (see `kseq.recipe`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import tomli_w
 
 from kseq.errors import InputError
+from kseq.recipe import AUTO_KEYS, is_auto
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,13 +29,13 @@ else:  # pragma: no cover
 DEFAULTS: dict = {
     "experiment": {"name": ""},
     "data": {
-        "source": "synthetic_ecg",  # synthetic_ecg | synthetic_pain | heartbeat_csv | pain_csv | npz
+        "source": "synthetic_ecg",  # one of CHOICES["data", "source"]
         "path": "",
         "labels": "",
         "test_path": "",
         "test_labels": "",
         "scale": 1.0,
-        "validation_split": 0.1,
+        "validation_split": 0.1,  # or "auto": 0.1 when it leaves enough series per class, else 0
         "test_split": 0.2,  # used only when a real training file comes without a test file
         "class_names": [],  # for CSV files: names of labels 0, 1, ...; empty: the loader's default
     },
@@ -44,6 +48,7 @@ DEFAULTS: dict = {
         "groups": "",  # "" none, "auto", or a table group -> [feature names]
         "window": 0,  # 0: whole sequences
         "stride": 0,
+        "normalize": "none",  # none | series (per-series z-normalisation, in the saved model)
     },
     "sampler": {"kind": "rejection", "target": "uniform", "batch_size": 256},
     "model": {"name": "cnn"},
@@ -51,7 +56,11 @@ DEFAULTS: dict = {
     "optimizer": {"name": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "schedule": "constant"},
     "train": {
         "epochs": 10,
+        "steps": 0,  # 0: train `epochs`; a number or "auto": a budget of optimizer steps (sets epochs)
         "seed": 0,
+        # 0, 1, 2, ...: another initialisation and batch order on the same data and split (the
+        # members of an ensemble such as InceptionTime's five); 0 is the seed itself.
+        "restart": 0,
         "monitor": "val_macro_f1",
         "early_stopping_patience": 4,
         "reduce_lr_patience": 2,
@@ -63,6 +72,18 @@ DEFAULTS: dict = {
     "search": {},
 }
 FREE_FORM = {"model", "loss", "search"}
+# The accepted values of the fixed keys that name a choice.
+CHOICES = {
+    ("data", "source"): ("synthetic_ecg", "synthetic_pain", "heartbeat_csv", "pain_csv", "npz", "ts"),
+    ("preprocess", "fill_gaps"): ("spline", "linear", "none"),
+    ("preprocess", "normalize"): ("none", "series"),
+    ("sampler", "kind"): ("none", "rejection", "weighted", "oversample", "class_weight"),
+    ("optimizer", "name"): ("adamw",),
+    ("optimizer", "schedule"): ("constant", "cosine"),
+    ("train", "strategy"): ("default", "mirrored", "multi_worker"),
+}
+# Fixed keys whose value may take another type than their default's.
+_ALSO = {("preprocess", "groups"): dict, ("sampler", "target"): list, ("train", "verbose"): int}
 CONFIG_DIR = resources.files("kseq.experiments") / "configs"
 
 
@@ -96,6 +117,51 @@ def merge_into(config: dict, updates: dict, source: str) -> dict:
     return config
 
 
+def _type_name(kind) -> str:
+    return {bool: "true or false", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}[kind]
+
+
+def check_values(config: dict, source: str = "config") -> None:
+    """Reject a fixed key whose value has the wrong type or is not one of its `CHOICES`.
+
+    `"auto"` is accepted for the keys of `kseq.recipe.AUTO_KEYS`. Numbers accept ints and floats
+    alike; nothing else is converted.
+    """
+    for section, defaults in DEFAULTS.items():
+        if section in FREE_FORM:
+            continue
+        for key, default in defaults.items():
+            value = config[section][key]
+            if is_auto(value) and key in AUTO_KEYS.get(section, ()):
+                continue
+            kinds = [type(default)] + ([_ALSO[section, key]] if (section, key) in _ALSO else [])
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                kinds += [int, float]
+            if not any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds):
+                expected = " or ".join(dict.fromkeys(_type_name(k) for k in kinds))
+                if key in AUTO_KEYS.get(section, ()):
+                    expected += ' or "auto"'
+                raise InputError(f"{source}: {section}.{key} = {value!r}; expected {expected}")
+            choices = CHOICES.get((section, key))
+            if choices and value not in choices:
+                raise InputError(f"{source}: {section}.{key} = {value!r}; expected one of {', '.join(choices)}")
+    for key, value in config["model"].items():
+        if is_auto(value) and key not in AUTO_KEYS["model"]:
+            raise InputError(f"{source}: model.{key} cannot be \"auto\"; only {', '.join(AUTO_KEYS['model'])} can")
+
+
+def infer_source(path: str, labels: str, default: str) -> str:
+    """The `data.source` a `--data` file implies: by suffix (.npz, .ts), a CSV with a labels file
+    (pain), or a heartbeat CSV; a config whose source is already a file format keeps it."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".npz", ".ts"):
+        return suffix[1:]
+    if labels:
+        return "pain_csv"
+    return {"synthetic_ecg": "heartbeat_csv", "synthetic_pain": "pain_csv"}.get(default, default)
+
+
 def parse_override(text: str) -> tuple[str, str, object]:
     """`section.key=value` -> (section, key, value); the value is read as TOML, else as a string."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
@@ -126,6 +192,7 @@ def load_config(name_or_path: str, overrides=(), params: dict | None = None) -> 
     for text in overrides:
         section, key, value = parse_override(text)
         merge_into(config, {section: {key: value}}, f"--set {text}")
+    check_values(config, str(path) if not overrides else f"{path} with --set")
     return config
 
 

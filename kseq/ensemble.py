@@ -168,7 +168,7 @@ def softmax(logits) -> np.ndarray:
 
 def apply_data_files(config: dict, data=None, labels=None, test_data=None, test_labels=None) -> dict:
     """`config` with the command line's data files in its `[data]` section, as `kseq.experiments.run`."""
-    from kseq.data.loading import infer_source
+    from kseq.config import infer_source
 
     if test_data and not data:
         raise InputError("--test-data needs --data (the training file the configs' preprocessing was fitted on)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import sys
@@ -13,9 +14,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import evaluation, export
+from kseq import evaluation, export, recipe
 from kseq.callbacks import WarmupCosineDecay
-from kseq.config import load_config
+from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
@@ -24,9 +25,9 @@ from kseq.errors import InputError
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import build_model
-from kseq.models.preprocessing import sequence_classifier, with_feature_transform
+from kseq.models.preprocessing import sequence_classifier, with_feature_transform, with_series_normalization
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+STRATEGIES = CHOICES["train", "strategy"]
 
 
 @dataclasses.dataclass
@@ -51,8 +52,24 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise InputError(f"train.strategy: unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
 
 
-def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet, SequenceSet, dict | None]:
-    """Load, gap-fill and split the data; fit the feature transform on the training split only."""
+def training_seed(train_cfg: dict) -> int:
+    """The seed of the weights and batches: `train.seed` itself, or one derived from it per `train.restart`.
+
+    The data, its splits and the synthetic generators always take `train.seed`, so restarts of one
+    experiment share their data and test split.
+    """
+    if not train_cfg["restart"]:
+        return int(train_cfg["seed"])
+    return int(np.random.SeedSequence([train_cfg["seed"], train_cfg["restart"]]).generate_state(1)[0] % 2**31)
+
+
+def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, SequenceSet, dict | None]:
+    """Load, gap-fill and split the data; fit the feature transform on the training split only.
+
+    Returns `(fit_set, val_set, test_set, transform)`; `val_set` is None when the validation
+    split is 0 (`data.validation_split`, resolved here when `"auto"`: see `kseq.recipe`).
+    `config["data"]["validation_split"]` is set to the number used.
+    """
     seed = config["train"]["seed"]
     pre = config["preprocess"]
     train_set, test_set = load_datasets(config["data"], seed)
@@ -63,7 +80,10 @@ def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet, SequenceSet, d
     train_set, test_set = (
         dataclasses.replace(s, x=fill_gaps(s.x, pre["fill_gaps"], pre["spline_order"])) for s in (train_set, test_set)
     )
-    fit_set, val_set = stratified_split(train_set, config["data"]["validation_split"], seed)
+    config["data"]["validation_split"] = recipe.resolve_validation(config, train_set.y)
+    fit_set, val_set = train_set, None
+    if config["data"]["validation_split"]:
+        fit_set, val_set = stratified_split(train_set, config["data"]["validation_split"], seed)
     transform = None
     if pre["drop_constant"] or pre["correlation_threshold"] or pre["merge"] or pre["groups"]:
         names = train_set.feature_names or tuple(f"f{i}" for i in range(train_set.x.shape[2]))
@@ -87,7 +107,11 @@ def to_examples(data: SequenceSet, pre: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_window_model(config: dict, input_shape, num_classes: int, transform: dict | None) -> keras.Model:
-    """The registered model, behind the fitted feature transform when there is one."""
+    """The registered model, behind per-series normalisation and the fitted feature transform when set.
+
+    Raw input -> `FeatureTransform` -> `SeriesNormalization` -> model: both in-graph, so the saved
+    model takes raw sequences.
+    """
     hp = {k: v for k, v in config["model"].items() if k != "name"}
     if transform is not None:
         input_shape = (input_shape[0], len(transform["output_features"]))
@@ -95,6 +119,8 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         model = build_model(config["model"]["name"], input_shape, num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
+    if config["preprocess"]["normalize"] == "series":
+        model = with_series_normalization(model, name=f"{model.name}_normalized")
     if transform is None:
         return model
     return with_feature_transform(model, transform, name=f"{model.name}_with_transform")
@@ -159,11 +185,17 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     """
     if resume is not None:
         config = load_config(str(resume / "config.toml"))
-    seed, pre, train_cfg = config["train"]["seed"], config["preprocess"], config["train"]
-    keras.utils.set_random_seed(seed)
+    config = copy.deepcopy(config)
+    pre = config["preprocess"]
+    keras.utils.set_random_seed(training_seed(config["train"]))
     fit_set, val_set, test_set, transform = prepare_data(config)
     x_fit, y_fit = to_examples(fit_set, pre)
-    x_val, y_val = to_examples(val_set, pre)
+    validation = None if val_set is None else to_examples(val_set, pre)
+    config = recipe.resolve(config, num_train=len(y_fit), sequence_length=x_fit.shape[1],
+                            validation=validation is not None)
+    print(recipe.summary(config, num_train=len(y_fit), num_validation=0 if val_set is None else len(val_set)),
+          flush=True)
+    train_cfg = config["train"]
     num_classes = len(fit_set.class_names)
     batch_size = config["sampler"]["batch_size"]
     steps_per_epoch = math.ceil(len(y_fit) / batch_size)
@@ -179,7 +211,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         )
     try:
         dataset = make_train_dataset(
-            x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=seed,
+            x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=training_seed(train_cfg),
             target=config["sampler"]["target"],
         )
     except ValueError as e:
@@ -192,7 +224,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     fitted = model.fit(
         dataset,
         epochs=train_cfg["epochs"],
-        validation_data=make_eval_dataset(x_val, y_val, batch_size=batch_size),
+        validation_data=None if validation is None else make_eval_dataset(*validation, batch_size=batch_size),
         callbacks=[*make_callbacks(config, partial, resume is not None), *callbacks],
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,

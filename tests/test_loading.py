@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from kseq.data.loading import infer_source, load_datasets, stratified_split
+from kseq.config import infer_source
+from kseq.data.loading import load_datasets, stratified_split
 from kseq.data.sequence_set import SequenceSet
 from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
 from kseq.errors import InputError

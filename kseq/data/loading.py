@@ -53,12 +53,3 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
     if data["test_path"]:
         return train, load(data["test_path"], data["test_labels"])
     return stratified_split(train, data["test_split"], seed)
-
-
-def infer_source(path: str, labels: str, default: str) -> str:
-    """The source a `--data` file implies: .npz, a CSV with a labels file (pain), or a heartbeat CSV."""
-    if Path(path).suffix == ".npz":
-        return "npz"
-    if labels:
-        return "pain_csv"
-    return {"synthetic_ecg": "heartbeat_csv", "synthetic_pain": "pain_csv"}.get(default, default)

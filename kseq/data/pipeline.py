@@ -14,7 +14,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-SAMPLERS = ("none", "rejection", "weighted", "oversample", "class_weight")
+from kseq.config import CHOICES
+
+SAMPLERS = CHOICES["sampler", "kind"]
 
 # Rejection draws the indices of several batches per call, amortising the per-call overhead, from
 # this many times the expected number of candidates needed, so that one round nearly always

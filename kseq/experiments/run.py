@@ -1,7 +1,9 @@
 """Run a named experiment: `python -m kseq.experiments.run NAME_OR_TOML [options]`.
 
-Parses arguments, resolves the config and calls `kseq.training.train`; bad input ends with one
-line on stderr and exit code 2, and no run folder.
+Parses arguments, resolves and checks the config and the data files' names, and only then loads
+TensorFlow (seconds) and calls `kseq.training.train`, so bad input is answered at once: one line
+on stderr, exit code 2, and no run folder. A named ensemble (`--list` shows them) trains its
+members and votes, as `python -m kseq.ensemble --experiment NAME`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+DATA_SUFFIXES = (".csv", ".npz", ".ts")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kseq.experiments.run", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", nargs="?", help="a named experiment (see --list) or a TOML file")
     parser.add_argument("--list", action="store_true", help="list the named experiments and exit")
-    parser.add_argument("--data", help="training data: heartbeat CSV, pain features CSV or .npz")
+    parser.add_argument("--data", help="training data: heartbeat CSV, pain features CSV, .npz or UCR/UEA .ts")
     parser.add_argument("--labels", help="labels CSV for --data (pain format)")
     parser.add_argument("--test-data", help="test data in the same format as --data")
     parser.add_argument("--test-labels", help="labels CSV for --test-data (pain format)")
@@ -29,13 +33,37 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="override one config value (repeatable)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the most recent interrupted run of this experiment")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ start-up notices (also KSEQ_VERBOSE=1)")
     return parser.parse_args(argv)
+
+
+def check_data_files(args: argparse.Namespace) -> None:
+    """Every data file named on the command line exists and is a format kseq reads."""
+    from kseq.errors import InputError
+
+    for flag in ("data", "labels", "test_data", "test_labels"):
+        path = getattr(args, flag)
+        if path and not os.path.isfile(path):
+            raise InputError(f"--{flag.replace('_', '-')} {path}: no such file")
+    for flag in ("data", "test_data"):
+        path = getattr(args, flag)
+        if path and os.path.splitext(path)[1].lower() not in DATA_SUFFIXES:
+            raise InputError(f"--{flag.replace('_', '-')} {path}: expected a {', '.join(DATA_SUFFIXES)} file")
+    if args.test_data and not args.data:
+        raise InputError("--test-data needs --data (the training file)")
+
+
+def ensemble_names() -> list[str]:
+    """The named ensembles shipped in `kseq/experiments/configs/ensembles/`."""
+    from kseq.config import CONFIG_DIR
+
+    return sorted(p.name[:-5] for p in (CONFIG_DIR / "ensembles").iterdir() if p.name.endswith(".toml"))
 
 
 def resolve_config(args: argparse.Namespace) -> dict:
     """The experiment's config with the command line's data files, seed, params and overrides applied."""
-    from kseq.config import load_config
-    from kseq.data.loading import infer_source
+    from kseq.config import infer_source, load_config
     from kseq.errors import InputError
 
     params = {}
@@ -56,19 +84,45 @@ def resolve_config(args: argparse.Namespace) -> dict:
     return config
 
 
+def ensemble_args(args: argparse.Namespace) -> list[str]:
+    """The `python -m kseq.ensemble` arguments that train and vote the named ensemble `args.experiment`."""
+    if args.resume or args.params:
+        from kseq.errors import InputError
+
+        raise InputError(f"{args.experiment} is a named ensemble: --resume and --params apply to single experiments")
+    argv = ["--experiment", args.experiment, "--output-dir", args.output_dir]
+    for flag in ("data", "labels", "test_data", "test_labels", "seed"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    for override in args.set:
+        argv += ["--set", override]
+    return argv
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from kseq.config import experiment_names
     from kseq.errors import InputError
+    from kseq.tf_import import import_tensorflow
 
+    ensembles = ensemble_names()
     if args.list:
         print("\n".join(experiment_names()))
+        print("\n".join(f"{name} (ensemble)" for name in ensembles))
         return 0
     if not args.experiment:
         print("error: name an experiment (or --list)", file=sys.stderr)
         return 2
     try:
+        check_data_files(args)
+        if args.experiment in ensembles:
+            forwarded = ensemble_args(args)
+            import_tensorflow(args.verbose)
+            from kseq import ensemble
+
+            return ensemble.main(forwarded)
         config = resolve_config(args)
+        import_tensorflow(args.verbose)
         from kseq import evaluation, export, training
 
         resume = None

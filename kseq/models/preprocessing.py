@@ -159,3 +159,49 @@ def with_feature_transform(model: keras.Model, transform: dict, name: str | None
     inputs = keras.Input((model.input_shape[1], len(transform["input_features"])), name="sequence")
     outputs = model(FeatureTransform(transform, name="feature_transform")(inputs))
     return keras.Model(inputs, outputs, name=name or model.name)
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class SeriesNormalization(layers.Layer):
+    """Per-series z-normalisation: every channel of every sequence to mean 0, standard deviation 1.
+
+    The UCR/UEA archive's convention (each series z-normalised on its own), in-graph so the saved
+    model takes raw sequences and serving normalises exactly as training did. Statistics come from
+    the signal part of each sequence only: the trailing run of all-zero time steps is padding
+    (unequal-length data), excluded from the mean and standard deviation and left at zero, so
+    models that mask zero padding still see it. A channel that is constant over the signal has
+    standard deviation 0 and becomes all zeros (rather than dividing by zero).
+
+    Example:
+        >>> x = np.array([[[1.0], [2.0], [3.0], [0.0]]], dtype="float32")  # 3 steps + padding
+        >>> np.round(keras.ops.convert_to_numpy(SeriesNormalization()(x))[0, :, 0], 4).tolist()
+        [-1.2247, 0.0, 1.2247, 0.0]
+    """
+
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        nonzero = ops.cast(ops.any(ops.not_equal(x, 0), axis=-1, keepdims=True), x.dtype)  # (B, T, 1)
+        # A step is signal when it or any later step is nonzero: a reversed cumulative sum.
+        signal = ops.cast(ops.flip(ops.cumsum(ops.flip(nonzero, axis=1), axis=1), axis=1) > 0, x.dtype)
+        count = ops.maximum(ops.sum(signal, axis=1, keepdims=True), 1.0)
+        mean = ops.sum(x * signal, axis=1, keepdims=True) / count
+        centred = (x - mean) * signal
+        std = ops.sqrt(ops.sum(ops.square(centred), axis=1, keepdims=True) / count)
+        return ops.where(std > self.epsilon, centred / ops.maximum(std, self.epsilon), ops.zeros_like(centred))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def with_series_normalization(model: keras.Model, name: str | None = None) -> keras.Model:
+    """Raw sequences -> `SeriesNormalization` -> `model`: the same input shape, normalised in-graph."""
+    inputs = keras.Input(model.input_shape[1:], name="sequence")
+    outputs = model(SeriesNormalization(name="series_normalization")(inputs))
+    return keras.Model(inputs, outputs, name=name or model.name)

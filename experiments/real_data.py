@@ -1,0 +1,83 @@
+"""Run the generic experiments on real UCR/UEA datasets and print the real-data results table.
+
+Usage:
+    python experiments/real_data.py run DATA_DIR NAME [NAME ...] --experiments resnet fcn ...
+    python experiments/real_data.py table
+
+`run` calls `python -m kseq.experiments.run EXPERIMENT --data DATA_DIR/NAME.npz` (a named
+ensemble the same way) once per dataset and experiment, times the whole command (wall clock:
+loading, training, evaluation and export), and appends one JSON line per run to
+`experiments/real_data_runs.jsonl` with the command, its wall time and the run's test metrics.
+`table` prints the markdown table of experiments/README.md from that file: the newest run of
+each (dataset, experiment), next to the published accuracy where the archive's tables have one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RUNS = HERE / "real_data_runs.jsonl"
+
+# Published test accuracy (%) on the archive's own split: ResNet, mean of 10 runs, Ismail Fawaz et
+# al. (2019), github.com/hfawaz/dl-4-tsc results/results-ucr-128.csv; InceptionTime (the five-network
+# ensemble), Ismail Fawaz et al. (2020), github.com/hfawaz/InceptionTime results-InceptionTime-128.csv.
+PUBLISHED = {
+    # dataset: (ResNet, InceptionTime)
+}
+
+
+def run(data_dir: Path, names: list[str], experiments: list[str]) -> None:
+    for name in names:
+        for experiment in experiments:
+            command = [sys.executable, "-m", "kseq.experiments.run", experiment,
+                       "--data", str(data_dir / f"{name}.npz"), "--output-dir", f"saved_models/real-data/{name}"]
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            seconds = time.perf_counter() - started
+            if done.returncode:
+                print(f"{name} {experiment}: exit {done.returncode}\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            folder = re.findall(r"^(?:run|ensemble) folder: (.+)$", done.stdout, flags=re.M)[-1]
+            metrics = json.loads((Path(folder) / "metrics.json").read_text())
+            resolved = re.findall(r"^resolved: .+$", done.stdout, flags=re.M)
+            record = {"dataset": name, "experiment": experiment, "seconds": round(seconds, 1),
+                      "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "folder": folder,
+                      "resolved": resolved[0] if resolved else "",
+                      "command": f"python -m kseq.experiments.run {experiment} --data {name}.npz"}
+            with open(RUNS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(f"{name:20s} {experiment:24s} acc={record['accuracy']:.4f} f1={record['macro_f1']:.4f} "
+                  f"{seconds:.0f} s", flush=True)
+
+
+def table() -> None:
+    newest = {}
+    for line in RUNS.read_text().splitlines():
+        record = json.loads(line)
+        newest[record["dataset"], record["experiment"]] = record
+    print("| dataset | experiment | test accuracy | test macro-F1 | wall time | published accuracy | command |")
+    print("|---|---|---|---|---|---|---|")
+    for (dataset, experiment), r in sorted(newest.items()):
+        resnet, inception = PUBLISHED.get(dataset, (None, None))
+        published = {"resnet": resnet, "inception_time_ensemble": inception}.get(experiment)
+        shown = "-" if published is None else f"{published:.1f}%"
+        print(f"| {dataset} | `{experiment}` | {100 * r['accuracy']:.1f}% | {r['macro_f1']:.3f} | "
+              f"{r['seconds']:.0f} s | {shown} | `{r['command']}` |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("run", "table"))
+    parser.add_argument("data_dir", nargs="?", type=Path)
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--experiments", nargs="+", default=["resnet"])
+    args = parser.parse_args()
+    run(args.data_dir, args.names, args.experiments) if args.action == "run" else table()
