@@ -184,14 +184,14 @@ def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
 
     x is (N, T) or (N, T, F) and may hold NaN (gaps are filled later). Labels are ints indexing
     `class_names` (default `"0".."K"`), or strings: class names are then `class_names` in its
-    order, or the sorted distinct labels of both splits.
+    order, or the sorted distinct labels of both splits. Equal channel counts and the other
+    train/test rules are checked where every source's pair meets, `kseq.data.loading.check_pair`.
     """
     path = _existing_file(path)
     arrays = _read_npz(path)
     x_train, x_test = (_npz_x(path, arrays, key) for key in ("x_train", "x_test"))
-    for axis, what in ((1, "time steps (T)"), (2, "features (F)")):
-        if x_train.shape[axis] != x_test.shape[axis]:
-            raise InputError(f"{path}: x_train has {x_train.shape[axis]} {what} but x_test has {x_test.shape[axis]}")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise InputError(f"{path}: x_train has {x_train.shape[1]} time steps (T) but x_test has {x_test.shape[1]}")
     for x_key, y_key, x in (("x_train", "y_train", x_train), ("x_test", "y_test", x_test)):
         if arrays[y_key].shape != (len(x),):
             raise InputError(f"{path}: {x_key} has {len(x)} rows but {y_key} has shape {arrays[y_key].shape}")
@@ -475,7 +475,7 @@ def _ts_labels(path: Path, labels: np.ndarray, names: tuple) -> np.ndarray:
     unknown = np.flatnonzero(~np.isin(labels, lowered))
     if len(unknown):
         row = int(unknown[0])
-        raise InputError(f"{path} line {_ts_data_lines(path)[row]}: label {labels[row]!r} is not one of {names}")
+        raise InputError(f"{path} line {_ts_data_lines(path)[row]}: label {str(labels[row])!r} is not one of {names}")
     return _index_of(lowered, labels)
 
 
