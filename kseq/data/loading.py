@@ -96,8 +96,8 @@ def check_pair(train: SequenceSet, test: SequenceSet | None, train_name: str, te
         tested = np.unique(test.y[test.y >= 0])
         untrained = [train.class_names[c] for c in tested if counts[c] == 0]
         if untrained:
-            raise InputError(f"{test_name}: {_classes(untrained, 'is', 'are')} in the test set but not in the training set "
-                             f"{train_name}; every test class needs training series")
+            raise InputError(f"{test_name}: {_classes(untrained, 'is', 'are')} in the test set but not in the "
+                             f"training set {train_name}; every test class needs training series")
     single = [train.class_names[c] for c in np.flatnonzero((counts > 0) & (counts < MIN_TRAINING_SERIES))]
     if single:
         raise InputError(f"{train_name}: {_classes(single, 'has', 'have')} only 1 training series; at least "
@@ -111,7 +111,8 @@ def _check_not_all_missing(data: SequenceSet, name: str) -> None:
     lengths = data.lengths if data.lengths is not None else np.full(len(data), data.x.shape[1])
     signal = steps[None, :] < np.asarray(lengths)[:, None]  # (N, T): inside each series' own length
     missing = np.isnan(data.x).all(axis=2) & signal
-    empty = np.flatnonzero((missing == signal).all(axis=1) & missing.any(axis=1))  # all-zero rows are padding
+    # Every step of the series' own length missing; all-zero rows (length 0) are padding, not gaps.
+    empty = np.flatnonzero((missing == signal).all(axis=1) & missing.any(axis=1))
     if len(empty):
         more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
         raise InputError(f"{name}: series {empty[0] + 1}{more} (1-based) has no values: every channel is "
