@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kseq.config import infer_source
-from kseq.data.loading import load_datasets, stratified_split
+from kseq.data.loading import check_pair, load_datasets, stratified_split
 from kseq.data.sequence_set import SequenceSet
 from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
 from kseq.errors import InputError
@@ -69,3 +69,120 @@ def test_infer_source(path, labels, default, expected):
 def test_unknown_source_names_the_field():
     with pytest.raises(InputError, match="data.source: unknown source 'parquet'"):
         load_datasets({"source": "parquet", "path": "x"}, seed=0)
+
+
+@pytest.mark.parametrize("path, expected", [("X_TRAIN.ts", "ts"), ("x.TS", "ts"), ("beats.NPZ", "npz")])
+def test_infer_source_from_suffix(path, expected):
+    assert infer_source(path, "", "synthetic_ecg") == expected
+
+
+# --- .ts train/test pairs and the bad-input rules of check_pair ------------------------------
+
+
+def write_ts(path, rows, *, channels=1):
+    """A .ts file of `rows` (label, [series per channel]) with unequal lengths allowed."""
+    header = ["@problemName Tiny", "@timeStamps false", "@missing true", f"@univariate {str(channels == 1).lower()}",
+              "@equalLength false", "@classLabel true " + " ".join(sorted({label for label, _ in rows})), "@data"]
+    lines = [":".join(",".join(str(v) for v in series) for series in channel_values) + f":{label}"
+             for label, channel_values in rows]
+    path.write_text("\n".join(header + lines) + "\n")
+    return str(path)
+
+
+def ts_config(train, test="", **extra):
+    return {"source": "ts", "path": train, "labels": "", "test_path": test, "test_labels": "",
+            "test_split": 0.5, "class_names": [], **extra}
+
+
+def rows(*labels, length=3, value=1.0):
+    return [(label, [[value] * length]) for label in labels]
+
+
+def test_ts_pair_maps_test_labels_onto_training_classes_and_pads_to_one_length(tmp_path):
+    train_rows = [("up", [[1, 2, 3]]), ("down", [[3, 2, 1]]), ("up", [[1, 2, 4]]), ("flat", [[2, 2, 2]]),
+                  ("down", [[4, 3, 2]]), ("flat", [[1, 1, 1]])]
+    test_rows = [("up", [[1, 2, 3, 4, 5]]), ("down", [[5, 4]])]  # no "flat", longer and shorter series
+    train, test = load_datasets(ts_config(write_ts(tmp_path / "X_TRAIN.ts", train_rows),
+                                          write_ts(tmp_path / "X_TEST.ts", test_rows)), seed=0)
+    assert train.class_names == test.class_names == ("down", "flat", "up")  # the training file's classes
+    np.testing.assert_array_equal(train.y, [2, 0, 2, 1, 0, 1])
+    np.testing.assert_array_equal(test.y, [2, 0])
+    assert train.x.shape == (6, 5, 1) and test.x.shape == (2, 5, 1)
+    np.testing.assert_array_equal(train.x[0, :, 0], [1, 2, 3, 0, 0])
+    np.testing.assert_array_equal(test.x[1, :, 0], [5, 4, 0, 0, 0])
+    np.testing.assert_array_equal(train.lengths, [3] * 6)
+    np.testing.assert_array_equal(test.lengths, [5, 2])
+
+
+def test_ts_training_file_alone_is_split(tmp_path):
+    path = write_ts(tmp_path / "X_TRAIN.ts", rows("a", "b", "a", "b", "a", "b", "a", "b"))
+    fit, test = load_datasets(ts_config(path), seed=0)
+    assert np.bincount(fit.y).tolist() == [2, 2] and np.bincount(test.y).tolist() == [2, 2]
+
+
+def test_class_with_one_training_series_is_named(tmp_path):
+    path = write_ts(tmp_path / "X_TRAIN.ts", rows("a", "a", "b", "c", "c", "d"))
+    with pytest.raises(InputError, match=r"X_TRAIN\.ts: classes 'b', 'd' have only 1 training series; "
+                                         r"at least 2 per class are needed"):
+        load_datasets(ts_config(path), seed=0)
+
+
+def test_class_with_no_training_series_is_allowed_unless_tested():
+    """Heartbeat files keep the five MIT-BIH names even when a file lacks some classes."""
+    train = SequenceSet(np.ones((4, 3)), [0, 0, 1, 1], ("N", "S", "V"))
+    check_pair(train, SequenceSet(np.ones((2, 3)), [0, 1], ("N", "S", "V")), "train.csv", "test.csv")
+    with pytest.raises(InputError, match=r"^test\.csv: class 'V' is in the test set but not in the training set "
+                                         r"train\.csv; every test class needs training series$"):
+        check_pair(train, SequenceSet(np.ones((2, 3)), [0, 2], ("N", "S", "V")), "train.csv", "test.csv")
+
+
+def test_test_classes_absent_from_training_file_are_named(tmp_path):
+    train = write_ts(tmp_path / "X_TRAIN.ts", rows("a", "a", "b", "b"))
+    test = write_ts(tmp_path / "X_TEST.ts", rows("a", "c", "e", "c"))
+    with pytest.raises(InputError, match=r"X_TEST\.ts: classes 'c', 'e' are in the test set but not in the "
+                                         r"training set .*X_TRAIN\.ts"):
+        load_datasets(ts_config(train, test), seed=0)
+
+
+def test_different_channel_counts_name_both_files(tmp_path):
+    train = write_ts(tmp_path / "X_TRAIN.ts", [(c, [[1, 2], [3, 4]]) for c in "aabb"], channels=2)
+    test = write_ts(tmp_path / "X_TEST.ts", rows("a", "b"))
+    with pytest.raises(InputError, match=r"X_TRAIN\.ts has 2 channels but .*X_TEST\.ts has 1; "
+                                         r"expected the same channels in both"):
+        load_datasets(ts_config(train, test), seed=0)
+
+
+def test_npz_with_different_channel_counts_goes_through_the_same_check(tmp_path):
+    np.savez(tmp_path / "data.npz", x_train=np.zeros((4, 6, 2)), y_train=np.array([0, 1, 0, 1]),
+             x_test=np.zeros((2, 6, 3)), y_test=np.array([0, 1]))
+    data = {"source": "npz", "path": str(tmp_path / "data.npz")}
+    with pytest.raises(InputError, match=r"data\.npz \(x_train\) has 2 channels but .*data\.npz \(x_test\) has 3"):
+        load_datasets(data, seed=0)
+
+
+def test_series_missing_in_every_channel_is_named_1_based(tmp_path):
+    train = write_ts(tmp_path / "X_TRAIN.ts", [("a", [[1, 2], [3, 4]]), ("a", [[1, "?"], [3, 4]]),
+                                               ("b", [["?", "?"], ["?", "?"]]), ("b", [[5, 6], [7, 8]])], channels=2)
+    with pytest.raises(InputError, match=r"^.*X_TRAIN\.ts: series 3 \(1-based\) has no values: every channel is "
+                                         r"missing; remove it or give it data$"):
+        load_datasets(ts_config(train), seed=0)
+
+
+def test_all_missing_ignores_the_zero_padding():
+    """Series 1 is all NaN over its own length (2 steps); the zeros after it are padding."""
+    x = np.array([[np.nan, np.nan, 0.0], [1.0, np.nan, 0.0], [1.0, 2.0, 3.0]])
+    good = SequenceSet(np.ones((4, 3)), [0, 0, 1, 1], ("a", "b"))
+    with pytest.raises(InputError, match=r"^test\.csv: series 1 \(1-based\) has no values"):
+        check_pair(good, SequenceSet(x, [0, 1, 1], ("a", "b"), lengths=np.array([2, 2, 3])), "train.csv", "test.csv")
+
+
+def test_synthetic_data_passes_the_checks():
+    train, test = load_datasets({"source": "synthetic_ecg", "scale": 0.01}, seed=0)
+    assert set(np.unique(train.y)) == set(np.unique(test.y)) == set(range(5))
+
+
+def test_all_zero_series_is_padding_not_missing():
+    """A heartbeat row of zeros has length 0: nothing missing, so no error."""
+    data = SequenceSet(np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 0.0], [4.0, 4.0]]), [0, 0, 1, 1], ("a", "b"),
+                       lengths=np.array([0, 2, 1, 2]))
+    check_pair(data, None, "train.csv")

@@ -2,13 +2,14 @@
 
 import csv
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, sources
+from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, load_ts, sources
 from kseq.data.sources import PAIN_FEATURE_COLUMNS, parse_pain_frames, signal_lengths
 from kseq.errors import InputError
 
@@ -193,7 +194,6 @@ def test_npz_string_labels_sorted_or_in_given_order(tmp_path):
 @pytest.mark.parametrize("arrays, message", [
     ({"y_test": None, "x_test": None}, r"missing arrays x_test, y_test; found x_train, y_train"),
     ({"x_test": np.zeros((2, 5))}, r"x_train has 6 time steps \(T\) but x_test has 5"),
-    ({"x_train": np.zeros((4, 6, 2)), "x_test": np.zeros((2, 6, 3))}, r"x_train has 2 features \(F\) but x_test has 3"),
     ({"y_train": np.array([0, 1, 2])}, r"x_train has 4 rows but y_train has shape \(3,\)"),
     ({"x_test": np.zeros((2, 6, 1, 1))}, r"x_test must be a numeric \(N, T\) or \(N, T, F\) array"),
     ({"x_train": np.array([[0, np.inf, 0, 0, 0, 0]] * 4)}, r"x_train has infinite values in rows 0, 1, 2, 3"),
@@ -325,3 +325,98 @@ def test_pain_missing_and_empty_files(tmp_path):
     _raises(r"absent_labels\.csv: no such file", load_pain_csv, path, tmp_path / "absent_labels.csv")
     (tmp_path / "empty.csv").write_text("")
     _raises(r"empty\.csv: empty file", load_pain_csv, tmp_path / "empty.csv")
+
+
+# --- UCR/UEA .ts (aeon's reader) -------------------------------------------------------------
+# Small files written here by hand; the expected arrays are the values typed into them.
+
+
+def _ts(tmp_path, body, *, name="data.ts", univariate=True, equal=True, labels="a b"):
+    """A .ts file: the usual header, then `body` (one series per line) after @data."""
+    header = ["# written by hand for kseq's tests", "@problemName Tiny", "@timeStamps false", "@missing true",
+              f"@univariate {str(univariate).lower()}", f"@equalLength {str(equal).lower()}",
+              f"@classLabel true {labels}", "@data"]
+    path = tmp_path / name
+    path.write_text("\n".join(header + body.strip().splitlines()) + "\n")
+    return path
+
+
+def test_ts_univariate_equal_length(tmp_path):
+    data = load_ts(_ts(tmp_path, "1,2,3,4:b\n5,6,7,8.5:a\n-1,0,0.25,9:b"))
+    assert data.x.dtype == np.float32 and data.x.shape == (3, 4, 1)
+    np.testing.assert_array_equal(data.x[:, :, 0], [[1, 2, 3, 4], [5, 6, 7, 8.5], [-1, 0, 0.25, 9]])
+    assert data.class_names == ("a", "b")
+    np.testing.assert_array_equal(data.y, [1, 0, 1])
+    np.testing.assert_array_equal(data.lengths, [4, 4, 4])
+
+
+def test_ts_multivariate_is_time_by_channel(tmp_path):
+    path = _ts(tmp_path, "1,2,3:10,20,30:a\n4,5,6:40,50,60:b", univariate=False)
+    data = load_ts(path)
+    assert data.x.shape == (2, 3, 2)
+    np.testing.assert_array_equal(data.x[0], [[1, 10], [2, 20], [3, 30]])
+    np.testing.assert_array_equal(data.x[1], [[4, 40], [5, 50], [6, 60]])
+
+
+def test_ts_unequal_lengths_are_zero_padded_at_the_end(tmp_path):
+    path = _ts(tmp_path, "1,2:7,8:a\n1,2,3,4:5,6,7,8:b\n9,9,9:1,1,1:a", univariate=False, equal=False)
+    data = load_ts(path)
+    assert data.x.shape == (3, 4, 2)
+    np.testing.assert_array_equal(data.lengths, [2, 4, 3])
+    np.testing.assert_array_equal(data.x[0], [[1, 7], [2, 8], [0, 0], [0, 0]])
+    np.testing.assert_array_equal(data.x[2], [[9, 1], [9, 1], [9, 1], [0, 0]])
+
+
+def test_ts_missing_values_read_as_nan(tmp_path):
+    data = load_ts(_ts(tmp_path, "1,?,3,?:a\n?,6,7,8:b\n1,2,3,4:a"))
+    expected = np.array([[1, np.nan, 3, np.nan], [np.nan, 6, 7, 8], [1, 2, 3, 4]], np.float32)
+    np.testing.assert_array_equal(data.x[:, :, 0], expected)  # NaN positions match too
+
+
+def test_ts_string_labels_sorted_lowercased_and_not_mangled(tmp_path):
+    """aeon lowercases lines; kseq keeps "nan" inside a label ("banana") as written."""
+    data = load_ts(_ts(tmp_path, "1,2:Walking\n3,4:banana\n5,6:Walking\n7,8:cycling",
+                       labels="Walking banana cycling"))
+    assert data.class_names == ("banana", "cycling", "walking")
+    np.testing.assert_array_equal(data.y, [2, 0, 2, 1])
+
+
+def test_ts_numeric_labels_sort_as_numbers(tmp_path):
+    data = load_ts(_ts(tmp_path, "1,2:10\n3,4:2\n5,6:-1\n7,8:2", labels="-1 2 10"))
+    assert data.class_names == ("-1", "2", "10")
+    np.testing.assert_array_equal(data.y, [2, 1, 0, 1])
+
+
+def test_ts_given_class_names_keep_their_order_and_spelling(tmp_path):
+    data = load_ts(_ts(tmp_path, "1,2:walking\n3,4:Run"), class_names=("Run", "Walking", "Sit"))
+    assert data.class_names == ("Run", "Walking", "Sit")
+    np.testing.assert_array_equal(data.y, [1, 0])
+
+
+@pytest.mark.parametrize("body, kwargs, message", [
+    ("1,2,3:a\n4,x,6:b", {}, r"data\.ts line 10: 'x' is not a number or \?"),
+    ("1,2,3:a\n\n4,5,6:b", {}, r"data\.ts line 10: empty line after @data"),
+    ("1,2,3:a\n4,5,6:1,2,3:b", {}, r"data\.ts line 10: .*case 2"),
+    ("1,2,3:4,5:a", {"univariate": False}, r"data\.ts line 9: .*different number of observations"),
+    ("1,2,3:a\n4,inf,6:b", {}, r"data\.ts line 10: infinite value"),
+    ("1,2,3:a\n4,5,6:c", {"class_names": ("a", "b")}, r"data\.ts line 10: label 'c' is not one of \('a', 'b'\)"),
+    ("", {}, r"data\.ts: no series after @data"),
+])
+def test_ts_malformed_files(tmp_path, body, kwargs, message):
+    names = kwargs.pop("class_names", None)
+    text = _raises(message, load_ts, _ts(tmp_path, body or "\n", **kwargs), class_names=names)
+    assert "\n" not in text
+
+
+def test_ts_unlabelled_and_unreadable_files(tmp_path):
+    (tmp_path / "free.ts").write_text("@problemName x\n@univariate true\n@classLabel false\n@data\n1,2,3\n")
+    _raises(r"free\.ts: no class labels \(@classLabel false\)", load_ts, tmp_path / "free.ts")
+    _raises(r"gone\.ts: no such file", load_ts, tmp_path / "gone.ts")
+    (tmp_path / "binary.ts").write_bytes(b"\xff\xfe@problemName")
+    _raises(r"binary\.ts: not a UTF-8 text file", load_ts, tmp_path / "binary.ts")
+
+
+def test_ts_without_aeon_says_how_to_install(tmp_path, monkeypatch):
+    path = _ts(tmp_path, "1,2:a")
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)  # the import now fails as if not installed
+    _raises(r"data\.ts: reading \.ts files needs aeon; pip install 'kseq\[ts\]'", load_ts, path)

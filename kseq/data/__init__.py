@@ -4,7 +4,7 @@ from kseq.data.sequence_set import SequenceSet
 
 __all__ = ["SequenceSet"]
 
-from kseq.data.sources import load_heartbeat_csv, load_npz, load_pain_csv  # noqa: E402
+from kseq.data.sources import load_heartbeat_csv, load_npz, load_pain_csv, load_ts  # noqa: E402
 from kseq.data.synthetic import make_heartbeats, make_pain  # noqa: E402
 
-__all__ += ["load_heartbeat_csv", "load_npz", "load_pain_csv", "make_heartbeats", "make_pain"]
+__all__ += ["load_heartbeat_csv", "load_npz", "load_pain_csv", "load_ts", "make_heartbeats", "make_pain"]

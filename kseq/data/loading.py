@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from kseq.config import CHOICES
 from kseq.data import sources, synthetic
 from kseq.data.sequence_set import SequenceSet
 from kseq.errors import InputError
 
-SOURCES = ("synthetic_ecg", "synthetic_pain", "heartbeat_csv", "pain_csv", "npz")
+SOURCES = CHOICES["data", "source"]
+MIN_TRAINING_SERIES = 2  # per class: stratified validation/test splits and per-class statistics need two
 
 
 def stratified_split(data: SequenceSet, fraction: float, seed: int) -> tuple[SequenceSet, SequenceSet]:
@@ -29,27 +32,124 @@ def stratified_split(data: SequenceSet, fraction: float, seed: int) -> tuple[Seq
 
 
 def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
-    """Load the train and test sets a `[data]` table describes.
+    """Load the train and test sets a `[data]` table describes, checked by `check_pair`.
 
-    A real training file without a test file is split, stratified, by `data.test_split`.
+    A real training file without a test file is split, stratified, by `data.test_split` (after
+    the checks, so they count and number the series of the file as given). A test file whose
+    series are longer or shorter than the training file's (unequal-length .ts archives) is matched
+    by zero-padding the shorter set at the end, keeping `lengths`, so models see one T.
     """
     source = data["source"]
-    if source == "synthetic_ecg":
-        return synthetic.make_heartbeats(scale=data["scale"], seed=seed)
-    if source == "synthetic_pain":
-        return synthetic.make_pain(seed=seed)
+    if source in ("synthetic_ecg", "synthetic_pain"):
+        train, test = (synthetic.make_heartbeats(scale=data["scale"], seed=seed) if source == "synthetic_ecg"
+                       else synthetic.make_pain(seed=seed))
+        check_pair(train, test, f"{source} (train)", f"{source} (test)")
+        return train, test
     if source not in SOURCES:
         raise InputError(f"data.source: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if not data["path"]:
         raise InputError(f"data.path: source {source!r} needs a file (--data PATH)")
     if source == "npz":
-        return sources.load_npz(data["path"])
+        train, test = sources.load_npz(data["path"])
+        check_pair(train, test, f"{data['path']} (x_train)", f"{data['path']} (x_test)")
+        return train, test
     names = {"class_names": tuple(data["class_names"])} if data.get("class_names") else {}
     load = {
         "heartbeat_csv": lambda path, labels: sources.load_heartbeat_csv(path, **names),
         "pain_csv": lambda path, labels: sources.load_pain_csv(path, labels or None, **names),
+        "ts": lambda path, labels: sources.load_ts(path, **names),
     }[source]
     train = load(data["path"], data["labels"])
-    if data["test_path"]:
-        return train, load(data["test_path"], data["test_labels"])
-    return stratified_split(train, data["test_split"], seed)
+    test = load(data["test_path"], data["test_labels"]) if data["test_path"] else None
+    if test is not None and train.class_names != test.class_names:
+        train, test = _on_training_classes(train, test)
+    check_pair(train, test, str(data["path"]), str(data["test_path"]))
+    if test is None:
+        return stratified_split(train, data["test_split"], seed)
+    steps = max(train.x.shape[1], test.x.shape[1])
+    return pad_steps(train, steps), pad_steps(test, steps)
+
+
+def check_pair(train: SequenceSet, test: SequenceSet | None, train_name: str, test_name: str = "") -> None:
+    """Raise a one-line InputError where a train and test set cannot be trained and scored together.
+
+    `test` is None for a training file that will be split. In order:
+    - train and test must have the same number of channels (features, F);
+    - no series may be missing in every channel over its length: gap filling has nothing to
+      interpolate from, and NaN would reach the model. Series are numbered from 1 in the order the
+      loader returns them: file order for heartbeat CSV lines and .ts series after @data, array
+      rows for npz, sorted `sample_index` for pain files;
+    - every class in the test set needs training series;
+    - a class with training series needs at least two (`MIN_TRAINING_SERIES`): the stratified
+      validation and test splits and per-class statistics take one each. Classes with no training
+      series at all are allowed (a default or configured class list may name classes a file
+      lacks; the model then never predicts them) unless the test set has them.
+    Unlabelled series (label -1) take no part in the class checks.
+    """
+    if test is not None and train.x.shape[2] != test.x.shape[2]:
+        raise InputError(f"{train_name} has {train.x.shape[2]} channels but {test_name} has {test.x.shape[2]}; "
+                         "expected the same channels in both")
+    for data, name in ((train, train_name), (test, test_name)):
+        if data is not None:
+            _check_not_all_missing(data, name)
+    counts = np.bincount(train.y[train.y >= 0], minlength=len(train.class_names))
+    if test is not None:
+        tested = np.unique(test.y[test.y >= 0])
+        untrained = [train.class_names[c] for c in tested if counts[c] == 0]
+        if untrained:
+            raise InputError(f"{test_name}: {_classes(untrained, 'is', 'are')} in the test set but not in the "
+                             f"training set {train_name}; every test class needs training series")
+    single = [train.class_names[c] for c in np.flatnonzero((counts > 0) & (counts < MIN_TRAINING_SERIES))]
+    if single:
+        raise InputError(f"{train_name}: {_classes(single, 'has', 'have')} only 1 training series; at least "
+                         f"{MIN_TRAINING_SERIES} per class are needed (stratified validation and test splits "
+                         "and per-class statistics need two)")
+
+
+def _check_not_all_missing(data: SequenceSet, name: str) -> None:
+    """InputError naming the first series (1-based) that is NaN in every channel over its length."""
+    steps = np.arange(data.x.shape[1])
+    lengths = data.lengths if data.lengths is not None else np.full(len(data), data.x.shape[1])
+    signal = steps[None, :] < np.asarray(lengths)[:, None]  # (N, T): inside each series' own length
+    missing = np.isnan(data.x).all(axis=2) & signal
+    # Every step of the series' own length missing; all-zero rows (length 0) are padding, not gaps.
+    empty = np.flatnonzero((missing == signal).all(axis=1) & missing.any(axis=1))
+    if len(empty):
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise InputError(f"{name}: series {empty[0] + 1}{more} (1-based) has no values: every channel is "
+                         "missing; remove it or give it data")
+
+
+def _classes(names, one: str, many: str) -> str:
+    """`class 'a' <one>` or `classes 'a', 'b' <many>` for a message."""
+    shown = ", ".join(repr(n) for n in names)
+    return f"class {shown} {one}" if len(names) == 1 else f"classes {shown} {many}"
+
+
+def _on_training_classes(train: SequenceSet, test: SequenceSet) -> tuple[SequenceSet, SequenceSet]:
+    """Both sets on the training file's class names, test labels mapped by name.
+
+    Test classes the training file lacks are appended to the names (training labels keep their
+    indices), so that `check_pair` reports them with the other bad-input rules.
+    """
+    extra = tuple(n for n in test.class_names if n not in train.class_names)
+    names = train.class_names + extra
+    position = np.array([names.index(n) for n in test.class_names] + [-1])  # -1 keeps unlabelled
+    test = dataclasses.replace(test, y=position[test.y], class_names=names)
+    return dataclasses.replace(train, class_names=names), test
+
+
+def pad_steps(data: SequenceSet, steps: int) -> SequenceSet:
+    """`data` zero-padded at the end of the time axis to `steps`, with `lengths` set to the unpadded T.
+
+    Zeros at the end are what kseq treats as padding (`fill_gaps`, masking models).
+    """
+    n, t, f = data.x.shape
+    if t == steps:
+        return data
+    x = np.zeros((n, steps, f), np.float32)
+    x[:, :t] = data.x
+    lengths = data.lengths if data.lengths is not None else np.full(n, t, dtype=np.int64)
+    return dataclasses.replace(data, x=x, lengths=lengths)
+
+

@@ -7,6 +7,8 @@ line-by-line scans run only to explain a file that failed to parse.
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,14 +184,14 @@ def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
 
     x is (N, T) or (N, T, F) and may hold NaN (gaps are filled later). Labels are ints indexing
     `class_names` (default `"0".."K"`), or strings: class names are then `class_names` in its
-    order, or the sorted distinct labels of both splits.
+    order, or the sorted distinct labels of both splits. Equal channel counts and the other
+    train/test rules are checked where every source's pair meets, `kseq.data.loading.check_pair`.
     """
     path = _existing_file(path)
     arrays = _read_npz(path)
     x_train, x_test = (_npz_x(path, arrays, key) for key in ("x_train", "x_test"))
-    for axis, what in ((1, "time steps (T)"), (2, "features (F)")):
-        if x_train.shape[axis] != x_test.shape[axis]:
-            raise InputError(f"{path}: x_train has {x_train.shape[axis]} {what} but x_test has {x_test.shape[axis]}")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise InputError(f"{path}: x_train has {x_train.shape[1]} time steps (T) but x_test has {x_test.shape[1]}")
     for x_key, y_key, x in (("x_train", "y_train", x_train), ("x_test", "y_test", x_test)):
         if arrays[y_key].shape != (len(x),):
             raise InputError(f"{path}: {x_key} has {len(x)} rows but {y_key} has shape {arrays[y_key].shape}")
@@ -392,3 +394,152 @@ def _pain_labels(labels: pd.DataFrame, sample_ids: np.ndarray, class_names, sour
         raise InputError(f"{source}: sample_index {_first(featureless)} labelled but absent from {features_source}")
     return _index_of(class_names, names[_index_of(ids, sample_ids)])
 
+
+
+# --- UCR/UEA .ts -----------------------------------------------------------------------------
+
+_TS_INSTALL = "pip install 'kseq[ts]'"
+
+
+def load_ts(path, class_names=None) -> SequenceSet:
+    """Load a UCR/UEA time-series-classification `.ts` file (univariate or multivariate).
+
+    Parsing is aeon's maintained reader (`aeon.datasets.load_from_ts_file`, the `kseq[ts]`
+    extra), which follows the archive's format as it evolves; kseq only shapes its output and turns
+    its errors into one-line `InputError`s with the file's line number. x is (N, T, F) float32 with
+    T the longest series in the file: shorter series (unequal-length archives) are zero-padded at
+    the end, and `lengths` holds every series' own length. Missing values (`?`, `NaN`) read as NaN,
+    gaps that `kseq.data.preprocess.fill_gaps` fills later.
+
+    Labels are read lowercased (aeon's reader lowercases each line). Class names are
+    `class_names` in its order (compared case-insensitively), else the sorted distinct labels:
+    numerically when every label is a number (so "2" comes before "10"), else as strings.
+    """
+    path = _existing_file(path)
+    try:
+        from aeon.datasets import load_from_ts_file
+    except ImportError:
+        raise InputError(f"{path}: reading .ts files needs aeon; {_TS_INSTALL}") from None
+    try:
+        # "nan" rather than aeon's default "NaN": the reader replaces "nan" inside lowercased
+        # lines, labels included ("banana" would become "baNaNa"); "?" becomes "nan" either way.
+        X, labels, meta = load_from_ts_file(str(path), replace_missing_vals_with="nan", return_meta_data=True)
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    except (OSError, ValueError, IndexError, KeyError) as err:
+        raise _ts_error(path, err) from None
+    x, lengths = _ts_arrays(path, X)
+    labels = np.asarray(labels).astype(str)
+    if not meta["classlabel"] or len(labels) != len(x):
+        raise InputError(f"{path}: no class labels (@classLabel false); expected a labelled file, "
+                         "each series ending in ':<label>'")
+    infinite = np.isinf(x).any(axis=(1, 2))
+    if infinite.any():
+        lines = _ts_data_lines(path)
+        raise InputError(f"{path} line {lines[int(np.flatnonzero(infinite)[0])]}: infinite value; "
+                         "expected finite numbers or ? for missing values")
+    names = tuple(class_names) if class_names else _sorted_labels(labels)
+    return SequenceSet(x, _ts_labels(path, labels, names), names, lengths=lengths)
+
+
+def _ts_arrays(path: Path, X) -> tuple[np.ndarray, np.ndarray]:
+    """aeon's (n, channels, T) array or list of (channels, T_i) arrays as (N, T, F) and lengths."""
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        x = np.ascontiguousarray(X.transpose(0, 2, 1), dtype=np.float32)
+        return x, np.full(len(x), x.shape[1], dtype=np.int64)
+    series = list(X)
+    if not series:
+        raise InputError(f"{path}: no series after @data; expected one series per line")
+    channels = {s.shape[0] for s in series}
+    if len(channels) > 1:  # aeon checks this too; kept so a padded array is always well formed
+        raise InputError(f"{path}: series have {sorted(channels)} channels; expected the same for all")
+    lengths = np.array([s.shape[1] for s in series], dtype=np.int64)
+    x = np.zeros((len(series), lengths.max(), channels.pop()), np.float32)
+    for i, s in enumerate(series):
+        x[i, : s.shape[1]] = s.T
+    return x, lengths
+
+
+def _sorted_labels(labels: np.ndarray) -> tuple[str, ...]:
+    """The distinct labels, in numeric order when all are numbers (UCR's "1".."10"), else sorted."""
+    distinct = sorted(set(labels.tolist()))
+    try:
+        return tuple(sorted(distinct, key=float))
+    except ValueError:
+        return tuple(distinct)
+
+
+def _ts_labels(path: Path, labels: np.ndarray, names: tuple) -> np.ndarray:
+    """Labels as indices into `names` (case-insensitive), or InputError naming the first unknown."""
+    lowered = tuple(n.lower() for n in names)
+    unknown = np.flatnonzero(~np.isin(labels, lowered))
+    if len(unknown):
+        row = int(unknown[0])
+        raise InputError(f"{path} line {_ts_data_lines(path)[row]}: label {str(labels[row])!r} is not one of {names}")
+    return _index_of(lowered, labels)
+
+
+def _ts_data_lines(path: Path) -> list[int]:
+    """1-based line numbers of the lines after `@data`: aeon reads one series from each."""
+    numbers, in_data = [], False
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if in_data:
+                numbers.append(number)
+            elif line.strip().lower() == "@data":
+                in_data = True
+    return numbers
+
+
+def _ts_error(path: Path, err: Exception) -> InputError:
+    """One line for an error aeon raised: its message, with the file's line number where known.
+
+    aeon names a series as "case K", K counting lines after @data from 1; its float conversion
+    errors name only the value, so the data lines are scanned for the first bad one.
+    """
+    message = " ".join(str(err).split())
+    message = re.sub(r"^Error loading <[^>]*>\.\s*", "", message)
+    lines = _ts_data_lines(path)
+    case = re.search(r"\bcase (\d+)", message)
+    if case and 0 < int(case.group(1)) <= len(lines):
+        number = lines[int(case.group(1)) - 1]
+        if not _line(path, number).strip():
+            return InputError(f"{path} line {number}: empty line after @data; expected one series per line")
+        return InputError(f"{path} line {number}: {message}")
+    if isinstance(err, ValueError) and "convert" in message:
+        bad = _ts_bad_value(path, lines)
+        if bad is not None:
+            return bad
+    return InputError(f"{path}: not a readable .ts file: {message}")
+
+
+def _ts_bad_value(path: Path, lines: list[int]) -> InputError | None:
+    """InputError naming the first line after @data with a value that is not a number or `?`."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        text = handle.read().split("\n")
+    for number in lines:
+        line = text[number - 1].strip()
+        if not line:
+            return InputError(f"{path} line {number}: empty line after @data; expected one series per line")
+        channels = line.rsplit(":", 1)[0] if ":" in line else line
+        for value in re.split(r"[:,]", channels):
+            if not _is_ts_value(value):
+                return InputError(f"{path} line {number}: {value.strip()!r} is not a number or ?")
+    return None
+
+
+def _is_ts_value(text: str) -> bool:
+    """Whether aeon reads `text` as a value: a float (NaN included) or `?` for missing."""
+    if text.strip() == "?":
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _line(path: Path, number: int) -> str:
+    """Line `number` (1-based) of the text file at `path` (error paths only)."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        return next(itertools.islice(lines, number - 1, None), "")
