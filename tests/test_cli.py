@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,71 @@ def test_pain_bigru_on_real_format_csv_files(tmp_path):
     assert kseq.__name__ == "kseq"  # registered layers came from `import kseq` alone
     assert model.input_shape == (None, 160, 38)  # whole raw sequences, all 38 raw columns
     assert "config.toml" in {p.name for p in run_dir.iterdir()}
+
+
+def run_cli_tracing_imports(*args):
+    """`run_cli` under `python -X importtime`: stderr lists every module the process imported."""
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "kseq.experiments.run", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def imported_modules(stderr: str) -> set[str]:
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["no_such_experiment"],
+        ["resnet", "--set", "train.steps=soon"],
+        ["resnet", "--set", "preprocess.normalize=minmax"],
+        ["resnet", "--data", "missing.npz"],
+        ["resnet", "--data", "tests/data/Coffee.npz", "--test-data", "tests/conftest.py"],
+        ["resnet", "--set", "model.filters=auto"],
+    ],
+)
+def test_bad_input_is_answered_before_tensorflow_loads(args):
+    done = run_cli_tracing_imports(*args)
+    assert done.returncode == 2
+    assert "tensorflow" not in imported_modules(done.stderr) and "keras" not in imported_modules(done.stderr)
+    others = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(others) == 1 and others[0].startswith("error: "), others
+
+
+@pytest.mark.parametrize("args", [["--list"], ["--help"]])
+def test_list_and_help_do_not_load_tensorflow(args):
+    done = run_cli_tracing_imports(*args)
+    assert done.returncode == 0
+    assert "tensorflow" not in imported_modules(done.stderr)
+
+
+def test_list_names_the_generic_experiments_and_the_inception_time_ensemble():
+    names = run_cli("--list").stdout.splitlines()
+    assert {"resnet", "fcn", "cnn", "gru", "inception_time"} <= set(names)
+    assert "inception_time_ensemble (ensemble)" in names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment, dataset", [("resnet", "Chinatown_subset"), ("cnn", "Coffee")])
+def test_generic_experiment_on_real_data_with_no_other_flag(experiment, dataset, tmp_path):
+    """Real UCR series (tests/data, copied from the archive): tens of series, no tuning flags."""
+    import tomllib
+
+    from kseq.data.sources import load_npz
+
+    data = Path(__file__).parent / "data" / f"{dataset}.npz"
+    out = tmp_path / "out"
+    done = run_cli(experiment, "--data", str(data), "--output-dir", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    resolved = [line for line in done.stdout.splitlines() if line.startswith("resolved: ")]
+    assert len(resolved) == 1 and "no validation split" in resolved[0]
+    # The TensorFlow start-up notices stay out of the output.
+    assert "absl::InitializeLog" not in done.stderr and "oneDNN" not in done.stderr
+    (run_dir,) = (out / experiment).iterdir()
+    config = tomllib.loads((run_dir / "config.toml").read_text())
+    assert config["sampler"]["batch_size"] == 2 and config["data"]["validation_split"] == 0
+    assert config["train"]["monitor"] == "loss" and isinstance(config["train"]["steps"], int)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    _, test = load_npz(data)
+    assert sum(v["support"] for v in metrics["per_class"].values()) == len(test)
+    assert metrics["accuracy"] >= 0.75  # two balanced classes: chance is 0.5

@@ -111,3 +111,34 @@ def test_with_feature_transform_checks_the_model_width(transform):
     model = keras.Sequential([keras.Input((T, 3)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="model takes 3 features; the transform gives 4"):
         with_feature_transform(model, transform)
+
+
+def test_series_normalization_matches_numpy_and_keeps_padding():
+    from kseq.models.preprocessing import SeriesNormalization
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (4, 12, 2)).astype("float32")
+    x[1, 8:] = 0.0  # 8 steps of signal, then padding
+    x[2, :, 1] = 5.0  # a constant channel
+    out = keras.ops.convert_to_numpy(SeriesNormalization()(x))
+    for i, length in enumerate([12, 8, 12, 12]):
+        signal = x[i, :length].astype("float64")
+        std = signal.std(axis=0)
+        expected = np.where(std > 0, (signal - signal.mean(axis=0)) / np.where(std > 0, std, 1), 0.0)
+        np.testing.assert_allclose(out[i, :length], expected, atol=1e-5)
+    assert not out[1, 8:].any()
+
+
+def test_series_normalization_round_trips_in_a_saved_model(tmp_path):
+    from kseq.models.preprocessing import SeriesNormalization, with_series_normalization
+
+    inner = keras.Sequential([keras.Input((10, 3)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    model = with_series_normalization(inner)
+    x = np.random.default_rng(1).normal(size=(5, 10, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    # Raw scale and offset do not change what the model sees.
+    np.testing.assert_allclose(model.predict(10 * x + 7, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    layer = SeriesNormalization.from_config(SeriesNormalization(epsilon=1e-6).get_config())
+    assert layer.epsilon == 1e-6
