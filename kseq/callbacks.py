@@ -40,7 +40,8 @@ class ClassificationReport(keras.callbacks.Callback):
     """Adds `val_macro_f1`, `val_balanced_accuracy` and `val_recall_<class>` to each epoch's logs.
 
     Scores come from scikit-learn on predictions for `validation_data` (`(x, y)` arrays or a
-    finite `tf.data.Dataset` of `(x, y)` batches). Place it before the callbacks that should
+    finite `tf.data.Dataset` of `(x, y)` batches). `val_macro_f1` averages over all classes
+    (`class_names`, else the model's outputs), absent ones scoring 0, as `kseq.metrics.MacroF1`. Place it before the callbacks that should
     see them. Its keys overwrite same-named ones from `fit(validation_data=...)`.
     """
 
@@ -54,14 +55,13 @@ class ClassificationReport(keras.callbacks.Callback):
         y_true, y_prob = _predict(self.model, self.validation_data, self.batch_size)
         y_pred = np.argmax(y_prob, axis=-1)
         names = self.class_names or list(range(y_prob.shape[-1]))
-        recalls = skm.recall_score(
-            y_true, y_pred, labels=list(range(len(names))), average=None, zero_division=0
-        )
+        labels = list(range(len(names)))
+        recalls = skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
         with warnings.catch_warnings():
             # sklearn warns when predictions hold classes absent from y_true: common early on.
             warnings.simplefilter("ignore", UserWarning)
             balanced = skm.balanced_accuracy_score(y_true, y_pred)
-        logs["val_macro_f1"] = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+        logs["val_macro_f1"] = float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
         logs["val_balanced_accuracy"] = float(balanced)
         for name, recall in zip(names, recalls):
             logs[f"val_recall_{name}"] = float(recall)
