@@ -118,6 +118,8 @@ def make_loss(loss_config: dict, y_fit: np.ndarray, num_classes: int) -> keras.l
     kwargs = {k: v for k, v in loss_config.items() if k != "name"}
     if kwargs.get("class_weights") == "balanced":
         kwargs["class_weights"] = balanced_class_weights(y_fit, num_classes).tolist()
+    if loss_config["name"] == "focal":
+        kwargs["num_classes"] = num_classes  # so a per-class alpha of the wrong length fails here
     try:
         return get_loss(loss_config["name"], **kwargs)
     except (TypeError, ValueError) as e:
