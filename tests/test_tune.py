@@ -279,3 +279,40 @@ def test_pruned_trial_leaves_no_partial_run_for_resume(tmp_path):
     study.optimize(make_objective("ecg_cnn", TINY_ECG, space, tmp_path), n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
     assert not list((tmp_path / "ecg_cnn").glob(".partial-*"))
+
+
+class _FailingTrialCallback:
+    """Stands in for the pruning callback: the trial's training fails after its first epoch."""
+
+    def __new__(cls, trial, monitor):
+        import keras
+
+        class Fail(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                raise RuntimeError("trial failed mid-training")
+
+        return Fail()
+
+
+def test_failed_trial_leaves_no_partial_run_for_resume(tmp_path, monkeypatch):
+    """A trial that fails is over too: its folder must not become `run --resume`'s "last interrupted run"."""
+    from kseq.tune import make_objective, parse_search_space
+
+    monkeypatch.setattr(tune, "KerasPruningCallback", _FailingTrialCallback)
+    study = optuna.create_study(direction="maximize")
+    space = parse_search_space({"model.dropout": {"low": 0.6, "high": 0.8}})
+    study.optimize(make_objective("ecg_cnn", TINY_ECG, space, tmp_path), n_trials=1, catch=(RuntimeError,))
+    assert study.trials[0].state == TrialState.FAIL
+    assert (tmp_path / "ecg_cnn").is_dir()  # the trial did start its run folder
+    assert not list((tmp_path / "ecg_cnn").glob(".partial-*"))
+
+
+def test_resume_never_picks_a_trial_folder_left_by_a_killed_worker(tmp_path):
+    """A killed worker cannot clean up; `latest_partial` must skip its trial's folder, even a newer one."""
+    from kseq import export
+
+    config = load_config("ecg_cnn", TINY_ECG)
+    interrupted = export.start_run(tmp_path, "ecg_cnn", config, "20250101-000000-seed0-aaaaaa")
+    trial = export.start_run(tmp_path, "ecg_cnn", config, export.trial_run_id(0, 3))  # newer, from a trial
+    assert trial.name > interrupted.name
+    assert export.latest_partial(tmp_path, "ecg_cnn") == interrupted
