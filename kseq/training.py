@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -126,6 +127,13 @@ def make_loss(loss_config: dict, y_fit: np.ndarray, num_classes: int) -> keras.l
         raise InputError(f"[loss]: {e}") from None
 
 
+def completed_epochs(partial: Path) -> int:
+    """Epochs an interrupted run completed: the epoch Keras' `BackupAndRestore` resumes from,
+    read from the metadata it saves next to its weights (0 when it saved none)."""
+    metadata = partial / "backup" / "training_metadata.json"
+    return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
+
+
 def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.callbacks.Callback]:
     """Early stopping and best-weights checkpoints on `train.monitor`, resumable backups, CSV history."""
     train = config["train"]
@@ -180,9 +188,11 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
             steps_per_execution=train_cfg["steps_per_execution"],
         )
     try:
+        # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
         dataset = make_train_dataset(
             x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=seed,
-            target=config["sampler"]["target"],
+            target=config["sampler"]["target"], epochs=train_cfg["epochs"],
+            first_epoch=completed_epochs(resume) if resume is not None else 0,
         )
     except ValueError as e:
         raise InputError(f"[sampler]: {e}") from None
@@ -196,6 +206,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         epochs=train_cfg["epochs"],
         validation_data=make_eval_dataset(x_val, y_val, batch_size=batch_size),
         callbacks=[*make_callbacks(config, partial, resume is not None), *callbacks],
+        steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
     )

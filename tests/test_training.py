@@ -63,6 +63,22 @@ def test_interrupted_run_resumes_from_its_backup(tmp_path):
     assert run.metrics["epochs"] == 2
 
 
+def test_resumed_run_draws_the_batches_of_an_uninterrupted_one(tmp_path):
+    """Epoch 1 after a resume must train on epoch 1's batches, not replay epoch 0's: the final
+    weights equal those of the same run left uninterrupted."""
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5",
+                                     "model.dropout=0.0"])  # batches the only randomness left
+    whole = train(config, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", callbacks=[_Interrupt()])
+    (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
+    resumed = train(config, tmp_path / "split", resume=partial)
+    assert resumed.history["epoch"] == whole.history["epoch"] == [0, 1]
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+    for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("sampler", ["none", "class_weight"])
 def test_alternative_samplers_train(sampler, tmp_path):
     config = load_config("ecg_cnn", [*TINY_ECG, f"sampler.kind={sampler}"])
