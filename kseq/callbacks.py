@@ -1,4 +1,5 @@
-"""Callbacks that report class-balanced validation scores, and a warmup + cosine LR schedule.
+"""Callbacks that report class-balanced validation scores, time training steps, and a warmup +
+cosine LR schedule.
 
 `ClassificationReport` writes its scores into the epoch `logs`, so callbacks placed after it
 in the list (`EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`, `CSVLogger`,
@@ -8,6 +9,7 @@ in the list (`EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`, `CSVLogger
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from pathlib import Path
 
@@ -65,6 +67,26 @@ class ClassificationReport(keras.callbacks.Callback):
         logs["val_balanced_accuracy"] = float(balanced)
         for name, recall in zip(names, recalls):
             logs[f"val_recall_{name}"] = float(recall)
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds spent in training steps alone: the sum, over `fit`'s training batches, of the time
+    from `on_train_batch_begin` to `on_train_batch_end` (fetching the batch and the step itself).
+
+    Validation, other callbacks' epoch-end work and checkpointing fall outside those intervals,
+    so `samples / seconds` is training throughput, not the wall time of `fit` per sample.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self._started = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds += time.perf_counter() - self._started
 
 
 class ConfusionMatrixLogger(keras.callbacks.Callback):

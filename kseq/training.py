@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 
 from kseq import evaluation, export
-from kseq.callbacks import WarmupCosineDecay
+from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import load_config
 from kseq.data.loading import load_datasets, stratified_split
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
@@ -200,12 +200,13 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     verbose = train_cfg["verbose"]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    step_timer = StepTimer()
     started = time.perf_counter()
     fitted = model.fit(
         dataset,
         epochs=train_cfg["epochs"],
         validation_data=make_eval_dataset(x_val, y_val, batch_size=batch_size),
-        callbacks=[*make_callbacks(config, partial, resume is not None), *callbacks],
+        callbacks=[step_timer, *make_callbacks(config, partial, resume is not None), *callbacks],
         steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
@@ -220,11 +221,17 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
                                     pre["stride"] or pre["window"])
     history = pd.read_csv(partial / "history.csv").to_dict(orient="list")  # all epochs, resumed ones too
     metrics = evaluate_on_test(model, test_set, batch_size)
-    metrics["train_seconds"] = train_seconds
-    metrics["train_samples_per_second"] = len(fitted.epoch) * steps_per_epoch * batch_size / train_seconds
+    metrics.update(throughput(len(fitted.epoch) * steps_per_epoch * batch_size, train_seconds, step_timer.seconds))
     metrics["epochs"] = len(history.get("epoch", []))
     directory = export.write_run(partial, model, metrics, history, fit_set.class_names)
     return Run(directory=directory, config=config, metrics=metrics, history=history, model=model)
+
+
+def throughput(samples: int, fit_seconds: float, step_seconds: float) -> dict:
+    """`train_seconds`: the wall time of `fit` (validation and callbacks included);
+    `train_step_seconds` and `train_samples_per_second`: training steps alone (`StepTimer`)."""
+    return {"train_seconds": fit_seconds, "train_step_seconds": step_seconds,
+            "train_samples_per_second": samples / step_seconds if step_seconds else 0.0}
 
 
 def evaluate_on_test(model: keras.Model, test_set: SequenceSet, batch_size: int) -> dict:

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import pytest
 
 from kseq.config import load_config
 from kseq.errors import InputError
-from kseq.training import train
+from kseq.training import prepare_data, train
 from tests.conftest import TINY_ECG
 
 ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots"}
@@ -79,6 +80,18 @@ def test_resumed_run_draws_the_batches_of_an_uninterrupted_one(tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):
+    """With a clock that ticks one second per reading, each training batch takes one second
+    (its begin and end readings) whatever validation and callbacks do: 64 samples a second."""
+    from tests.test_callbacks import _TickingClock
+
+    monkeypatch.setattr("kseq.callbacks.time", _TickingClock())
+    run = train(load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5"]), tmp_path)
+    fit_labels = prepare_data(run.config)[0].y
+    assert run.metrics["train_step_seconds"] == 2 * math.ceil(len(fit_labels) / 64)
+    assert run.metrics["train_samples_per_second"] == 64.0
+
+
 @pytest.mark.parametrize("sampler", ["none", "class_weight"])
 def test_alternative_samplers_train(sampler, tmp_path):
     config = load_config("ecg_cnn", [*TINY_ECG, f"sampler.kind={sampler}"])
@@ -100,7 +113,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from kseq.config import load_config
-        from kseq.training import train
+        from kseq.training import prepare_data, train
         config = load_config("ecg_cnn", {TINY_ECG!r} + ["train.strategy=mirrored"])
         run = train(config, {str(tmp_path)!r})
         print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, run.metrics["epochs"])
