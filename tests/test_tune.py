@@ -11,6 +11,7 @@ import time
 import tomllib
 
 import optuna
+import psycopg2
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -243,21 +244,38 @@ def wait_for_running_trial(url, study, pid, timeout=300):
     raise TimeoutError(f"worker {pid} started no trial in {timeout} s")
 
 
+def wait_for_heartbeat(url, number, *, stale_after=None, timeout=300):
+    """Wait until trial `number` has a heartbeat on record (or, with `stale_after` seconds, until
+    its last heartbeat is older than that: Optuna's test, on the database's own clock)."""
+    age = "true" if stale_after is None else f"max(h.heartbeat) < LOCALTIMESTAMP - interval '{stale_after} seconds'"
+    query = (f"SELECT count(*) > 0 AND {age} FROM trial_heartbeats h JOIN trials t ON t.trial_id = h.trial_id "
+             "WHERE t.number = %s")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute(query, (number,))
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"trial {number}: no {'stale ' if stale_after else ''}heartbeat in {timeout} s")
+
+
 @pytest.mark.slow
 def test_a_killed_worker_trial_fails_by_heartbeat_and_is_retried(postgres, start_worker):
     url = postgres.create_database("killed")
     common = ["--storage", url, "--study", "killed", "--heartbeat", "1", "--retries", "1"]
     doomed = start_worker("--trials", "2", *common)
     killed = wait_for_running_trial(url, "killed", doomed.pid)
-    survivor = start_worker("--trials", "1", *common)
-    time.sleep(1.5)  # mid-trial, with a heartbeat on record
+    wait_for_heartbeat(url, killed)  # mid-trial, with a heartbeat on record
     doomed.process.send_signal(signal.SIGKILL)
     doomed.finish()
+    wait_for_heartbeat(url, killed, stale_after=2)  # silent for twice --heartbeat: stale
+    survivor = start_worker("--trials", "1", *common)
     output = survivor.finish()
     assert survivor.process.returncode == 0, output[-3000:]
 
-    # The survivor starts long after the 2 s grace period, so its first trial finds the stale
-    # one, fails it, and runs it again.
+    # The survivor starts once the killed trial is stale, so its first trial finds it, fails
+    # it, and runs it again.
     trials = load_rdb_study(url, "killed").trials
     assert_trials_add_up(trials, 2)  # one asked by each worker
     assert trials[killed].state == TrialState.FAIL
