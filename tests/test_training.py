@@ -38,12 +38,18 @@ def test_saved_model_reloads_without_custom_objects(tiny_run):
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), tiny_run.model.predict(x, verbose=0), atol=1e-5)
 
 
-def test_same_seed_same_metrics_and_new_folder(tiny_run, tmp_path):
+def test_same_seed_same_weights_and_logits_and_new_folder(tiny_run, tmp_path):
     again = train(load_config("ecg_cnn", TINY_ECG), tiny_run.directory.parent.parent)
     assert again.directory != tiny_run.directory
     assert again.directory.parent == tiny_run.directory.parent
-    assert again.metrics["confusion_matrix"] == tiny_run.metrics["confusion_matrix"]
-    assert again.metrics["macro_f1"] == tiny_run.metrics["macro_f1"]
+    for got, expected in zip(again.model.get_weights(), tiny_run.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    x = np.random.default_rng(0).random((16, 187, 1), dtype=np.float32)
+    logits = tiny_run.model.predict(x, verbose=0)
+    np.testing.assert_array_equal(again.model.predict(x, verbose=0), logits)
+    assert np.ptp(logits, axis=0).max() > 1e-4  # logits that vary with the input: a real comparison
+    other = train(load_config("ecg_cnn", [*TINY_ECG, "train.seed=1"]), tmp_path)
+    assert not np.array_equal(other.model.predict(x, verbose=0), logits)  # the seed does matter
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -115,12 +121,23 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         from kseq.config import load_config
         from kseq.training import prepare_data, train
         config = load_config("ecg_cnn", {TINY_ECG!r} + ["train.strategy=mirrored"])
-        run = train(config, {str(tmp_path)!r})
-        print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, run.metrics["epochs"])
+        import keras
+
+        class Strategy(keras.callbacks.Callback):  # what fit trains under, seen from inside train()
+            def on_train_batch_end(self, batch, logs=None):
+                strategy = self.model.distribute_strategy
+                variable = self.model.trainable_variables[0].value
+                self.seen = (type(strategy).__name__, strategy.num_replicas_in_sync,
+                             len(getattr(variable, "values", [variable])))
+
+        seen = Strategy()
+        run = train(config, {str(tmp_path)!r}, callbacks=[seen])
+        print("seen", *seen.seen, run.metrics["epochs"])
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "replicas 2 1" in out.stdout
+    # fit ran under a 2-replica MirroredStrategy, its variables mirrored on both devices.
+    assert "seen MirroredStrategy 2 2 1" in out.stdout, out.stdout[-2000:]
 
 
 def test_pain_bigru_config_builds_three_bidirectional_gru_100():
