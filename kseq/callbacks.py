@@ -1,4 +1,5 @@
-"""Callbacks that report class-balanced validation scores, and a warmup + cosine LR schedule.
+"""Callbacks that report class-balanced validation scores, time training steps, and a warmup +
+cosine LR schedule.
 
 `ClassificationReport` writes its scores into the epoch `logs`, so callbacks placed after it
 in the list (`EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`, `CSVLogger`,
@@ -8,6 +9,7 @@ in the list (`EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`, `CSVLogger
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from pathlib import Path
 
@@ -40,7 +42,8 @@ class ClassificationReport(keras.callbacks.Callback):
     """Adds `val_macro_f1`, `val_balanced_accuracy` and `val_recall_<class>` to each epoch's logs.
 
     Scores come from scikit-learn on predictions for `validation_data` (`(x, y)` arrays or a
-    finite `tf.data.Dataset` of `(x, y)` batches). Place it before the callbacks that should
+    finite `tf.data.Dataset` of `(x, y)` batches). `val_macro_f1` averages over all classes
+    (`class_names`, else the model's outputs), absent ones scoring 0, as `kseq.metrics.MacroF1`. Place it before the callbacks that should
     see them. Its keys overwrite same-named ones from `fit(validation_data=...)`.
     """
 
@@ -54,17 +57,36 @@ class ClassificationReport(keras.callbacks.Callback):
         y_true, y_prob = _predict(self.model, self.validation_data, self.batch_size)
         y_pred = np.argmax(y_prob, axis=-1)
         names = self.class_names or list(range(y_prob.shape[-1]))
-        recalls = skm.recall_score(
-            y_true, y_pred, labels=list(range(len(names))), average=None, zero_division=0
-        )
+        labels = list(range(len(names)))
+        recalls = skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
         with warnings.catch_warnings():
             # sklearn warns when predictions hold classes absent from y_true: common early on.
             warnings.simplefilter("ignore", UserWarning)
             balanced = skm.balanced_accuracy_score(y_true, y_pred)
-        logs["val_macro_f1"] = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+        logs["val_macro_f1"] = float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
         logs["val_balanced_accuracy"] = float(balanced)
         for name, recall in zip(names, recalls):
             logs[f"val_recall_{name}"] = float(recall)
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds spent in training steps alone: the sum, over `fit`'s training batches, of the time
+    from `on_train_batch_begin` to `on_train_batch_end` (fetching the batch and the step itself).
+
+    Validation, other callbacks' epoch-end work and checkpointing fall outside those intervals,
+    so `samples / seconds` is training throughput, not the wall time of `fit` per sample.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self._started = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds += time.perf_counter() - self._started
 
 
 class ConfusionMatrixLogger(keras.callbacks.Callback):

@@ -10,7 +10,8 @@ def report(y_true, y_prob, class_names) -> dict:
     """Metrics of predicted probabilities `y_prob` (N, C) against integer labels `y_true` (N,).
 
     Keys: accuracy, macro_f1, balanced_accuracy, per_class {name: precision, recall, f1,
-    support}, confusion_matrix (rows true, columns predicted), class_names.
+    support}, confusion_matrix (rows true, columns predicted), class_names. `macro_f1` averages
+    over every class in `class_names`, absent ones scoring 0, as `kseq.metrics.MacroF1` does.
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_prob).argmax(axis=-1)

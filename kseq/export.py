@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -23,11 +24,17 @@ from kseq import plots
 from kseq.config import dump_config
 
 PARTIAL_PREFIX = ".partial-"
+_TRIAL_RUN = re.compile(r"-trial\d+$")  # how the run id of a tuning trial ends (`trial_run_id`)
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
 
 
 def new_run_id(seed: int) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}-{secrets.token_hex(3)}"
+
+
+def trial_run_id(seed: int, number: int) -> str:
+    """The run id of tuning trial `number`: recognisable, so `latest_partial` never resumes it."""
+    return f"{new_run_id(seed)}-trial{number}"
 
 
 def partial_dir(output_dir, experiment: str, run_id: str) -> Path:
@@ -44,8 +51,14 @@ def start_run(output_dir, experiment: str, config: dict, run_id: str | None = No
 
 
 def latest_partial(output_dir, experiment: str) -> Path | None:
-    """The most recent interrupted run of `experiment`, if any."""
-    runs = sorted((Path(output_dir) / experiment).glob(f"{PARTIAL_PREFIX}*"))
+    """The most recent interrupted run of `experiment`, if any.
+
+    Tuning trials' folders are never candidates: a pruned or failed trial is over, not
+    interrupted, and one whose worker was killed belongs to the study (which reruns it), not
+    to `run --resume`.
+    """
+    runs = sorted(p for p in (Path(output_dir) / experiment).glob(f"{PARTIAL_PREFIX}*")
+                  if not _TRIAL_RUN.search(p.name))
     return runs[-1] if runs else None
 
 

@@ -42,6 +42,19 @@ def _check_class_weights(class_weights):
     return [float(w) for w in class_weights]
 
 
+def _check_alpha(alpha, num_classes: int | None):
+    """Focal `alpha` as None, a float, or a list of one float per class (of `num_classes` when known)."""
+    if alpha is None or np.isscalar(alpha):
+        return alpha
+    alpha = [float(a) for a in alpha]
+    if len(alpha) == 1:
+        raise ValueError(f"alpha={alpha} has one entry; give a float to weight every class alike, "
+                         "or one entry per class")
+    if num_classes is not None and len(alpha) != num_classes:
+        raise ValueError(f"alpha has {len(alpha)} entries but num_classes is {num_classes}")
+    return alpha
+
+
 def _log_probs(y_pred, from_logits: bool):
     """Log class probabilities; log_softmax keeps logits of any size finite."""
     if from_logits:
@@ -74,6 +87,11 @@ class FocalLoss(keras.losses.Loss):
     one-hot target, as `keras.losses.CategoricalFocalCrossentropy` on one-hot labels.
     `alpha` is a float or a per-class list; None means no alpha weighting (alpha = 1).
     With `gamma=0` and no alpha it is sparse categorical crossentropy.
+
+    A per-class `alpha` list is checked where the mistake is made rather than broadcast: with
+    `num_classes` its length must match at construction; without, at the first call against
+    the predictions' class axis. A one-element list is refused outright (a float says "the
+    same alpha for every class" without relying on broadcasting).
     """
 
     def __init__(
@@ -83,20 +101,26 @@ class FocalLoss(keras.losses.Loss):
         label_smoothing: float = 0.0,
         class_weights=None,
         from_logits: bool = True,
+        num_classes: int | None = None,
         name: str = "focal_loss",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
         self.gamma = float(gamma)
-        self.alpha = alpha if alpha is None or np.isscalar(alpha) else [float(a) for a in alpha]
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.alpha = _check_alpha(alpha, self.num_classes)
         self.label_smoothing = float(label_smoothing)
         self.class_weights = _check_class_weights(class_weights)
         self.from_logits = from_logits
 
     def call(self, y_true, y_pred):
         y_true = _sparse_labels(y_true)
+        classes = ops.shape(y_pred)[-1]
+        if isinstance(self.alpha, list) and isinstance(classes, int) and classes != len(self.alpha):
+            raise ValueError(f"FocalLoss: alpha has {len(self.alpha)} entries but the predictions have "
+                             f"{classes} classes; give one alpha per class")
         log_p = _log_probs(y_pred, self.from_logits)
-        targets = _targets(y_true, ops.shape(y_pred)[-1], self.label_smoothing, log_p.dtype)
+        targets = _targets(y_true, classes, self.label_smoothing, log_p.dtype)
         losses = -targets * log_p
         if self.gamma:
             # Clip as Keras does, so (1 - p)^gamma has a finite gradient when p reaches 1.
@@ -111,6 +135,7 @@ class FocalLoss(keras.losses.Loss):
             **super().get_config(),
             "gamma": self.gamma,
             "alpha": self.alpha,
+            "num_classes": self.num_classes,
             "label_smoothing": self.label_smoothing,
             "class_weights": self.class_weights,
             "from_logits": self.from_logits,

@@ -1,5 +1,14 @@
 """Streaming class-balanced metrics for sparse integer labels and logits (or probabilities).
 
+Macro-F1 has one definition throughout kseq (this metric, `val_macro_f1` in training, early
+stopping and tuning, and `kseq.evaluation.report`): the unweighted mean of per-class F1 over all
+`num_classes` classes, a class with no true and no predicted sample scoring 0, i.e.
+`sklearn.metrics.f1_score(average="macro", labels=range(num_classes), zero_division=0)`.
+Averaging only over the classes seen would let a class the model never predicts vanish from
+the score whenever a split happens to lack it (perfect predictions on two of three classes
+would score 1.0 instead of 2/3), and would make scores of splits with different classes
+present incomparable.
+
 They accumulate counts over the epoch, so the epoch value equals scikit-learn's on all samples
 seen, not a mean of per-batch values. Labels may have shape `(batch,)` or `(batch, 1)`;
 predictions `(batch, num_classes)`, reduced by argmax. `sample_weight` weights the counts.
@@ -56,10 +65,11 @@ class _ConfusionMatrixMetric(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="kseq")
 class MacroF1(_ConfusionMatrixMetric):
-    """Unweighted mean of per-class F1 over the classes seen in labels or predictions.
+    """Unweighted mean of per-class F1 over all `num_classes` classes.
 
-    Matches `sklearn.metrics.f1_score(average="macro", zero_division=0)`: a class that is
-    predicted but never true scores 0; a class absent from both is left out of the mean.
+    Matches `sklearn.metrics.f1_score(average="macro", labels=range(num_classes),
+    zero_division=0)`: a class that is predicted but never true, or absent from both labels
+    and predictions, scores 0 and still counts in the mean (see the module docstring for why).
     """
 
     def __init__(self, num_classes: int, name: str = "macro_f1", **kwargs):
@@ -67,9 +77,7 @@ class MacroF1(_ConfusionMatrixMetric):
 
     def result(self):
         tp, support, predicted = self._counts()
-        seen = ops.cast((support + predicted) > 0, self.dtype)
-        f1 = ops.divide_no_nan(2.0 * tp, support + predicted)
-        return ops.divide_no_nan(ops.sum(f1 * seen), ops.sum(seen))
+        return ops.mean(ops.divide_no_nan(2.0 * tp, support + predicted))
 
 
 @keras.saving.register_keras_serializable(package="kseq")

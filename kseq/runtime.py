@@ -25,6 +25,9 @@ import tensorflow as tf
 
 from kseq.export import LITERT_MODEL
 
+# Sizes the LiteRT probe gives a variable (None) input dimension, one per probe batch.
+_PROBE_SIZES = (16, 40)
+
 # role -> (intra_op, inter_op); None keeps TensorFlow's default (one per core).
 ROLES = {"train": (None, None), "serve": (1, 1)}
 
@@ -120,9 +123,12 @@ class ServingFunction:
         reason = ("ai_edge_litert is not installed (pip install ai-edge-litert)" if Interpreter is None
                   else f"{model} does not exist" if not model.is_file() else None)
         if reason is None:
-            runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
-                                 ).get_signature_runner(signature)
-            reason = self._litert_mismatch(runner)
+            try:
+                runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
+                                     ).get_signature_runner(signature)
+                reason = self._litert_mismatch(runner)
+            except Exception as e:  # noqa: BLE001 (a corrupt or incompatible file: TensorFlow still serves)
+                reason = f"{model} cannot be loaded or run: {_first_line(e)}"
             if reason is None:
                 return runner
             if not required:
@@ -132,11 +138,17 @@ class ServingFunction:
         return None
 
     def _litert_mismatch(self, runner) -> str | None:
-        """Why LiteRT's answers to probe batches (sizes 1 and 3) differ from TensorFlow's, or None."""
+        """Why LiteRT's answers to probe batches differ from TensorFlow's, or None.
+
+        Probes are batches of 1 and 3; a dimension the signature leaves variable (the time axis
+        of a model built with `(None, F)`) gets a different concrete size in each probe, so
+        LiteRT must answer variable lengths as TensorFlow does.
+        """
         shape = self._input_spec.shape.as_list()[1:]
         rng = np.random.default_rng(0)
-        for batch in (1, 3):
-            x = rng.standard_normal((batch, *shape)).astype(self._input_spec.dtype.as_numpy_dtype)
+        for batch, size in ((1, _PROBE_SIZES[0]), (3, _PROBE_SIZES[1])):
+            concrete = [size if d is None else d for d in shape]
+            x = rng.standard_normal((batch, *concrete)).astype(self._input_spec.dtype.as_numpy_dtype)
             expected, got = self._call_tensorflow(x), runner(**{self._input_name: x})
             if got.keys() != expected.keys():
                 return f"outputs {sorted(got)} instead of {sorted(expected)}"
@@ -146,6 +158,12 @@ class ServingFunction:
                 if got[name].shape != value.shape or not close:
                     return f"output {name!r} differs from TensorFlow's on a probe batch of {batch}"
         return None
+
+
+def _first_line(error: Exception) -> str:
+    """An exception's first line of text, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _available_cores() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -15,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from kseq import evaluation, export, recipe
-from kseq.callbacks import WarmupCosineDecay
+from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
@@ -144,10 +145,19 @@ def make_loss(loss_config: dict, y_fit: np.ndarray, num_classes: int) -> keras.l
     kwargs = {k: v for k, v in loss_config.items() if k != "name"}
     if kwargs.get("class_weights") == "balanced":
         kwargs["class_weights"] = balanced_class_weights(y_fit, num_classes).tolist()
+    if loss_config["name"] == "focal":
+        kwargs["num_classes"] = num_classes  # so a per-class alpha of the wrong length fails here
     try:
         return get_loss(loss_config["name"], **kwargs)
     except (TypeError, ValueError) as e:
         raise InputError(f"[loss]: {e}") from None
+
+
+def completed_epochs(partial: Path) -> int:
+    """Epochs an interrupted run completed: the epoch Keras' `BackupAndRestore` resumes from,
+    read from the metadata it saves next to its weights (0 when it saved none)."""
+    metadata = partial / "backup" / "training_metadata.json"
+    return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
 
 
 def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.callbacks.Callback]:
@@ -210,9 +220,11 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
             steps_per_execution=train_cfg["steps_per_execution"],
         )
     try:
+        # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
         dataset = make_train_dataset(
             x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=training_seed(train_cfg),
-            target=config["sampler"]["target"],
+            target=config["sampler"]["target"], epochs=train_cfg["epochs"],
+            first_epoch=completed_epochs(resume) if resume is not None else 0,
         )
     except ValueError as e:
         raise InputError(f"[sampler]: {e}") from None
@@ -220,12 +232,14 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     verbose = train_cfg["verbose"]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    step_timer = StepTimer()
     started = time.perf_counter()
     fitted = model.fit(
         dataset,
         epochs=train_cfg["epochs"],
         validation_data=None if validation is None else make_eval_dataset(*validation, batch_size=batch_size),
-        callbacks=[*make_callbacks(config, partial, resume is not None), *callbacks],
+        callbacks=[step_timer, *make_callbacks(config, partial, resume is not None), *callbacks],
+        steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
     )
@@ -239,11 +253,17 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
                                     pre["stride"] or pre["window"])
     history = pd.read_csv(partial / "history.csv").to_dict(orient="list")  # all epochs, resumed ones too
     metrics = evaluate_on_test(model, test_set, batch_size)
-    metrics["train_seconds"] = train_seconds
-    metrics["train_samples_per_second"] = len(fitted.epoch) * steps_per_epoch * batch_size / train_seconds
+    metrics.update(throughput(len(fitted.epoch) * steps_per_epoch * batch_size, train_seconds, step_timer.seconds))
     metrics["epochs"] = len(history.get("epoch", []))
     directory = export.write_run(partial, model, metrics, history, fit_set.class_names)
     return Run(directory=directory, config=config, metrics=metrics, history=history, model=model)
+
+
+def throughput(samples: int, fit_seconds: float, step_seconds: float) -> dict:
+    """`train_seconds`: the wall time of `fit` (validation and callbacks included);
+    `train_step_seconds` and `train_samples_per_second`: training steps alone (`StepTimer`)."""
+    return {"train_seconds": fit_seconds, "train_step_seconds": step_seconds,
+            "train_samples_per_second": samples / step_seconds if step_seconds else 0.0}
 
 
 def evaluate_on_test(model: keras.Model, test_set: SequenceSet, batch_size: int) -> dict:

@@ -159,13 +159,14 @@ def make_objective(experiment: str, overrides, space: dict, output_dir):
         params = {key: suggest(trial, key, distribution) for key, distribution in space.items()}
         config = load_config(experiment, overrides, params)
         keras.utils.clear_session(free_memory=True)  # one process trains many models
-        run_id = f"{export.new_run_id(config['train']['seed'])}-trial{trial.number}"
+        run_id = export.trial_run_id(config["train"]["seed"], trial.number)
         try:
             # optuna_integration's callback subclasses `keras.callbacks.Callback`, so it works with Keras 3.
             run = training.train(config, output_dir, callbacks=[KerasPruningCallback(trial, OBJECTIVE)],
                                  run_id=run_id)
-        except optuna.TrialPruned:
-            # A pruned run is finished, not interrupted: leave nothing for `run --resume` to pick up.
+        except BaseException:
+            # A pruned or failed trial is over, not interrupted (tuning never resumes a trial):
+            # leave nothing behind for `run --resume` to pick up.
             shutil.rmtree(export.partial_dir(output_dir, config["experiment"]["name"], run_id), ignore_errors=True)
             raise
         trial.set_user_attr("run_dir", str(run.directory))

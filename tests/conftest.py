@@ -1,6 +1,8 @@
 """Shared fixtures: one tiny ECG run trained once per session and reused by many tests."""
 
+import gzip
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,6 +19,17 @@ TINY_ECG = [
     "train.epochs=1",
     "train.verbose=0",
 ]
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def real_heartbeat_csv(tmp_path_factory):
+    """200 real MIT-BIH test beats in the Kaggle CSV format, unpacked from tests/data once per session."""
+    path = tmp_path_factory.mktemp("real") / "mitbih_test_rows1-200.csv"
+    path.write_bytes(gzip.decompress((DATA / "mitbih_test_rows1-200.csv.gz").read_bytes()))
+    return path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import tensorflow as tf
 from matplotlib.image import imread
 from sklearn import metrics as skm
 
-from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, WarmupCosineDecay
+from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, StepTimer, WarmupCosineDecay
 from kseq.losses import FocalLoss
 from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
 from kseq.plots import plot_history
@@ -80,7 +80,7 @@ def test_classification_report_puts_sklearn_scores_in_logs(as_dataset):
     recalls = skm.recall_score(y, p, labels=[0, 1, 2], average=None, zero_division=0)
     expected = {
         "loss": 1.0,
-        "val_macro_f1": skm.f1_score(y, p, average="macro", zero_division=0),
+        "val_macro_f1": skm.f1_score(y, p, labels=[0, 1, 2], average="macro", zero_division=0),
         "val_balanced_accuracy": skm.balanced_accuracy_score(y, p),
         **{f"val_recall_{name}": r for name, r in zip(NAMES, recalls)},
     }
@@ -188,3 +188,28 @@ def test_existing_keras_stack_monitors_kseq_scores_and_reloads_in_fresh_process(
     assert "balanced_accuracy" in result.stdout and "macro_f1" in result.stdout
     fresh = np.load(tmp_path / "outputs.npy")
     assert np.max(np.abs(fresh - model.predict(x_val, verbose=0))) <= 1e-5
+
+
+class _TickingClock:
+    """Stands in for `time.perf_counter`: each reading is one second after the previous one."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_step_timer_times_training_batches_only(monkeypatch):
+    """Only the clock readings at training batches count: each batch's begin-to-end reads one
+    tick, however much validation and epoch-end work (which read the clock too) there is."""
+    clock = _TickingClock()
+    monkeypatch.setattr("kseq.callbacks.time", clock)
+    x, y = tiny_data(40, seed=2)
+    model = tiny_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    timer = StepTimer()
+    busy = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: [clock.perf_counter() for _ in range(50)])
+    model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), callbacks=[timer, busy], verbose=0)
+    assert timer.seconds == 3 * 5  # 3 epochs of 40 / 8 batches, one tick each

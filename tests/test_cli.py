@@ -40,7 +40,8 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(args, message, tmp_path)
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == errors[0]
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("metrics.json"))
+    # No run folder, finished or partial (`--resume` would take a `.partial-*` for an interrupted run).
+    assert not list((tmp_path / "out").rglob("*")), sorted((tmp_path / "out").rglob("*"))
 
 
 @pytest.mark.slow

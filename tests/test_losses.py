@@ -145,3 +145,37 @@ def test_losses_round_trip_by_registered_name(batch, loss):
     restored = keras.saving.deserialize_keras_object(config)
     assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
     np.testing.assert_allclose(restored(labels, y_pred), loss(labels, y_pred), atol=1e-7)
+
+
+@pytest.mark.parametrize("alpha, num_classes, message", [
+    ([0.1, 0.2, 0.3], 5, r"alpha has 3 entries but num_classes is 5"),
+    ([0.25], None, r"alpha=\[0\.25\] has one entry; give a float .* or one entry per class"),
+    ([0.25], 5, r"alpha=\[0\.25\] has one entry"),
+])
+def test_focal_alpha_of_the_wrong_length_is_refused_at_construction(alpha, num_classes, message):
+    with pytest.raises(ValueError, match=message):
+        FocalLoss(alpha=alpha, num_classes=num_classes)
+
+
+def test_focal_alpha_list_checked_against_the_predictions_at_the_first_call(batch):
+    labels, logits = batch  # 5 classes
+    loss = FocalLoss(alpha=[0.2, 0.3, 0.5])  # no num_classes: the length is checked at the first call
+    with pytest.raises(ValueError, match=r"alpha has 3 entries but the predictions have 5 classes"):
+        loss(labels, logits)
+
+
+def test_focal_num_classes_round_trips_and_matches_keras(batch):
+    labels, logits = batch
+    alpha = [0.1, 0.2, 0.3, 0.2, 0.2]
+    loss = FocalLoss(alpha=alpha, num_classes=C, reduction=None)
+    assert FocalLoss.from_config(loss.get_config()).get_config() == loss.get_config()
+    ref = keras.losses.CategoricalFocalCrossentropy(alpha=alpha, gamma=2.0, from_logits=True, reduction=None)
+    np.testing.assert_allclose(loss(labels, logits), ref(np.eye(C)[labels], logits), atol=1e-6)
+
+
+def test_get_loss_with_a_wrong_alpha_from_a_config_is_an_input_error():
+    from kseq.errors import InputError
+    from kseq.training import make_loss
+
+    with pytest.raises(InputError, match=r"\[loss\]: alpha has 2 entries but num_classes is 5"):
+        make_loss({"name": "focal", "gamma": 2.0, "alpha": [0.5, 0.5]}, np.arange(10) % 5, 5)

@@ -8,8 +8,10 @@ from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
 C = 4
 
 
-def sk_macro_f1(y, p, sample_weight=None):
-    return skm.f1_score(y, p, average="macro", zero_division=0, sample_weight=sample_weight)
+def sk_macro_f1(y, p, sample_weight=None, num_classes=C):
+    """kseq's one macro-F1: the mean over all `num_classes` classes, absent ones scoring 0."""
+    return skm.f1_score(y, p, labels=range(num_classes), average="macro", zero_division=0,
+                        sample_weight=sample_weight)
 
 
 def sk_recall(class_id):
@@ -66,8 +68,8 @@ def test_absent_classes_follow_sklearn_hand_computed():
     for metric in (MacroF1(C), BalancedAccuracy(C), ClassRecall(2), ClassRecall(3)):
         metric.update_state(y_true, logits)
         results[metric.name] = float(metric.result())
-    # F1: class 0 = 2/3, class 1 = 1, class 2 = 0, class 3 left out -> 5/9.
-    assert results["macro_f1"] == pytest.approx(5 / 9) == sk_macro_f1(y_true, y_pred)
+    # F1: class 0 = 2/3, class 1 = 1, class 2 = 0, class 3 (absent from both) = 0 -> 5/12.
+    assert results["macro_f1"] == pytest.approx(5 / 12) == sk_macro_f1(y_true, y_pred)
     # Recall over true classes 0 and 1 only: (1/2 + 1) / 2.
     assert results["balanced_accuracy"] == pytest.approx(0.75)
     assert results["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
@@ -75,12 +77,17 @@ def test_absent_classes_follow_sklearn_hand_computed():
 
 
 def test_probabilities_score_like_logits():
-    labels, logits = random_batches(2)
-    y, z = np.concatenate(labels), np.concatenate(logits)
-    from_logits, from_probs = MacroF1(C), MacroF1(C)
-    from_logits.update_state(y, z)
-    from_probs.update_state(y, keras.ops.softmax(z))
-    assert float(from_logits.result()) == float(from_probs.result())
+    # Logits, probabilities and one-hot predictions of the same argmax all score the argmax; a
+    # metric that thresholded scores (e.g. at 0.5) or read one column instead would differ here.
+    y = np.array([0, 1, 2, 3, 0, 1])
+    logits = np.array([[2.0, 1.9, 1.8, 1.7], [-1.0, -0.5, -2.0, -3.0], [0.1, 0.2, 0.3, 0.0],
+                       [5.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 0.1], [1.0, 2.0, 0.0, 0.0]], "float32")
+    predicted = logits.argmax(axis=-1)  # [0, 1, 2, 0, 3, 1]: every probability below 0.5 but one
+    for metric, reference in CASES:
+        for scores in (logits, keras.ops.softmax(logits), np.eye(C, dtype="float32")[predicted]):
+            metric.reset_state()
+            metric.update_state(y, scores)
+            assert float(metric.result()) == pytest.approx(reference(y, predicted), abs=1e-6), metric.name
 
 
 @pytest.mark.parametrize("metric", [MacroF1(C), BalancedAccuracy(C), ClassRecall(1)])
@@ -109,7 +116,7 @@ def test_compiled_model_evaluate_equals_sklearn_on_predictions():
                   metrics=[MacroF1(3), BalancedAccuracy(3), ClassRecall(1)])
     scores = model.evaluate(x, y, batch_size=8, return_dict=True, verbose=0)
     p = np.argmax(model.predict(x, verbose=0), axis=-1)
-    assert scores["macro_f1"] == pytest.approx(sk_macro_f1(y, p), abs=1e-6)
+    assert scores["macro_f1"] == pytest.approx(sk_macro_f1(y, p, num_classes=3), abs=1e-6)
     assert scores["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, p), abs=1e-6)
     assert scores["recall_1"] == pytest.approx(sk_recall(1)(y, p), abs=1e-6)
 
@@ -120,3 +127,25 @@ def test_metrics_round_trip_by_registered_name(metric):
     assert config["registered_name"] == f"kseq>{type(metric).__name__}"
     restored = keras.saving.deserialize_keras_object(config)
     assert type(restored) is type(metric) and restored.get_config() == metric.get_config()
+
+
+def test_macro_f1_is_one_definition_everywhere_when_a_class_is_absent():
+    """Perfect predictions on a split without class 2: 2/3 over all three classes, in the
+    streaming metric, the validation callback and the test report alike (not 1.0 over two)."""
+    from kseq.callbacks import ClassificationReport
+    from kseq.evaluation import report
+
+    y = np.array([0, 0, 1, 1, 1])
+    logits = np.eye(3, dtype="float32")[y]
+    expected = sk_macro_f1(y, y, num_classes=3)
+    assert expected == pytest.approx(2 / 3)
+    streaming = MacroF1(3)
+    streaming.update_state(y, logits)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Identity()])
+    callback = ClassificationReport((logits, y), class_names=["a", "b", "c"])
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert float(streaming.result()) == pytest.approx(expected)
+    assert logs["val_macro_f1"] == pytest.approx(expected)
+    assert report(y, logits, ("a", "b", "c"))["macro_f1"] == pytest.approx(expected)

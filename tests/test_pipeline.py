@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy.stats import chisquare
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -22,6 +23,13 @@ def heartbeats(features=1, length=4, seed=0):
     offsets = np.arange(length * features, dtype=np.float32).reshape(length, features) / 16
     x = np.arange(len(y), dtype=np.float32)[:, None, None] + offsets
     return x, y
+
+
+@pytest.fixture(autouse=True)
+def global_tf_seed():
+    """The default (iteration) key stream also depends on TensorFlow's global seed; fix it here,
+    so these statistical tests draw the same batches whatever earlier tests left behind."""
+    tf.random.set_seed(20250101)
 
 
 def draw(dataset, batches):
@@ -204,3 +212,18 @@ def test_rejection_dataset_fits_under_mirrored_strategy(distributed_runs):
 
 def test_same_seed_same_batches_across_processes(distributed_runs):
     assert distributed_runs[0]["digest"] == distributed_runs[1]["digest"]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_epochs_depend_on_seed_and_epoch_only_so_a_resumed_run_draws_the_same(sampler):
+    """The epochs a resumed run draws (from `first_epoch` on) are those of an uninterrupted run."""
+    x, y = heartbeats(2)
+    make = lambda **kw: make_train_dataset(x, y, sampler=sampler, batch_size=256, seed=8, epochs=3, **kw)  # noqa: E731
+    steps = steps_per_epoch(len(y), 256)
+    whole = epoch(make())
+    assert len(whole) == 3 * steps
+    assert not same(whole[:steps], whole[steps:2 * steps])  # each epoch draws afresh
+    assert same(epoch(make(first_epoch=1)), whole[steps:])
+    assert same(epoch(make(first_epoch=2)), whole[2 * steps:])
+    tf.random.set_seed(123)  # the global seed that other code may have set plays no part
+    assert same(epoch(make()), whole)

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
 import numpy as np
 import pytest
 
@@ -75,12 +76,14 @@ def test_litert_answers_as_the_savedmodel_on_tensorflow(serving_dir, batch):
 
 def test_one_instance_is_safe_to_share_between_threads(serving_dir):
     serving = runtime.ServingFunction(serving_dir)
+    assert serving.runtime == "litert"  # the interpreter, not TensorFlow's thread-safe signature, is shared
     batches = [np.random.default_rng(i).random((i % 3 + 1, 187, 1), dtype=np.float32) for i in range(40)]
-    expected = [serving(x)["probabilities"] for x in batches]
+    reference = runtime.ServingFunction(serving_dir, runtime="tensorflow")
+    expected = [reference(x)["probabilities"] for x in batches]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda x: serving(x)["probabilities"], batches))
     for e, g in zip(expected, got):
-        np.testing.assert_array_equal(g, e)
+        np.testing.assert_allclose(g, e, atol=1e-6)
 
 
 def test_falls_back_to_tensorflow_without_a_litert_model(tmp_path):
@@ -107,3 +110,29 @@ def test_a_litert_model_that_disagrees_is_not_used(serving_dir, tmp_path):
 def test_unknown_runtime(serving_dir):
     with pytest.raises(ValueError, match="unknown runtime 'onnx'"):
         runtime.ServingFunction(serving_dir, runtime="onnx")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a flatbuffer" * 64], ids=["empty", "garbage"])
+def test_a_corrupt_litert_model_falls_back_to_tensorflow(serving_dir, tmp_path, content):
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(serving_dir, corrupt)
+    (corrupt / export.LITERT_MODEL).write_bytes(content)
+    with pytest.warns(UserWarning, match="serving on TensorFlow, not LiteRT: .*model\\.tflite"):
+        serving = runtime.ServingFunction(corrupt)
+    assert serving.runtime == "tensorflow"
+    x = np.random.default_rng(1).random((2, 187, 1), dtype=np.float32)
+    expected = runtime.ServingFunction(serving_dir, runtime="tensorflow")(x)
+    np.testing.assert_array_equal(serving(x)["probabilities"], expected["probabilities"])
+    with pytest.raises(ValueError, match="cannot serve on LiteRT: .*model\\.tflite"):
+        runtime.ServingFunction(corrupt, runtime="litert")
+
+
+def test_a_variable_length_signature_is_probed_and_served(tmp_path):
+    model = kseq.build_model("fcn", (None, 2), 3)  # builders accept a variable time dimension
+    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"])
+    serving = runtime.ServingFunction(tmp_path / "serving")
+    assert serving.runtime == "litert"  # the probe ran at two concrete lengths and LiteRT agreed
+    for steps in (17, 60):
+        x = np.random.default_rng(steps).normal(size=(2, steps, 2)).astype(np.float32)
+        expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
+        np.testing.assert_allclose(serving(x)["probabilities"], expected, atol=1e-5)

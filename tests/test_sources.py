@@ -13,9 +13,6 @@ from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, load_ts, sour
 from kseq.data.sources import PAIN_FEATURE_COLUMNS, parse_pain_frames, signal_lengths
 from kseq.errors import InputError
 
-REAL = Path("/work/shared/data/mitbih_test_rows1-999.csv")
-
-
 def _raises(match, call, *args, **kwargs):
     """Assert `call` raises InputError whose message matches every regex in `match`."""
     with pytest.raises(InputError) as info:
@@ -29,45 +26,46 @@ def _raises(match, call, *args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def real():
-    return load_heartbeat_csv(REAL)
+def real(real_heartbeat_csv):
+    return load_heartbeat_csv(real_heartbeat_csv)
 
 
 @pytest.fixture(scope="module")
-def real_lines():
-    return REAL.read_text().splitlines()[:4]
+def real_lines(real_heartbeat_csv):
+    return real_heartbeat_csv.read_text().splitlines()[:4]
 
 
 def test_real_fixture_shape_labels_and_range(real):
-    assert real.x.shape == (999, 187, 1)
+    assert real.x.shape == (200, 187, 1)
     assert real.x.dtype == np.float32
     assert real.class_names == ("N", "S", "V", "F", "Q")
     assert (real.y == 0).all()
     assert real.x.min() >= 0.0 and real.x.max() <= 1.0
 
 
-def test_real_fixture_values_match_csv_module(real):
-    with open(REAL, newline="") as handle:
-        rows = {i: row for i, row in enumerate(csv.reader(handle)) if i in (0, 500, 998)}
+def test_real_fixture_values_match_csv_module(real, real_heartbeat_csv):
+    with open(real_heartbeat_csv, newline="") as handle:
+        rows = {i: row for i, row in enumerate(csv.reader(handle)) if i in (0, 100, 199)}
+    assert len(rows) == 3
     for i, row in rows.items():
         assert len(row) == 188
         np.testing.assert_array_equal(real.x[i, :, 0], np.array(row[:187], dtype=np.float32))
 
 
 def test_real_fixture_lengths_cut_the_zero_tail(real):
-    for i in (0, 1, 500):
+    for i in (0, 1, 100):
         row = real.x[i, :, 0]
         assert real.lengths[i] == max(j for j in range(187) if row[j] != 0) + 1
     assert (real.lengths < 187).any() and real.lengths.min() >= 1
 
 
-def test_chunked_read_matches_and_finds_bad_lines_in_later_chunks(tmp_path, real, monkeypatch):
-    monkeypatch.setattr(sources, "_CHUNK_ROWS", 100)
-    chunked = load_heartbeat_csv(REAL)
+def test_chunked_read_matches_and_finds_bad_lines_in_later_chunks(tmp_path, real, real_heartbeat_csv, monkeypatch):
+    monkeypatch.setattr(sources, "_CHUNK_ROWS", 30)
+    chunked = load_heartbeat_csv(real_heartbeat_csv)
     np.testing.assert_array_equal(chunked.x, real.x)
     np.testing.assert_array_equal(chunked.lengths, real.lengths)
-    lines = REAL.read_text().splitlines()
-    for number, text in ((950, lines[949] + ",0"), (420, lines[419][: lines[419].rindex(",")])):
+    lines = real_heartbeat_csv.read_text().splitlines()
+    for number, text in ((190, lines[189] + ",0"), (95, lines[94][: lines[94].rindex(",")])):
         path = _with_line(tmp_path, lines, number, text)
         _raises(rf"beats\.csv line {number}: found 18[79] values, expected 188", load_heartbeat_csv, path)
 

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import pytest
 
 from kseq.config import load_config
 from kseq.errors import InputError
-from kseq.training import train
+from kseq.training import prepare_data, train
 from tests.conftest import TINY_ECG
 
 ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots"}
@@ -37,12 +38,18 @@ def test_saved_model_reloads_without_custom_objects(tiny_run):
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), tiny_run.model.predict(x, verbose=0), atol=1e-5)
 
 
-def test_same_seed_same_metrics_and_new_folder(tiny_run, tmp_path):
+def test_same_seed_same_weights_and_logits_and_new_folder(tiny_run, tmp_path):
     again = train(load_config("ecg_cnn", TINY_ECG), tiny_run.directory.parent.parent)
     assert again.directory != tiny_run.directory
     assert again.directory.parent == tiny_run.directory.parent
-    assert again.metrics["confusion_matrix"] == tiny_run.metrics["confusion_matrix"]
-    assert again.metrics["macro_f1"] == tiny_run.metrics["macro_f1"]
+    for got, expected in zip(again.model.get_weights(), tiny_run.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    x = np.random.default_rng(0).random((16, 187, 1), dtype=np.float32)
+    logits = tiny_run.model.predict(x, verbose=0)
+    np.testing.assert_array_equal(again.model.predict(x, verbose=0), logits)
+    assert np.ptp(logits, axis=0).max() > 1e-4  # logits that vary with the input: a real comparison
+    other = train(load_config("ecg_cnn", [*TINY_ECG, "train.seed=1"]), tmp_path)
+    assert not np.array_equal(other.model.predict(x, verbose=0), logits)  # the seed does matter
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -61,6 +68,34 @@ def test_interrupted_run_resumes_from_its_backup(tmp_path):
     assert not partial.exists()
     assert run.history["epoch"] == [0, 1]
     assert run.metrics["epochs"] == 2
+
+
+def test_resumed_run_draws_the_batches_of_an_uninterrupted_one(tmp_path):
+    """Epoch 1 after a resume must train on epoch 1's batches, not replay epoch 0's: the final
+    weights equal those of the same run left uninterrupted."""
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5",
+                                     "model.dropout=0.0"])  # batches the only randomness left
+    whole = train(config, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", callbacks=[_Interrupt()])
+    (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
+    resumed = train(config, tmp_path / "split", resume=partial)
+    assert resumed.history["epoch"] == whole.history["epoch"] == [0, 1]
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+    for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):
+    """With a clock that ticks one second per reading, each training batch takes one second
+    (its begin and end readings) whatever validation and callbacks do: 64 samples a second."""
+    from tests.test_callbacks import _TickingClock
+
+    monkeypatch.setattr("kseq.callbacks.time", _TickingClock())
+    run = train(load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5"]), tmp_path)
+    fit_labels = prepare_data(run.config)[0].y
+    assert run.metrics["train_step_seconds"] == 2 * math.ceil(len(fit_labels) / 64)
+    assert run.metrics["train_samples_per_second"] == 64.0
 
 
 @pytest.mark.parametrize("sampler", ["none", "class_weight"])
@@ -84,14 +119,25 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from kseq.config import load_config
-        from kseq.training import train
+        from kseq.training import prepare_data, train
         config = load_config("ecg_cnn", {TINY_ECG!r} + ["train.strategy=mirrored"])
-        run = train(config, {str(tmp_path)!r})
-        print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, run.metrics["epochs"])
+        import keras
+
+        class Strategy(keras.callbacks.Callback):  # what fit trains under, seen from inside train()
+            def on_train_batch_end(self, batch, logs=None):
+                strategy = self.model.distribute_strategy
+                variable = self.model.trainable_variables[0].value
+                self.seen = (type(strategy).__name__, strategy.num_replicas_in_sync,
+                             len(getattr(variable, "values", [variable])))
+
+        seen = Strategy()
+        run = train(config, {str(tmp_path)!r}, callbacks=[seen])
+        print("seen", *seen.seen, run.metrics["epochs"])
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "replicas 2 1" in out.stdout
+    # fit ran under a 2-replica MirroredStrategy, its variables mirrored on both devices.
+    assert "seen MirroredStrategy 2 2 1" in out.stdout, out.stdout[-2000:]
 
 
 def test_pain_bigru_config_builds_three_bidirectional_gru_100():

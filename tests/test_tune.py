@@ -11,6 +11,7 @@ import time
 import tomllib
 
 import optuna
+import psycopg2
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -243,21 +244,38 @@ def wait_for_running_trial(url, study, pid, timeout=300):
     raise TimeoutError(f"worker {pid} started no trial in {timeout} s")
 
 
+def wait_for_heartbeat(url, number, *, stale_after=None, timeout=300):
+    """Wait until trial `number` has a heartbeat on record (or, with `stale_after` seconds, until
+    its last heartbeat is older than that: Optuna's test, on the database's own clock)."""
+    age = "true" if stale_after is None else f"max(h.heartbeat) < LOCALTIMESTAMP - interval '{stale_after} seconds'"
+    query = (f"SELECT count(*) > 0 AND {age} FROM trial_heartbeats h JOIN trials t ON t.trial_id = h.trial_id "
+             "WHERE t.number = %s")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute(query, (number,))
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"trial {number}: no {'stale ' if stale_after else ''}heartbeat in {timeout} s")
+
+
 @pytest.mark.slow
 def test_a_killed_worker_trial_fails_by_heartbeat_and_is_retried(postgres, start_worker):
     url = postgres.create_database("killed")
     common = ["--storage", url, "--study", "killed", "--heartbeat", "1", "--retries", "1"]
     doomed = start_worker("--trials", "2", *common)
     killed = wait_for_running_trial(url, "killed", doomed.pid)
-    survivor = start_worker("--trials", "1", *common)
-    time.sleep(1.5)  # mid-trial, with a heartbeat on record
+    wait_for_heartbeat(url, killed)  # mid-trial, with a heartbeat on record
     doomed.process.send_signal(signal.SIGKILL)
     doomed.finish()
+    wait_for_heartbeat(url, killed, stale_after=2)  # silent for twice --heartbeat: stale
+    survivor = start_worker("--trials", "1", *common)
     output = survivor.finish()
     assert survivor.process.returncode == 0, output[-3000:]
 
-    # The survivor starts long after the 2 s grace period, so its first trial finds the stale
-    # one, fails it, and runs it again.
+    # The survivor starts once the killed trial is stale, so its first trial finds it, fails
+    # it, and runs it again.
     trials = load_rdb_study(url, "killed").trials
     assert_trials_add_up(trials, 2)  # one asked by each worker
     assert trials[killed].state == TrialState.FAIL
@@ -279,3 +297,40 @@ def test_pruned_trial_leaves_no_partial_run_for_resume(tmp_path):
     study.optimize(make_objective("ecg_cnn", TINY_ECG, space, tmp_path), n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
     assert not list((tmp_path / "ecg_cnn").glob(".partial-*"))
+
+
+class _FailingTrialCallback:
+    """Stands in for the pruning callback: the trial's training fails after its first epoch."""
+
+    def __new__(cls, trial, monitor):
+        import keras
+
+        class Fail(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                raise RuntimeError("trial failed mid-training")
+
+        return Fail()
+
+
+def test_failed_trial_leaves_no_partial_run_for_resume(tmp_path, monkeypatch):
+    """A trial that fails is over too: its folder must not become `run --resume`'s "last interrupted run"."""
+    from kseq.tune import make_objective, parse_search_space
+
+    monkeypatch.setattr(tune, "KerasPruningCallback", _FailingTrialCallback)
+    study = optuna.create_study(direction="maximize")
+    space = parse_search_space({"model.dropout": {"low": 0.6, "high": 0.8}})
+    study.optimize(make_objective("ecg_cnn", TINY_ECG, space, tmp_path), n_trials=1, catch=(RuntimeError,))
+    assert study.trials[0].state == TrialState.FAIL
+    assert (tmp_path / "ecg_cnn").is_dir()  # the trial did start its run folder
+    assert not list((tmp_path / "ecg_cnn").glob(".partial-*"))
+
+
+def test_resume_never_picks_a_trial_folder_left_by_a_killed_worker(tmp_path):
+    """A killed worker cannot clean up; `latest_partial` must skip its trial's folder, even a newer one."""
+    from kseq import export
+
+    config = load_config("ecg_cnn", TINY_ECG)
+    interrupted = export.start_run(tmp_path, "ecg_cnn", config, "20250101-000000-seed0-aaaaaa")
+    trial = export.start_run(tmp_path, "ecg_cnn", config, export.trial_run_id(0, 3))  # newer, from a trial
+    assert trial.name > interrupted.name
+    assert export.latest_partial(tmp_path, "ecg_cnn") == interrupted

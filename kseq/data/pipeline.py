@@ -2,9 +2,15 @@
 
 Every sampler plans batches of *indices* with vectorised stateless random ops and then gathers the
 features of a whole batch at once from an in-memory tensor, so no per-sample work happens in Python
-or in a per-element `map`. Each iteration of a returned dataset (one Keras epoch) draws afresh from a
-key stream `tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, so a seed reproduces
-the same sequence of epochs in any process (given the same global TF seed, if one is set).
+or in a per-element `map`. Random keys drive every draw, in one of two ways:
+
+- by default each iteration of a returned dataset (one Keras epoch) draws afresh from a key stream
+  `tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, so a seed reproduces the same
+  sequence of epochs in any process (given the same global TF seed, if one is set);
+- with `epochs=`, one pass holds the batches of epochs `first_epoch .. epochs - 1`, and epoch `e`'s
+  keys are a stateless function of `(seed, e)` alone. Epoch `e` then draws the same batches
+  whether or not the run was interrupted before it, which is what resuming needs (`--resume`
+  starts at `first_epoch`; `fit` reads the pass `steps_per_epoch` batches at a time).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ def make_train_dataset(
     seed: int = 0,
     target="uniform",
     weights=None,
+    epochs: int | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """A training dataset of `(x, y)` batches (`(x, y, sample_weight)` for `class_weight`).
 
@@ -63,9 +71,14 @@ def make_train_dataset(
         target: class distribution for `rejection` and `weighted`: `"uniform"` over the classes
             present, `"sqrt"` (`t_c` proportional to `sqrt(n_c)`), or per-class probabilities.
         weights: per-sample weights `(N,)`, only for `sampler="weighted"`.
+        epochs: None for one fresh epoch per iteration; else one iteration holds the epochs
+            `first_epoch .. epochs - 1` back to back, epoch `e` drawn from `(seed, e)` alone (for
+            `fit(..., steps_per_epoch=steps_per_epoch(N, batch_size))` and resuming).
+        first_epoch: with `epochs`, the first epoch drawn (the epochs an interrupted run completed).
 
     Returns:
-        A dataset whose every iteration is one fresh epoch of `ceil(N / batch_size)` batches of
+        A dataset whose every iteration is one fresh epoch (or, with `epochs`, the epochs from
+        `first_epoch` on) of `ceil(N / batch_size)` batches of
         x float32 `(B, T, F)` and y int32 `(B,)`. Resampling samplers (`rejection`, `weighted`,
         `oversample`) yield full batches only; `none` and `class_weight` visit each sample once
         per epoch, so their last batch may be partial.
@@ -80,20 +93,29 @@ def make_train_dataset(
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}")
+    if epochs is not None and not 0 <= int(first_epoch) <= int(epochs):
+        raise ValueError(f"need 0 <= first_epoch <= epochs; got first_epoch={first_epoch}, epochs={epochs}")
     counts = np.bincount(y)
     steps = steps_per_epoch(len(y), batch_size)
+    # Each sampler: how many keys one epoch takes, and keys -> that epoch's batches of indices.
     if sampler == "rejection":
         accept = _acceptance(_target_distribution(target, counts), counts)[y]
-        indices = _rejection_batches(seed, accept, batch_size, steps)
+        group = min(_BATCHES_PER_DRAW, steps)
+        key_count, one_epoch = -(-steps // group), _rejection_batches(accept, batch_size, group, steps)
     elif sampler == "weighted":
         if weights is None:
             weights = (_target_distribution(target, counts) / np.maximum(counts, 1))[y]
-        indices = _keys(seed, steps).map(_weighted_draw(weights, len(y), batch_size), num_parallel_calls=AUTOTUNE)
+        draw = _weighted_draw(weights, len(y), batch_size)
+        key_count, one_epoch = steps, lambda keys: keys.map(draw, num_parallel_calls=AUTOTUNE)
     elif sampler == "oversample":
         full = steps * batch_size
-        indices = _epoch_batches(seed, _oversample_plan(y, counts, full), full, batch_size, steps)
+        key_count, one_epoch = 1, _epoch_batches(_oversample_plan(y, counts, full), full, batch_size, steps)
     else:
-        indices = _epoch_batches(seed, _permutation_plan(len(y)), len(y), batch_size, steps)
+        key_count, one_epoch = 1, _epoch_batches(_permutation_plan(len(y)), len(y), batch_size, steps)
+    if epochs is None:
+        indices = one_epoch(_keys(seed, key_count))
+    else:
+        indices = _epochs(seed, key_count, one_epoch, int(first_epoch), int(epochs), steps)
     sample_weight = _balanced_weights(y, counts) if sampler == "class_weight" else None
     return _without_autotune(indices.map(_gather(x, y, sample_weight), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
 
@@ -181,17 +203,34 @@ def _keys(seed: int, count: int) -> tf.data.Dataset:
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
 
 
+def _epoch_keys(seed: int, epoch, count: int) -> tf.data.Dataset:
+    """`count` int64 random keys of epoch `epoch`: a stateless function of `(seed, epoch)` only."""
+    pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    keys = tf.random.stateless_uniform([count], pair, minval=None, maxval=None, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices(keys)
+
+
+def _epochs(seed: int, count: int, one_epoch, first_epoch: int, epochs: int, steps: int) -> tf.data.Dataset:
+    """The batches of epochs `first_epoch .. epochs - 1` in order, each from its own `_epoch_keys`."""
+    batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(lambda e: one_epoch(_epoch_keys(seed, e, count)))
+    return batches.apply(tf.data.experimental.assert_cardinality((epochs - first_epoch) * steps))
+
+
 def _seeds(key, n: int, salt=0):
     """`n` independent stateless seeds (shape `(2,)`) from one key (and a salt, e.g. a round)."""
     seed = tf.stack([key, tf.cast(salt, tf.int64)])
     return tf.unstack(tf.random.experimental.stateless_split(seed, n))
 
 
-def _rejection_batches(seed: int, accept: np.ndarray, batch_size: int, steps: int) -> tf.data.Dataset:
-    """`steps` batches of indices, drawn `_BATCHES_PER_DRAW` batches at a time."""
-    group = min(_BATCHES_PER_DRAW, steps)
-    draws = _keys(seed, -(-steps // group)).map(_rejection_draw(accept, batch_size, group), num_parallel_calls=AUTOTUNE)
-    return draws.unbatch().take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+def _rejection_batches(accept: np.ndarray, batch_size: int, group: int, steps: int):
+    """keys -> `steps` batches of indices, drawn `group` batches per key."""
+    draw = _rejection_draw(accept, batch_size, group)
+
+    def one_epoch(keys):
+        draws = keys.map(draw, num_parallel_calls=AUTOTUNE)
+        return draws.unbatch().take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+
+    return one_epoch
 
 
 def _rejection_draw(accept: np.ndarray, batch_size: int, batches: int):
@@ -262,17 +301,20 @@ def _oversample_plan(y: np.ndarray, counts: np.ndarray, used: int):
     return plan
 
 
-def _epoch_batches(seed: int, plan, used: int, batch_size: int, steps: int) -> tf.data.Dataset:
-    """Batches of indices cut from the first `used` entries of `plan(key)`, one new key per epoch."""
+def _epoch_batches(plan, used: int, batch_size: int, steps: int):
+    """keys (one per epoch) -> batches of indices cut from the first `used` entries of `plan(key)`."""
 
     def batches(order):
         starts = tf.data.Dataset.range(0, used, batch_size)
         return starts.map(lambda s: order[s : tf.minimum(s + batch_size, used)])
 
-    indices = _keys(seed, 1).map(plan).flat_map(batches).apply(tf.data.experimental.assert_cardinality(steps))
-    if used % batch_size == 0:  # all batches full: say so in the element spec
-        indices = indices.map(lambda index: tf.ensure_shape(index, [batch_size]))
-    return indices
+    def one_epoch(keys):
+        indices = keys.map(plan).flat_map(batches).apply(tf.data.experimental.assert_cardinality(steps))
+        if used % batch_size == 0:  # all batches full: say so in the element spec
+            indices = indices.map(lambda index: tf.ensure_shape(index, [batch_size]))
+        return indices
+
+    return one_epoch
 
 
 def _gather(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
