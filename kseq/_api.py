@@ -6,6 +6,7 @@ from kseq.config import load_config
 from kseq.data import SequenceSet
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.errors import InputError
+from kseq.estimator import SequenceClassifier
 from kseq.evaluation import report
 from kseq.export import export_serving
 from kseq.losses import FocalLoss, SmoothedCrossentropy, balanced_class_weights, get_loss
@@ -16,7 +17,7 @@ from kseq.training import Run, train
 
 __all__ = [
     "BalancedAccuracy", "ClassRecall", "ClassificationReport", "ConfusionMatrixLogger", "FocalLoss",
-    "InputError", "MacroF1", "Run", "SequenceSet", "ServingFunction", "SmoothedCrossentropy",
+    "InputError", "MacroF1", "Run", "SequenceClassifier", "SequenceSet", "ServingFunction", "SmoothedCrossentropy",
     "WarmupCosineDecay", "balanced_class_weights", "build_model", "callbacks", "configure_threads",
     "data", "export_serving", "get_loss", "load_config",
     "losses", "make_eval_dataset", "make_train_dataset", "metrics", "model_names", "models",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from kseq import plots
@@ -151,10 +152,31 @@ def _has_recurrent_layer(layer) -> bool:
     return any(_has_recurrent_layer(child) for child in getattr(layer, "layers", ()))
 
 
+def write_model(folder: Path, model: keras.Model, class_names) -> None:
+    """`model.keras` and `serving/` (the SavedModel, with `model.tflite` where it converts)."""
+    model.save(folder / "model.keras")
+    export_serving(model, folder / "serving", class_names)
+
+
+def write_model_folder(path: Path, model: keras.Model, config: dict, history: dict, class_names) -> Path:
+    """A fitted model's folder outside any run (`SequenceClassifier.export`): `model.keras`,
+    `serving/`, `config.toml` and `history.csv`, written under a temporary name, then renamed."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} already exists; refusing to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{PARTIAL_PREFIX}{path.name}-{secrets.token_hex(3)}")
+    partial.mkdir()
+    write_model(partial, model, class_names)
+    write_text(partial / "config.toml", dump_config(config))
+    write_text(partial / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    os.rename(partial, path)
+    return path
+
+
 def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names) -> Path:
     """Write a finished run's model, SavedModel, metrics and plots, drop its resume state, rename."""
-    model.save(partial / "model.keras")
-    export_serving(model, partial / "serving", class_names)
+    write_model(partial, model, class_names)
     write_json(partial / "metrics.json", metrics)
     plots.plot_history(history, partial / "plots" / "training_curves.png")
     plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), class_names,

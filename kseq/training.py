@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import tensorflow as tf
 from kseq import evaluation, export, recipe
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
-from kseq.data.loading import load_datasets, stratified_split
+from kseq.data.loading import load_datasets, stratified_split_index
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
 from kseq.data.sequence_set import SequenceSet
@@ -65,26 +66,40 @@ def training_seed(train_cfg: dict) -> int:
 
 
 def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, SequenceSet, dict | None]:
-    """Load, gap-fill and split the data; fit the feature transform on the training split only.
-
-    Returns `(fit_set, val_set, test_set, transform)`; `val_set` is None when the validation
-    split is 0 (`data.validation_split`, resolved here when `"auto"`: see `kseq.recipe`).
-    `config["data"]["validation_split"]` is set to the number used.
-    """
-    seed = config["train"]["seed"]
-    pre = config["preprocess"]
-    train_set, test_set = load_datasets(config["data"], seed)
+    """Load the files `[data]` names, then `prepare_arrays`: `(fit_set, val_set, test_set, transform)`."""
+    train_set, test_set = load_datasets(config["data"], config["train"]["seed"])
     if (train_set.y < 0).any():
         raise InputError("training data: some sequences have no label (give --labels)")
     if (test_set.y < 0).any():
         raise InputError("test data: some sequences have no label (give --test-labels)")
-    train_set, test_set = (
-        dataclasses.replace(s, x=fill_gaps(s.x, pre["fill_gaps"], pre["spline_order"])) for s in (train_set, test_set)
+    return prepare_arrays(config, train_set, test_set)[:4]
+
+
+def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet | None = None,
+                   validation_set: SequenceSet | None = None):
+    """Gap-fill, hold out the validation split, and fit the feature transform on the fit split only.
+
+    The validation split is `validation_set` when given, else `data.validation_split` of
+    `train_set` (stratified; resolved here when `"auto"`, see `kseq.recipe`, and set in
+    `config["data"]` to the number used), else none. Returns `(fit_set, val_set, test_set,
+    transform, fit_index)`: `val_set` is None without validation, `transform` None when no
+    feature step is configured, and `fit_index` the rows of `train_set` that `fit_set` holds.
+    """
+    seed, pre = config["train"]["seed"], config["preprocess"]
+    train_set, test_set, validation_set = (
+        None if s is None else dataclasses.replace(s, x=fill_gaps(s.x, pre["fill_gaps"], pre["spline_order"]))
+        for s in (train_set, test_set, validation_set)
     )
-    config["data"]["validation_split"] = recipe.resolve_validation(config, train_set.y)
-    fit_set, val_set = train_set, None
-    if config["data"]["validation_split"]:
-        fit_set, val_set = stratified_split(train_set, config["data"]["validation_split"], seed)
+    fit_index = np.arange(len(train_set))
+    if validation_set is not None:
+        config["data"]["validation_split"] = 0.0
+        fit_set, val_set = train_set, validation_set
+    else:
+        config["data"]["validation_split"] = recipe.resolve_validation(config, train_set.y)
+        fit_set, val_set = train_set, None
+        if config["data"]["validation_split"]:
+            fit_index, held = stratified_split_index(train_set.y, config["data"]["validation_split"], seed)
+            fit_set, val_set = train_set.subset(fit_index), train_set.subset(held)
     transform = None
     if pre["drop_constant"] or pre["correlation_threshold"] or pre["merge"] or pre["groups"]:
         names = train_set.feature_names or tuple(f"f{i}" for i in range(train_set.x.shape[2]))
@@ -96,7 +111,18 @@ def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, Sequenc
             merge=pre["merge"] or None,
             groups=pre["groups"] or None,
         )
-    return fit_set, val_set, test_set, transform
+    return fit_set, val_set, test_set, transform, fit_index
+
+
+def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, announce: bool = True) -> dict:
+    """`config` with every `"auto"` resolved for these splits (`kseq.recipe`); prints the `resolved:` line."""
+    x_fit, _ = to_examples(fit_set, config["preprocess"])
+    config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
+                            validation=val_set is not None)
+    if announce:
+        print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set)),
+              flush=True)
+    return config
 
 
 def to_examples(data: SequenceSet, pre: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -185,31 +211,36 @@ def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.ca
     return callbacks
 
 
-def train(config: dict, output_dir="saved_models", *, resume: Path | None = None, callbacks=(),
-          run_id: str | None = None) -> Run:
-    """Train the experiment `config` describes and write its run folder under `output_dir`.
+@dataclasses.dataclass
+class Fitted:
+    """What `fit` returns: the model on whole raw sequences (logits), its per-epoch history, and timings."""
 
-    `resume` is the `.partial-*` folder of an interrupted run: its saved config is used and
-    training continues from its last completed epoch. Extra `callbacks` go to `fit` (Optuna's
-    pruner uses this). `run_id` names the run folder (default: time, seed and a random tag).
+    model: keras.Model
+    history: dict
+    epochs_run: int
+    samples: int
+    fit_seconds: float
+    step_seconds: float
+
+
+def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transform: dict | None, workdir: Path,
+        *, resume: bool = False, callbacks=(), sample_weight: np.ndarray | None = None) -> Fitted:
+    """The one training loop: build and compile the model a resolved `config` describes, and fit it.
+
+    Shared by `train` (config files -> run folder) and `kseq.SequenceClassifier` (arrays).
+    `workdir` holds the resumable backup, the best weights by `train.monitor` (loaded at the end)
+    and `history.csv`; with `resume`, training continues from the epoch its backup completed.
+    `sample_weight` (per series of `fit_set`) is drawn by the `weighted` sampler.
     """
-    if resume is not None:
-        config = load_config(str(resume / "config.toml"))
-    config = copy.deepcopy(config)
-    pre = config["preprocess"]
-    keras.utils.set_random_seed(training_seed(config["train"]))
-    fit_set, val_set, test_set, transform = prepare_data(config)
+    pre, train_cfg = config["preprocess"], config["train"]
+    keras.utils.set_random_seed(training_seed(train_cfg))
     x_fit, y_fit = to_examples(fit_set, pre)
     validation = None if val_set is None else to_examples(val_set, pre)
-    config = recipe.resolve(config, num_train=len(y_fit), sequence_length=x_fit.shape[1],
-                            validation=validation is not None)
-    print(recipe.summary(config, num_train=len(y_fit), num_validation=0 if val_set is None else len(val_set)),
-          flush=True)
-    train_cfg = config["train"]
+    if sample_weight is not None and len(sample_weight) != len(y_fit):
+        raise InputError(f"{len(sample_weight)} sample weights for {len(y_fit)} training examples")
     num_classes = len(fit_set.class_names)
     batch_size = config["sampler"]["batch_size"]
     steps_per_epoch = math.ceil(len(y_fit) / batch_size)
-
     strategy = make_strategy(train_cfg["strategy"])
     with strategy.scope():
         model = build_window_model(config, x_fit.shape[1:], num_classes, transform)
@@ -223,12 +254,11 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
         dataset = make_train_dataset(
             x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=training_seed(train_cfg),
-            target=config["sampler"]["target"], epochs=train_cfg["epochs"],
-            first_epoch=completed_epochs(resume) if resume is not None else 0,
+            target=config["sampler"]["target"], weights=sample_weight, epochs=train_cfg["epochs"],
+            first_epoch=completed_epochs(workdir) if resume else 0,
         )
     except ValueError as e:
         raise InputError(f"[sampler]: {e}") from None
-    partial = resume or export.start_run(output_dir, config["experiment"]["name"], config, run_id)
     verbose = train_cfg["verbose"]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -238,25 +268,59 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         dataset,
         epochs=train_cfg["epochs"],
         validation_data=None if validation is None else make_eval_dataset(*validation, batch_size=batch_size),
-        callbacks=[step_timer, *make_callbacks(config, partial, resume is not None), *callbacks],
+        callbacks=[step_timer, *make_callbacks(config, workdir, resume), *callbacks],
         steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
     )
-    train_seconds = time.perf_counter() - started
-    best = partial / "backup" / "best.weights.h5"
+    fit_seconds = time.perf_counter() - started
+    best = workdir / "backup" / "best.weights.h5"
     if best.exists():
         model.load_weights(str(best))
-
     if pre["window"]:
         model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
                                     pre["stride"] or pre["window"])
-    history = pd.read_csv(partial / "history.csv").to_dict(orient="list")  # all epochs, resumed ones too
-    metrics = evaluate_on_test(model, test_set, batch_size)
-    metrics.update(throughput(len(fitted.epoch) * steps_per_epoch * batch_size, train_seconds, step_timer.seconds))
-    metrics["epochs"] = len(history.get("epoch", []))
-    directory = export.write_run(partial, model, metrics, history, fit_set.class_names)
-    return Run(directory=directory, config=config, metrics=metrics, history=history, model=model)
+    history = pd.read_csv(workdir / "history.csv").to_dict(orient="list")  # all epochs, resumed ones too
+    return Fitted(model=model, history=history, epochs_run=len(fitted.epoch),
+                  samples=len(fitted.epoch) * steps_per_epoch * batch_size,
+                  fit_seconds=fit_seconds, step_seconds=step_timer.seconds)
+
+
+def predict_proba(model: keras.Model, x: np.ndarray, config: dict) -> np.ndarray:
+    """Softmax probabilities of a fitted model on raw sequences, gaps filled as in training."""
+    pre = config["preprocess"]
+    x = fill_gaps(x, pre["fill_gaps"], pre["spline_order"])
+    logits = model.predict(make_eval_dataset(x, batch_size=config["sampler"]["batch_size"]), verbose=0)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+
+def train(config: dict, output_dir="saved_models", *, resume: Path | None = None, callbacks=(),
+          run_id: str | None = None) -> Run:
+    """Train the experiment `config` describes and write its run folder under `output_dir`.
+
+    Read the data the config names (`prepare_data`), resolve its `"auto"` values, `fit`, evaluate
+    on the test split and write the run. `resume` is the `.partial-*` folder of an interrupted
+    run: its saved config is used and training continues from its last completed epoch. Extra
+    `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
+    time, seed and a random tag). Bad input leaves no folder behind.
+    """
+    if resume is not None:
+        config = load_config(str(resume / "config.toml"))
+    config = copy.deepcopy(config)
+    fit_set, val_set, test_set, transform = prepare_data(config)
+    config = resolve_recipe(config, fit_set, val_set)
+    partial = resume or export.start_run(output_dir, config["experiment"]["name"], config, run_id)
+    try:
+        fitted = fit(config, fit_set, val_set, transform, partial, resume=resume is not None, callbacks=callbacks)
+    except InputError:
+        if resume is None:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    metrics = evaluate_on_test(fitted.model, test_set, config["sampler"]["batch_size"])
+    metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
+    metrics["epochs"] = len(fitted.history.get("epoch", []))
+    directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names)
+    return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
 
 
 def throughput(samples: int, fit_seconds: float, step_seconds: float) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
@@ -18,17 +17,22 @@ MIN_TRAINING_SERIES = 2  # per class: stratified validation/test splits and per-
 
 def stratified_split(data: SequenceSet, fraction: float, seed: int) -> tuple[SequenceSet, SequenceSet]:
     """Split off `fraction` of every class (at least one sample of a class with two or more)."""
+    kept, held = stratified_split_index(data.y, fraction, seed)
+    return data.subset(kept), data.subset(held)
+
+
+def stratified_split_index(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`stratified_split`'s rows: (kept, held out), each sorted."""
     rng = np.random.default_rng(seed)
     held_out = []
-    for c in np.unique(data.y):
-        members = rng.permutation(np.flatnonzero(data.y == c))
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
         take = int(round(fraction * len(members)))
         if len(members) >= 2:
             take = min(max(take, 1), len(members) - 1)
         held_out.append(members[:take])
     held = np.sort(np.concatenate(held_out))
-    kept = np.setdiff1d(np.arange(len(data)), held)
-    return data.subset(kept), data.subset(held)
+    return np.setdiff1d(np.arange(len(y)), held), held
 
 
 def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
