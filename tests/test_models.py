@@ -14,10 +14,10 @@ N, T, F, C = 16, 24, 3, 4
 # "attention" keeps its bidirectional default, so a Bidirectional layer is saved and reloaded too.
 TINY = {
     "cnn": dict(filters=(4, 4), dense_units=(8,)),
-    "rnn": dict(cell="gru", layers=2, units=[6, 4], dense_units=5, dropout=0.1,
-                l1=1e-5, l2=1e-4),
-    "hybrid": dict(conv_filters=(4, 6), cell="lstm", bidirectional=False, units=5, l2=1e-4),
-    "attention": dict(units=4, attention_units=5, multi_head=2, dense_units=6, l2=1e-4),
+    "rnn": dict(cell="gru", layers=2, units=[6, 4], dense_units=[5], dropout=0.2,
+                recurrent_input_dropout=0.1, l1=1e-5, l2=1e-4),
+    "hybrid": dict(filters=(4, 6), cell="lstm", bidirectional=False, units=5, l2=1e-4),
+    "attention": dict(units=4, attention_units=5, multi_head=2, dense_units=[6], l2=1e-4),
     "fcn": dict(filters=(4, 6, 4), l2=1e-4),
     "resnet": dict(filters=(4, 4), kernel_sizes=(5, 3), l2=1e-4),  # conv and plain shortcuts
     "inception_time": dict(filters=2, bottleneck_size=3, kernel_sizes=(9, 5, 3), depth=3,
@@ -99,7 +99,7 @@ def test_bad_recurrent_arguments_are_rejected():
     ("attention", dict(units=4, attention_units=4)),
     ("attention", dict(units=4, attention_units=4, multi_head=2)),
     # one conv block and a length divisible by the pool size: no pooled step mixes data and padding
-    ("hybrid", dict(conv_filters=(4,), pool_size=2, units=4)),
+    ("hybrid", dict(filters=(4,), pool_size=2, units=4)),
 ])
 def test_zero_padding_does_not_change_the_logits(name, hp):
     keras.utils.set_random_seed(0)
@@ -130,7 +130,7 @@ def test_batch_norm_moving_statistics_settle_within_tens_of_steps():
     x = rng.random((64, T, 1)).astype("float32")
     y = rng.integers(0, C, size=64)
     keras.utils.set_random_seed(0)
-    model = build_model("hybrid", (T, 1), C, conv_filters=(4,), units=4)
+    model = build_model("hybrid", (T, 1), C, filters=(4,), units=4)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=20, batch_size=16, verbose=0)  # 80 steps
     conv = keras.Model(model.input, model.get_layer("conv1").output).predict(x, verbose=0)

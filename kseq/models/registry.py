@@ -1,19 +1,40 @@
-"""Name -> builder registry behind `build_model`."""
+"""Name -> model builder registry behind `build_model`, which checks argument names.
+
+A builder is `fn(input_shape, num_classes, *, **hp) -> keras.Model` whose keyword-only
+parameters are its hyperparameters; `build_model` rejects any other name, listing the known ones,
+so a typo in a config's `[model]` table fails instead of being ignored. Arguments renamed since
+an earlier kseq are still accepted, with a `FutureWarning` that names the old and the new name.
+"""
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Callable
 
 import keras
 
+from kseq.errors import InputError
+
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {}
+_RENAMED: dict[str, dict[str, str]] = {}
+_REPURPOSED: dict[str, dict[str, str]] = {}
 
 
-def register_model(name: str):
-    """Decorator: make a builder `fn(input_shape, num_classes, **hp) -> keras.Model` buildable by name."""
+def register_model(name: str, *, renamed: dict[str, str] | None = None,
+                   repurposed: dict[str, str] | None = None):
+    """Decorator: make a builder buildable by name.
+
+    Args:
+        renamed: {old argument: new argument}; the old name still works, with a FutureWarning.
+        repurposed: {argument: where its old meaning went}, for an argument whose meaning changed;
+            giving it without the new argument warns, since an old config meant something else.
+    """
 
     def decorate(fn):
         _BUILDERS[name] = fn
+        _RENAMED[name] = dict(renamed or {})
+        _REPURPOSED[name] = dict(repurposed or {})
         return fn
 
     return decorate
@@ -23,8 +44,48 @@ def model_names() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def model_arguments(name: str) -> list[str]:
+    """The hyperparameters `build_model(name, ...)` accepts (the builder's keyword-only arguments)."""
+    parameters = inspect.signature(_BUILDERS[name]).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def _upgrade(name: str, hp: dict) -> dict:
+    """`hp` with renamed arguments under their new names, warning about each old one."""
+    hp = dict(hp)
+    for argument, new in _REPURPOSED[name].items():
+        if argument in hp and new not in hp:
+            warnings.warn(
+                f"model {name!r}: {argument!r} now means what it means in every model; in kseq 0.1 it "
+                f"meant what {new!r} means now. Give {new!r} too (0 for none) to silence this warning",
+                FutureWarning, stacklevel=3)
+    for old, new in _RENAMED[name].items():
+        if old not in hp:
+            continue
+        if new in hp:
+            raise InputError(f"model {name!r}: {old!r} is the old name of {new!r}; give only {new!r}")
+        warnings.warn(f"model {name!r}: argument {old!r} is deprecated; use {new!r}", FutureWarning,
+                      stacklevel=3)
+        hp[new] = hp.pop(old)
+    return hp
+
+
 def build_model(name: str, input_shape, num_classes: int, **hp) -> keras.Model:
-    """Build the registered model `name`; it outputs logits of shape (batch, num_classes)."""
+    """Build the registered model `name`; it outputs logits of shape (batch, num_classes).
+
+    `input_shape` is (steps, features), steps None for any length where the model allows it.
+    Unknown model: KeyError; unknown argument or bad value: `kseq.errors.InputError`.
+    """
     if name not in _BUILDERS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(model_names())}")
-    return _BUILDERS[name](tuple(input_shape), int(num_classes), **hp)
+    hp = _upgrade(name, hp)
+    known = model_arguments(name)
+    for argument in hp:
+        if argument not in known:
+            raise InputError(f"model {name!r}: unknown argument {argument!r}; known: {', '.join(known)}")
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 2 or input_shape[1] is None or (
+            input_shape[0] is not None and input_shape[0] < 1) or input_shape[1] < 1:
+        raise InputError(f"model {name!r}: input_shape must be (steps, features), steps None or >= 1 and "
+                         f"features >= 1; got {input_shape}")
+    return _BUILDERS[name](input_shape, int(num_classes), **hp)
