@@ -49,3 +49,36 @@ def test_shipped_experiment_weights_are_unchanged(experiment):
     hp = dict(load_config(experiment)["model"])
     input_shape = (187, 1) if experiment.startswith("ecg") else (40, 12)
     assert_same_digest(weights_digest(hp.pop("name"), input_shape, **hp), EXPECTED["experiments"][experiment])
+
+
+# The [model] tables of the shipped experiments whose keys changed, as kseq 0.1 shipped them.
+KSEQ_0_1_MODEL_TABLES = {
+    "ecg_gru": {"name": "rnn", "cell": "gru", "bidirectional": True, "layers": 2, "units": 32, "dropout": 0.1,
+                "l2": 1e-4},
+    "ecg_hybrid": {"name": "hybrid", "conv_filters": [32, 32], "kernel_size": 5, "pool_size": 2, "cell": "gru",
+                   "bidirectional": True, "layers": 1, "units": 32, "dropout": 0.1, "l2": 1e-4},
+    "pain_attention": {"name": "attention", "cell": "gru", "bidirectional": True, "layers": 1, "units": 64,
+                       "dropout": 0.2, "l2": 1e-4},
+    "pain_bigru": {"name": "rnn", "cell": "gru", "bidirectional": True, "layers": 3, "units": 100,
+                   "dropout": 0.2, "l2": 1e-4},
+    "pain_lstm": {"name": "rnn", "cell": "lstm", "layers": 2, "units": 64, "dropout": 0.2, "l2": 1e-4},
+}
+
+
+def layer_configs(model):
+    return [layer.get_config() for layer in model.layers]
+
+
+@pytest.mark.parametrize("experiment", sorted(KSEQ_0_1_MODEL_TABLES))
+def test_kseq_0_1_model_tables_build_the_same_model_with_a_warning(experiment):
+    hp = dict(KSEQ_0_1_MODEL_TABLES[experiment])
+    name = hp.pop("name")
+    with pytest.warns(FutureWarning) as caught:
+        old = build_model(name, (40, 12), NUM_CLASSES, **hp)
+    messages = [str(w.message) for w in caught]
+    assert any(f"dropout={hp['dropout']} without 'recurrent_input_dropout' keeps its kseq 0.1 meaning" in m
+               for m in messages)
+    assert ("conv_filters" in hp) == any("'conv_filters' is deprecated; use 'filters'" in m for m in messages)
+    current = dict(load_config(experiment)["model"])
+    assert current.pop("name") == name
+    assert layer_configs(old) == layer_configs(build_model(name, (40, 12), NUM_CLASSES, **current))

@@ -3,7 +3,9 @@
 A builder is `fn(input_shape, num_classes, *, **hp) -> keras.Model` whose keyword-only
 parameters are its hyperparameters; `build_model` rejects any other name, listing the known ones,
 so a typo in a config's `[model]` table fails instead of being ignored. Arguments renamed since
-an earlier kseq are still accepted, with a `FutureWarning` that names the old and the new name.
+an earlier kseq are still accepted, and an argument whose meaning changed keeps its old meaning
+unless the new argument is given too, each with a `FutureWarning` that names the old and the new
+argument: an old config builds the same model as before.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ def register_model(name: str, *, renamed: dict[str, str] | None = None,
 
     Args:
         renamed: {old argument: new argument}; the old name still works, with a FutureWarning.
-        repurposed: {argument: where its old meaning went}, for an argument whose meaning changed;
-            giving it without the new argument warns, since an old config meant something else.
+        repurposed: {argument: the argument that took over its old meaning}, for an argument
+            whose meaning changed. Given without the new argument, it keeps its old meaning
+            for now (it is read as the new one), with a FutureWarning, so an old config gives
+            the same model; giving the new argument too opts into the new meaning.
     """
 
     def decorate(fn):
@@ -56,9 +60,11 @@ def _upgrade(name: str, hp: dict) -> dict:
     for argument, new in _REPURPOSED[name].items():
         if argument in hp and new not in hp:
             warnings.warn(
-                f"model {name!r}: {argument!r} now means what it means in every model; in kseq 0.1 it "
-                f"meant what {new!r} means now. Give {new!r} too (0 for none) to silence this warning",
+                f"model {name!r}: {argument}={hp[argument]!r} without {new!r} keeps its kseq 0.1 meaning "
+                f"and is read as {new}={hp[argument]!r}; give {new!r} too (0 for none) to make {argument!r} "
+                f"mean what it means in every model, as a later kseq will always read it",
                 FutureWarning, stacklevel=3)
+            hp[new] = hp.pop(argument)
     for old, new in _RENAMED[name].items():
         if old not in hp:
             continue
