@@ -36,10 +36,9 @@ def non_negative_int(name: str, value) -> int:
 
 def positive_ints(name: str, value, *, allow_empty: bool = False) -> tuple[int, ...]:
     """A list (or tuple) of positive ints, e.g. one width per layer, as a tuple."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise InputError(f"{name} must be a list of positive ints; got {value!r}")
-    values = tuple(value)
-    if not all(_is_int(v) and v >= 1 for v in values) or not (values or allow_empty):
+    iterable = hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+    values = tuple(value) if iterable else ()
+    if not iterable or not all(_is_int(v) and v >= 1 for v in values) or not (values or allow_empty):
         raise InputError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of positive ints; "
                          f"got {value!r}")
     return tuple(int(v) for v in values)
