@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from kseq import InputError, build_model, model_names
+from kseq import InputError, build_model, model_names, register_model
+from kseq.models import registry
 from kseq.models.registry import model_arguments
 from tests.test_harness import BUILDERS
 from kseq.models.layers import AttentionPooling1D
@@ -201,3 +202,15 @@ def test_batch_norm_moving_statistics_settle_within_tens_of_steps():
     moving = keras.ops.convert_to_numpy(model.get_layer("conv1_bn").moving_variance)
     ratio = moving / conv.var(axis=(0, 1))
     assert np.all((ratio > 0.5) & (ratio < 3.0)), ratio
+
+
+def test_a_builder_taking_any_arguments_gets_them_unchecked(monkeypatch):
+    def build_any(input_shape, num_classes, **hp):
+        inputs = keras.Input(input_shape, name="sequence")
+        return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(keras.layers.Flatten()(inputs)))
+
+    for table in ("_BUILDERS", "_RENAMED", "_REPURPOSED"):  # registered for this test only
+        monkeypatch.setattr(registry, table, dict(getattr(registry, table)))
+    register_model("any_arguments")(build_any)
+    assert model_arguments("any_arguments") is None
+    assert build_model("any_arguments", (T, F), C, anything=1).output.shape == (None, C)

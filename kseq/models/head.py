@@ -28,7 +28,7 @@ def hidden_widths(dense_units) -> tuple[int, ...]:
     if isinstance(dense_units, int) and not isinstance(dense_units, bool):
         widths = [dense_units] if dense_units else []
         warnings.warn(f"dense_units={dense_units}: an int is deprecated; give a list of widths, {widths}",
-                      FutureWarning, stacklevel=4)
+                      FutureWarning, stacklevel=5)  # the caller of build_model
         dense_units = widths
     return positive_ints("dense_units", dense_units, allow_empty=True)
 

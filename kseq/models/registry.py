@@ -1,6 +1,6 @@
 """Name -> model builder registry behind `build_model`, which checks argument names.
 
-A builder is `fn(input_shape, num_classes, *, **hp) -> keras.Model` whose keyword-only
+A builder is `fn(input_shape, num_classes, *, hp1=..., hp2=...) -> keras.Model` whose further
 parameters are its hyperparameters; `build_model` rejects any other name, listing the known ones,
 so a typo in a config's `[model]` table fails instead of being ignored. Arguments renamed since
 an earlier kseq are still accepted, and an argument whose meaning changed keeps its old meaning
@@ -48,10 +48,13 @@ def model_names() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def model_arguments(name: str) -> list[str]:
-    """The hyperparameters `build_model(name, ...)` accepts (the builder's keyword-only arguments)."""
-    parameters = inspect.signature(_BUILDERS[name]).parameters.values()
-    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+def model_arguments(name: str) -> list[str] | None:
+    """The hyperparameters `build_model(name, ...)` accepts: the builder's arguments after
+    `input_shape` and `num_classes`, or None when it takes `**hp` and so any name."""
+    parameters = list(inspect.signature(_BUILDERS[name]).parameters.values())[2:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters]
 
 
 def _upgrade(name: str, hp: dict) -> dict:
@@ -87,7 +90,7 @@ def build_model(name: str, input_shape, num_classes: int, **hp) -> keras.Model:
     hp = _upgrade(name, hp)
     known = model_arguments(name)
     for argument in hp:
-        if argument not in known:
+        if known is not None and argument not in known:
             raise InputError(f"model {name!r}: unknown argument {argument!r}; known: {', '.join(known)}")
     input_shape = tuple(input_shape)
     if len(input_shape) != 2 or input_shape[1] is None or (
