@@ -1,4 +1,15 @@
-"""Model builders, each registered by name: `build_model(name, input_shape, num_classes, **hp)`."""
+"""Model builders, each registered by name: `build_model(name, input_shape, num_classes, **hp)`.
+
+Every model is an encoder, `(inputs) -> features`, followed by the one classification head in
+`head.py`. Each architecture's module holds its encoder (`resnet.py`: `resnet_encoder`) and its
+registered builder (`build_resnet`), which puts the two together:
+
+    inputs "sequence" (B, T, F) -> <name>_encoder -> features (B, D) -> classification_head -> logits (B, C)
+
+so `dense_units` (the head's hidden widths) and `dropout` (the head's dropout) mean the same in
+every model. `build_model` rejects unknown arguments by name (`registry.py`) and the builders
+reject bad values by name (`arguments.py`).
+"""
 
 from kseq.models import cnn  # noqa: F401  (registers "cnn")
 from kseq.models import recurrent  # noqa: F401  (registers "rnn")

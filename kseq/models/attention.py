@@ -10,58 +10,34 @@ from __future__ import annotations
 
 import keras
 
+from kseq.models.arguments import boolean, non_negative_int, positive_int, rate
+from kseq.models.head import classification_head
 from kseq.models.layers import AttentionPooling1D, kernel_regularizer
-from kseq.models.recurrent import classification_head, recurrent_stack
+from kseq.models.recurrent import RENAMED, REPURPOSED, recurrent_stack
 from kseq.models.registry import register_model
 
 
-@register_model("attention")
-def build_attention(
-    input_shape,
-    num_classes,
-    *,
-    cell="gru",
-    bidirectional=True,
-    layers=1,
-    units=64,
-    dropout=0.0,
-    recurrent_dropout=0.0,
-    multi_head=0,
-    key_dim=None,
-    attention_dropout=0.0,
-    attention_units=64,
-    dense_units=0,
-    dense_dropout=0.0,
-    l1=0.0,
-    l2=0.0,
-    mask_zero_padding=True,
-    name="attention",
-) -> keras.Model:
-    """[Masking] -> recurrent stack (all steps) -> [self-attention] -> attention pooling -> logits.
+def attention_encoder(inputs, *, cell="gru", bidirectional=True, layers=1, units=64,
+                      recurrent_input_dropout=0.0, recurrent_dropout=0.0, multi_head=0, key_dim=None,
+                      attention_dropout=0.0, attention_units=64, mask_zero_padding=True, regularizer=None):
+    """[Masking] -> recurrent stack (all steps) -> [self-attention] -> attention pooling.
 
-    The padding mask from `Masking` flows through the encoder and the self-attention block
-    (queries and keys at padded steps are masked) to the pooling, which gives padded steps
-    weight 0, so zero padding does not change the prediction.
-
-    Args:
-        cell, bidirectional, layers, units, dropout, recurrent_dropout: the recurrent encoder,
-            as in `build_rnn`; every layer returns the whole sequence.
-        multi_head: number of heads of a `keras.layers.MultiHeadAttention` self-attention block
-            (with residual and `LayerNormalization`) after the encoder; 0 for none.
-        key_dim: size of each head's queries and keys; default: encoder width // multi_head.
-        attention_dropout: dropout on the self-attention weights.
-        attention_units: width of the pooling's scoring layer.
-        dense_units, dense_dropout: an optional hidden ReLU layer (0: none) before the logits.
-        l1, l2: L1/L2 penalties on every kernel.
-        mask_zero_padding: put `keras.layers.Masking(0.0)` first, so all-zero steps are ignored.
+    (B, T, F) -> (B, width), any T. The padding mask from `Masking` flows through the encoder
+    and the self-attention block (queries and keys at padded steps are masked) to the pooling,
+    which gives padded steps weight 0, so zero padding does not change the features.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
+    multi_head = non_negative_int("multi_head", multi_head)
+    if key_dim is not None:
+        key_dim = positive_int("key_dim", key_dim)
+    attention_dropout = rate("attention_dropout", attention_dropout)
+    attention_units = positive_int("attention_units", attention_units)
     x = inputs
-    if mask_zero_padding:
+    if boolean("mask_zero_padding", mask_zero_padding):
         x = keras.layers.Masking(mask_value=0.0, name="mask_padding")(x)
-    x = recurrent_stack(x, cell, bidirectional, layers, units, dropout, recurrent_dropout,
-                        regularizer, return_sequences=True)
+    x = recurrent_stack(x, cell=cell, bidirectional=bidirectional, layers=layers, units=units,
+                        recurrent_input_dropout=recurrent_input_dropout,
+                        recurrent_dropout=recurrent_dropout, regularizer=regularizer,
+                        return_sequences=True)
     if multi_head:
         width = x.shape[-1]
         attended = keras.layers.MultiHeadAttention(
@@ -73,8 +49,53 @@ def build_attention(
         )(x, x)
         x = keras.layers.Add(name="self_attention_residual")([x, attended])
         x = keras.layers.LayerNormalization(name="self_attention_norm")(x)
-    x = AttentionPooling1D(attention_units, kernel_regularizer=regularizer,
-                           name="attention_pool")(x)
-    logits = classification_head(x, num_classes, dense_units=dense_units,
-                                 dense_dropout=dense_dropout, regularizer=regularizer)
+    return AttentionPooling1D(attention_units, kernel_regularizer=regularizer, name="attention_pool")(x)
+
+
+@register_model("attention", renamed=RENAMED, repurposed=REPURPOSED)
+def build_attention(
+    input_shape,
+    num_classes,
+    *,
+    cell="gru",
+    bidirectional=True,
+    layers=1,
+    units=64,
+    recurrent_input_dropout=0.0,
+    recurrent_dropout=0.0,
+    multi_head=0,
+    key_dim=None,
+    attention_dropout=0.0,
+    attention_units=64,
+    mask_zero_padding=True,
+    dense_units=(),
+    dropout=0.0,
+    l1=0.0,
+    l2=0.0,
+    name="attention",
+) -> keras.Model:
+    """`attention_encoder` -> the shared head.
+
+    Args:
+        cell, bidirectional, layers, units, recurrent_input_dropout, recurrent_dropout: the
+            recurrent encoder, as in `build_rnn`; every layer returns the whole sequence.
+        multi_head: number of heads of a `keras.layers.MultiHeadAttention` self-attention block
+            (with residual and `LayerNormalization`) after the encoder; 0 for none.
+        key_dim: size of each head's queries and keys; default: encoder width // multi_head.
+        attention_dropout: dropout on the self-attention weights.
+        attention_units: width of the pooling's scoring layer.
+        mask_zero_padding: put `keras.layers.Masking(0.0)` first, so all-zero steps are ignored.
+        dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
+        l1, l2: L1/L2 penalties on every kernel.
+    """
+    regularizer = kernel_regularizer(l1, l2)
+    inputs = keras.Input(shape=input_shape, name="sequence")
+    features = attention_encoder(inputs, cell=cell, bidirectional=bidirectional, layers=layers, units=units,
+                                 recurrent_input_dropout=recurrent_input_dropout,
+                                 recurrent_dropout=recurrent_dropout, multi_head=multi_head,
+                                 key_dim=key_dim, attention_dropout=attention_dropout,
+                                 attention_units=attention_units, mask_zero_padding=mask_zero_padding,
+                                 regularizer=regularizer)
+    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
+                                 regularizer=regularizer)
     return keras.Model(inputs, logits, name=name)

@@ -5,8 +5,31 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from kseq.errors import InputError
+from kseq.models.arguments import positive_int, positive_ints
+from kseq.models.head import classification_head
 from kseq.models.layers import kernel_regularizer
 from kseq.models.registry import register_model
+
+
+def cnn_encoder(inputs, *, filters=(32, 64), kernel_size=5, pool_size=2, regularizer=None):
+    """(Conv1D + ReLU) per entry of `filters` -> MaxPool -> Flatten: (B, T, F) -> (B, T // pool_size * filters[-1]).
+
+    Flatten keeps where along the beat each feature fired, which suits aligned heartbeats, but
+    ties the model to one sequence length.
+    """
+    if inputs.shape[1] is None:
+        raise InputError("cnn needs a fixed sequence length (its Flatten layer sizes the head); "
+                         "input_shape[0] is None")
+    filters = positive_ints("filters", filters)
+    kernel_size = positive_int("kernel_size", kernel_size)
+    pool_size = positive_int("pool_size", pool_size)
+    x = inputs
+    for i, f in enumerate(filters):
+        x = layers.Conv1D(f, kernel_size, padding="same", activation="relu",
+                          kernel_regularizer=regularizer, name=f"conv{i + 1}")(x)
+    x = layers.MaxPooling1D(pool_size, name="pool")(x)
+    return layers.Flatten(name="flatten")(x)
 
 
 @register_model("cnn")
@@ -23,17 +46,17 @@ def build_cnn(
     l2=1e-4,
     name="cnn",
 ) -> keras.Model:
-    """Conv1D x2 -> MaxPool -> Dense x2 (+dropout) -> Dense logits, L1/L2 on every kernel."""
-    reg = kernel_regularizer(l1, l2)
+    """`cnn_encoder` -> the shared head (by default Dense 128 -> Dense 64, dropout 0.6 after each).
+
+    Args:
+        filters, kernel_size, pool_size: the encoder's convolutions ("same" padding) and pooling.
+        dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
+        l1, l2: L1/L2 penalties on every kernel.
+    """
+    regularizer = kernel_regularizer(l1, l2)
     inputs = keras.Input(shape=input_shape, name="sequence")
-    x = inputs
-    for i, f in enumerate(filters):
-        x = layers.Conv1D(f, kernel_size, padding="same", activation="relu",
-                          kernel_regularizer=reg, name=f"conv{i + 1}")(x)
-    x = layers.MaxPooling1D(pool_size, name="pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(dense_units):
-        x = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense{i + 1}")(x)
-        x = layers.Dropout(dropout, name=f"dropout{i + 1}")(x)
-    logits = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    features = cnn_encoder(inputs, filters=filters, kernel_size=kernel_size, pool_size=pool_size,
+                           regularizer=regularizer)
+    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
+                                 regularizer=regularizer)
     return keras.Model(inputs, logits, name=name)

@@ -10,8 +10,26 @@ from __future__ import annotations
 import keras
 
 from kseq.errors import InputError
+from kseq.models.arguments import positive_ints
+from kseq.models.head import classification_head
 from kseq.models.layers import conv_bn, kernel_regularizer
 from kseq.models.registry import register_model
+
+
+def fcn_encoder(inputs, *, filters=(128, 256, 128), kernel_sizes=(8, 5, 3), regularizer=None):
+    """(Conv1D -> BatchNorm -> ReLU) per block -> global average pooling: (B, T, F) -> (B, filters[-1]).
+
+    No pooling between blocks and global average pooling at the end, so the encoder accepts any
+    sequence length. Zero padding is treated as data, as in the paper's equal-length datasets.
+    """
+    filters = positive_ints("filters", filters)
+    kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
+    if len(filters) != len(kernel_sizes):
+        raise InputError(f"filters {list(filters)} and kernel_sizes {list(kernel_sizes)} differ in length")
+    x = inputs
+    for i, (block_filters, kernel_size) in enumerate(zip(filters, kernel_sizes), start=1):
+        x = conv_bn(x, block_filters, kernel_size, regularizer=regularizer, name=f"block{i}")
+    return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
 
 
 @register_model("fcn")
@@ -21,29 +39,22 @@ def build_fcn(
     *,
     filters=(128, 256, 128),
     kernel_sizes=(8, 5, 3),
+    dense_units=(),
     dropout=0.0,
     l1=0.0,
     l2=0.0,
     name="fcn",
 ) -> keras.Model:
-    """(Conv1D -> BatchNorm -> ReLU) per block -> global average pooling -> [Dropout] -> logits.
-
-    No pooling between blocks and global average pooling at the end, so the model accepts any
-    sequence length. Zero padding is treated as data, as in the paper's equal-length datasets.
+    """`fcn_encoder` -> the shared head (the paper: no hidden layer, no dropout).
 
     Args:
         filters, kernel_sizes: one entry per convolution block (the paper: 128/256/128, 8/5/3).
-        dropout: dropout on the pooled features (0 in the paper).
+        dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
     """
-    if len(filters) != len(kernel_sizes):
-        raise InputError(f"filters {filters} and kernel_sizes {kernel_sizes} differ in length")
     regularizer = kernel_regularizer(l1, l2)
     inputs = keras.Input(shape=input_shape, name="sequence")
-    x = inputs
-    for i, (block_filters, kernel_size) in enumerate(zip(filters, kernel_sizes), start=1):
-        x = conv_bn(x, block_filters, kernel_size, regularizer=regularizer, name=f"block{i}")
-    x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    features = fcn_encoder(inputs, filters=filters, kernel_sizes=kernel_sizes, regularizer=regularizer)
+    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
+                                 regularizer=regularizer)
     return keras.Model(inputs, logits, name=name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import keras
 
+from kseq.models.arguments import non_negative_int, positive_int, positive_ints
+from kseq.models.head import classification_head
 from kseq.models.layers import batch_normalization, kernel_regularizer
 from kseq.models.registry import register_model
 
@@ -40,40 +42,19 @@ def inception_module(x, *, filters, bottleneck_size, kernel_sizes, regularizer, 
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-@register_model("inception_time")
-def build_inception_time(
-    input_shape,
-    num_classes,
-    *,
-    filters=32,
-    bottleneck_size=32,
-    kernel_sizes=(39, 19, 9),
-    depth=6,
-    residual_every=3,
-    dropout=0.0,
-    l1=0.0,
-    l2=0.0,
-    name="inception_time",
-) -> keras.Model:
-    """`depth` inception modules with a residual shortcut every `residual_every` -> GAP -> logits.
+def inception_time_encoder(inputs, *, filters=32, bottleneck_size=32, kernel_sizes=(39, 19, 9), depth=6,
+                           residual_every=3, regularizer=None):
+    """`depth` inception modules, a residual shortcut every `residual_every` -> global average pooling.
 
-    A shortcut (1x1 convolution + batch norm, as in the reference code) joins the input of every
-    run of `residual_every` modules to its output, followed by ReLU. Zero padding is treated as
-    data.
-
-    Args:
-        filters: filters of each branch (a module outputs 4x as many channels).
-        bottleneck_size: channels of the 1x1 bottleneck before the wide convolutions (0: none).
-        kernel_sizes: the parallel convolutions: the paper's 40/20/10 made odd, as PyTorch ports
-            such as tsai's do, so "same" padding is symmetric (the original Keras code uses
-            the even sizes).
-        depth: number of inception modules.
-        residual_every: modules per residual block (0: no shortcuts).
-        dropout: dropout on the pooled features (0 in the paper).
-        l1, l2: L1/L2 penalties on every kernel.
+    (B, T, F) -> (B, 4 * filters) for any T. A shortcut (1x1 convolution + batch norm, as in the
+    reference code) joins the input of every run of `residual_every` modules to its output,
+    followed by ReLU. Zero padding is treated as data.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
+    filters = positive_int("filters", filters)
+    bottleneck_size = non_negative_int("bottleneck_size", bottleneck_size)
+    kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
+    depth = positive_int("depth", depth)
+    residual_every = non_negative_int("residual_every", residual_every)
     x = shortcut = inputs
     for d in range(1, depth + 1):
         x = inception_module(x, filters=filters, bottleneck_size=bottleneck_size,
@@ -86,7 +67,43 @@ def build_inception_time(
             shortcut = batch_normalization(f"residual{d}_bn")(shortcut)
             x = keras.layers.Add(name=f"residual{d}_add")([x, shortcut])
             x = shortcut = keras.layers.Activation("relu", name=f"residual{d}_relu")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
+
+
+@register_model("inception_time")
+def build_inception_time(
+    input_shape,
+    num_classes,
+    *,
+    filters=32,
+    bottleneck_size=32,
+    kernel_sizes=(39, 19, 9),
+    depth=6,
+    residual_every=3,
+    dense_units=(),
+    dropout=0.0,
+    l1=0.0,
+    l2=0.0,
+    name="inception_time",
+) -> keras.Model:
+    """`inception_time_encoder` -> the shared head (the paper: no hidden layer, no dropout).
+
+    Args:
+        filters: filters of each branch (a module outputs 4x as many channels).
+        bottleneck_size: channels of the 1x1 bottleneck before the wide convolutions (0: none).
+        kernel_sizes: the parallel convolutions: the paper's 40/20/10 made odd, as PyTorch ports
+            such as tsai's do, so "same" padding is symmetric (the original Keras code uses
+            the even sizes).
+        depth: number of inception modules.
+        residual_every: modules per residual block (0: no shortcuts).
+        dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
+        l1, l2: L1/L2 penalties on every kernel.
+    """
+    regularizer = kernel_regularizer(l1, l2)
+    inputs = keras.Input(shape=input_shape, name="sequence")
+    features = inception_time_encoder(inputs, filters=filters, bottleneck_size=bottleneck_size,
+                                      kernel_sizes=kernel_sizes, depth=depth,
+                                      residual_every=residual_every, regularizer=regularizer)
+    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
+                                 regularizer=regularizer)
     return keras.Model(inputs, logits, name=name)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kseq.models.arguments import non_negative
+
 
 def kernel_regularizer(l1=0.0, l2=0.0):
     """The `L1L2(l1, l2)` penalty every builder puts on its kernels, or None when both are 0."""
+    l1, l2 = non_negative("l1", l1), non_negative("l2", l2)
     return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
 
 

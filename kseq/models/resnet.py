@@ -9,37 +9,22 @@ from __future__ import annotations
 
 import keras
 
+from kseq.models.arguments import positive_ints
+from kseq.models.head import classification_head
 from kseq.models.layers import batch_normalization, conv_bn, kernel_regularizer
 from kseq.models.registry import register_model
 
 
-@register_model("resnet")
-def build_resnet(
-    input_shape,
-    num_classes,
-    *,
-    filters=(64, 128, 128),
-    kernel_sizes=(8, 5, 3),
-    dropout=0.0,
-    l1=0.0,
-    l2=0.0,
-    name="resnet",
-) -> keras.Model:
-    """Residual blocks -> global average pooling -> [Dropout] -> logits.
+def resnet_encoder(inputs, *, filters=(64, 128, 128), kernel_sizes=(8, 5, 3), regularizer=None):
+    """Residual blocks -> global average pooling: (B, T, F) -> (B, filters[-1]), any T.
 
     Each block is one `conv_bn` per kernel size, the last without ReLU, added to a shortcut and
     then passed through ReLU. The shortcut is a 1x1 convolution + batch norm where the block
     changes the channel count, and batch norm alone where it does not, as in the reference code.
     Zero padding is treated as data.
-
-    Args:
-        filters: channels of each residual block (the paper: 64, 128, 128).
-        kernel_sizes: the convolutions inside every block (the paper: 8, 5, 3).
-        dropout: dropout on the pooled features (0 in the paper).
-        l1, l2: L1/L2 penalties on every kernel.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
+    filters = positive_ints("filters", filters)
+    kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
     x = inputs
     for b, block_filters in enumerate(filters, start=1):
         shortcut = x
@@ -54,7 +39,33 @@ def build_resnet(
         shortcut = batch_normalization(f"block{b}_shortcut_bn")(shortcut)
         x = keras.layers.Add(name=f"block{b}_add")([x, shortcut])
         x = keras.layers.Activation("relu", name=f"block{b}_relu")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
+
+
+@register_model("resnet")
+def build_resnet(
+    input_shape,
+    num_classes,
+    *,
+    filters=(64, 128, 128),
+    kernel_sizes=(8, 5, 3),
+    dense_units=(),
+    dropout=0.0,
+    l1=0.0,
+    l2=0.0,
+    name="resnet",
+) -> keras.Model:
+    """`resnet_encoder` -> the shared head (the paper: no hidden layer, no dropout).
+
+    Args:
+        filters: channels of each residual block (the paper: 64, 128, 128).
+        kernel_sizes: the convolutions inside every block (the paper: 8, 5, 3).
+        dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
+        l1, l2: L1/L2 penalties on every kernel.
+    """
+    regularizer = kernel_regularizer(l1, l2)
+    inputs = keras.Input(shape=input_shape, name="sequence")
+    features = resnet_encoder(inputs, filters=filters, kernel_sizes=kernel_sizes, regularizer=regularizer)
+    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
+                                 regularizer=regularizer)
     return keras.Model(inputs, logits, name=name)
