@@ -105,7 +105,7 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
     if is_auto(train["steps_per_execution"]):
         train["steps_per_execution"] = min(steps_per_epoch, MAX_STEPS_PER_EXECUTION)
     if is_auto(model.get("pool_size")):
-        blocks = len(model.get("conv_filters", (64, 64)))
+        blocks = len(model.get("filters", (64, 64)))
         model["pool_size"] = max(1, math.ceil((sequence_length / MAX_RECURRENT_STEPS) ** (1 / blocks)))
     return config
 
