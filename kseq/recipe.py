@@ -125,6 +125,6 @@ def summary(config: dict, *, num_train: int, num_validation: int) -> str:
         f"normalize={config['preprocess']['normalize']}",
         selection,
     ]
-    if "pool_size" in config["model"]:
+    if config["model"].get("name") == "hybrid":  # its pooling is the one "auto" of [model]
         parts.insert(-1, f"pool_size={config['model']['pool_size']}")
     return "resolved: " + ", ".join(parts)

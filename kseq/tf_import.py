@@ -1,5 +1,7 @@
 """Import TensorFlow for a command-line tool without its C++ start-up notices.
 
+Only for the tools: `import kseq` in a user's own process imports TensorFlow as usual.
+
 TensorFlow's native libraries log through absl before Python can configure anything
 (`WARNING: All log messages before absl::InitializeLog() ...`, oneDNN and CUDA notices), and
 `TF_CPP_MIN_LOG_LEVEL` no longer silences them. The import therefore runs with file descriptor 2
@@ -16,11 +18,11 @@ import sys
 import tempfile
 
 # absl's log line prefix (`I0000 00:00:1796035626.058824  6893 port.cc:153] ...`) and its preamble.
-_NOTICE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] |WARNING: All log messages before absl)")
+_NOTICE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl)")
 
 
 def import_tensorflow(verbose: bool = False) -> None:
-    """Import tensorflow and keras once; C++ start-up notices are dropped unless `verbose`."""
+    """Import tensorflow and keras and discover devices; C++ start-up notices are dropped unless `verbose`."""
     if "tensorflow" in sys.modules or verbose or os.environ.get("KSEQ_VERBOSE"):
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
@@ -32,7 +34,9 @@ def import_tensorflow(verbose: bool = False) -> None:
         os.dup2(captured.fileno(), 2)
         try:
             import keras  # noqa: F401
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            tensorflow.config.list_physical_devices()  # device discovery logs its own notices (cuInit)
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -315,6 +316,8 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     except InputError:
         if resume is None:
             shutil.rmtree(partial, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the experiment's folder too, unless other runs are in it
+                partial.parent.rmdir()
         raise
     metrics = evaluate_on_test(fitted.model, test_set, config["sampler"]["batch_size"])
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))

@@ -20,7 +20,8 @@ from kseq import InputError, build_model, model_names
 from kseq.data.preprocess import fit_feature_transform
 from kseq.export import export_serving
 from kseq.models.layers import AttentionPooling1D, PooledPaddingMask
-from kseq.models.preprocessing import AverageWindows, FeatureTransform, FoldWindows, SlidingWindows
+from kseq.models.preprocessing import (AverageWindows, FeatureTransform, FoldWindows, SeriesNormalization,
+                                       SlidingWindows)
 from kseq.models.voting import MajorityVote, SoftVote
 from kseq.runtime import ServingFunction
 
@@ -132,6 +133,8 @@ LAYERS = {
                         lambda rng: [rng.normal(size=(2, 3, 4)), np.pad(rng.normal(size=(2, 4, 3)), ((0, 0), (0, 2), (0, 0)))]),
     FeatureTransform: (feature_transform, lambda rng: rng.normal(size=(2, 6, 3))),
     SlidingWindows: (lambda: SlidingWindows(4, 2), lambda rng: rng.normal(size=(2, 9, 3))),
+    SeriesNormalization: (lambda: SeriesNormalization(epsilon=1e-6),
+                          lambda rng: np.pad(rng.normal(2, 3, size=(2, 7, 3)), ((0, 0), (0, 2), (0, 0)))),
     FoldWindows: (FoldWindows, lambda rng: rng.normal(size=(2, 3, 4, 3))),
     AverageWindows: (lambda: AverageWindows(3), lambda rng: rng.normal(size=(6, 4))),
     SoftVote: (SoftVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),
