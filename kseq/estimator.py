@@ -181,6 +181,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each sequence, as one of `classes_`."""
+        check_is_fitted(self, "model_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def export(self, path) -> Path:
