@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import TINY_ECG
@@ -159,3 +160,27 @@ def test_generic_experiment_on_real_data_with_no_other_flag(experiment, dataset,
     _, test = load_npz(data)
     assert sum(v["support"] for v in metrics["per_class"].values()) == len(test)
     assert metrics["accuracy"] >= 0.75  # two balanced classes: chance is 0.5
+
+
+@pytest.mark.slow
+def test_inception_time_ensemble_runs_like_any_experiment(tmp_path):
+    """Five restarts of one recipe on the same data and split, their probabilities averaged."""
+    out = tmp_path / "out"
+    tiny = ["train.steps=20", "model.depth=1", "model.filters=4", "model.bottleneck_size=4", "train.verbose=0"]
+    done = run_cli("inception_time_ensemble", "--data", str(Path(__file__).parent / "data" / "Chinatown_subset.npz"),
+                   "--output-dir", str(out), *[a for s in tiny for a in ("--set", s)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = (out / "inception_time_ensemble").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["vote"] == "soft" and len(metrics["members"]) == 5
+    import tomllib
+
+    restarts = [tomllib.loads((Path(m["directory"]) / "config.toml").read_text())["train"]["restart"]
+                for m in metrics["members"]]
+    assert restarts == [0, 1, 2, 3, 4]
+    import keras
+
+    import kseq  # noqa: F401  (registers kseq's layers for loading)
+
+    first, second = (keras.saving.load_model(Path(m["directory"]) / "model.keras") for m in metrics["members"][:2])
+    assert any(np.abs(a - b).max() > 1e-3 for a, b in zip(first.get_weights(), second.get_weights()))
