@@ -123,17 +123,21 @@ def main(argv=None) -> int:
             return ensemble.main(forwarded)
         config = resolve_config(args)
         import_tensorflow(args.verbose)
-        from kseq import evaluation, export, training
+        from kseq import distribute, evaluation, export, training
 
         resume = None
-        if args.resume:
-            resume = export.latest_partial(args.output_dir, config["experiment"]["name"])
+        if args.resume:  # a multi-worker job's other workers continue their own state (kseq.distribute)
+            resume = distribute.latest_state(args.output_dir, config["experiment"]["name"], config,
+                                             export.latest_partial)
             if resume is None:
                 raise InputError(f"--resume: no interrupted run of {config['experiment']['name']} in {args.output_dir}")
         run = training.train(config, args.output_dir, resume=resume)
     except (InputError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if run.directory is None:
+        print("worker done: the chief wrote the run folder")
+        return 0
     print(f"run folder: {run.directory}")
     print(evaluation.headline(run.metrics))
     return 0
