@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,43 @@ def test_chief_rule_follows_tf_config(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(InputError, match="TF_CONFIG"):
         distribute.is_chief(config)
+
+
+def test_killed_worker_resumes_from_the_last_epoch_when_the_job_restarts(two_workers, tmp_path):
+    """Keras' fault-tolerance path: worker 1 dies during epoch 1, the job is restarted with
+    `--resume`, and every worker restores its `BackupAndRestore` state of epoch 0 and trains
+    epoch 1 only, on the batches an uninterrupted run draws."""
+    _, _, _, single = two_workers
+    workers = start_workers(tmp_path, *TWO_EPOCHS, "--hang-after-epoch0", stdin=subprocess.PIPE)
+    watchdog = threading.Timer(300, lambda: [w.kill() for w in workers])
+    watchdog.start()
+    try:
+        for w in workers:  # both finished epoch 0 and wait in the callback: the job is mid-training
+            assert "epoch 0 saved" in iter_until(w.stdout, "epoch 0 saved"), w.stderr.read()[-3000:]
+        workers[1].kill()  # the lost worker
+        workers[0].kill()  # the chief would fail on its lost peer; the job is then restarted
+        for w in workers:
+            w.communicate()
+    finally:
+        watchdog.cancel()
+    (partial,) = (tmp_path / "runs" / "ecg_cnn").glob(".partial-*")
+    assert json.loads((partial / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert (tmp_path / "runs" / "ecg_cnn" / ".worker-1" / "backup").is_dir()
+
+    finish(start_workers(tmp_path, *TWO_EPOCHS, "--resume"))
+    w0, w1 = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    assert list(w0["epochs"]) == [0, 1]  # history.csv: epoch 0 from the first attempt, epoch 1 after resuming
+    assert sorted(p.name for p in (tmp_path / "runs" / "ecg_cnn").iterdir()) == [partial.name.removeprefix(".partial-")]
+    for a, b, reference in zip(weights(w0), weights(w1), single.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, reference, rtol=1e-4, atol=1e-6)
+
+
+def iter_until(stream, text: str) -> str:
+    """Lines read from `stream` up to the first holding `text` (or to its end)."""
+    seen = ""
+    for line in stream:
+        seen += line
+        if text in line:
+            break
+    return seen
