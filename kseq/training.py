@@ -70,7 +70,13 @@ def training_seed(train_cfg: dict) -> int:
 
 
 def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, SequenceSet, dict | None]:
-    """Load the files `[data]` names, then `prepare_arrays`: `(fit_set, val_set, test_set, transform)`."""
+    """Load the files `[data]` names, then `prepare_arrays`: `(fit_set, val_set, test_set, transform)`.
+
+    Shards (`data.source = "shards"`) are not loaded: their splits stream from disk (`kseq.data.shards`)."""
+    if config["data"]["source"] == "shards":
+        from kseq.data import shards
+
+        return shards.prepare(config)
     train_set, test_set = load_datasets(config["data"], config["train"]["seed"])
     if (train_set.y < 0).any():
         raise InputError("training data: some sequences have no label (give --labels)")
