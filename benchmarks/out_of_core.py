@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -28,10 +29,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def child(task: dict) -> None:
     """One measured step, in its own process; prints one JSON line."""
-    from kseq.data import make_heartbeats, write_shards
+    import numpy as np
 
-    if task["kind"] == "write":
-        train, test = make_heartbeats(scale=task["scale"], seed=0)
+    from kseq.data import SequenceSet, make_heartbeats, write_shards
+
+    if task["kind"] == "write":  # past the embedded size (scale 1): several generated sets, other seeds
+        parts = math.ceil(task["scale"])
+        sets = [make_heartbeats(scale=task["scale"] / parts, seed=k) for k in range(parts)]
+        train = SequenceSet(np.concatenate([s.x for s, _ in sets]), np.concatenate([s.y for s, _ in sets]),
+                            sets[0][0].class_names)
+        test = sets[0][1]
+        del sets
         write_shards(task["shards"], train, test, seed=0)
         print(json.dumps({"sequences": len(train)}))
         return

@@ -85,3 +85,11 @@ def test_bad_shard_input_is_one_line_naming_it(tmp_path, tiny):
     config = load_config("ecg_cnn", [*TINY_ECG, "data.source=shards", f"data.path={tiny[2]}", "preprocess.window=20"])
     with pytest.raises(InputError, match="preprocess.window"):
         train(config, tmp_path / "runs")
+
+
+def test_cli_data_folder_without_shards_is_one_error_line(tmp_path, capsys):
+    from kseq.experiments.run import main
+
+    assert main(["ecg_cnn", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "index.json" in err and str(tmp_path) in err

@@ -144,7 +144,9 @@ def make_eval_dataset(x, y=None, batch_size: int = 256) -> tf.data.Dataset:
 
 def _on_disk(x) -> bool:
     """True for the features of a shard folder's split (`kseq.data.shards`), streamed rather than held."""
-    return type(x).__name__ == "ShardedFeatures"
+    from kseq.data.shards import ShardedFeatures  # here: shards builds on this module
+
+    return isinstance(x, ShardedFeatures)
 
 
 def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
