@@ -74,7 +74,7 @@ DEFAULTS: dict = {
 FREE_FORM = {"model", "loss", "search"}
 # The accepted values of the fixed keys that name a choice.
 CHOICES = {
-    ("data", "source"): ("synthetic_ecg", "synthetic_pain", "heartbeat_csv", "pain_csv", "npz", "ts"),
+    ("data", "source"): ("synthetic_ecg", "synthetic_pain", "heartbeat_csv", "pain_csv", "npz", "ts", "shards"),
     ("preprocess", "fill_gaps"): ("spline", "linear", "none"),
     ("preprocess", "normalize"): ("none", "series"),
     ("sampler", "kind"): ("none", "rejection", "weighted", "oversample", "class_weight"),
@@ -154,6 +154,8 @@ def check_values(config: dict, source: str = "config") -> None:
 def infer_source(path: str, labels: str, default: str) -> str:
     """The `data.source` a `--data` file implies: by suffix (.npz, .ts), a CSV with a labels file
     (pain), or a heartbeat CSV; a config whose source is already a file format keeps it."""
+    if Path(path).is_dir():
+        return "shards"
     suffix = Path(path).suffix.lower()
     if suffix in (".npz", ".ts"):
         return suffix[1:]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import evaluation, export, recipe
+from kseq import distribute, evaluation, export, recipe
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split_index
@@ -35,9 +35,12 @@ STRATEGIES = CHOICES["train", "strategy"]
 
 @dataclasses.dataclass
 class Run:
-    """A finished run: its folder, resolved config, test metrics, per-epoch history and model."""
+    """A finished run: its folder, resolved config, test metrics, per-epoch history and model.
 
-    directory: Path
+    On a multi-worker run's other workers `directory` is None and `metrics` empty: the chief
+    writes the run."""
+
+    directory: Path | None
     config: dict
     metrics: dict
     history: dict
@@ -51,7 +54,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return distribute.multi_worker_strategy()
     raise InputError(f"train.strategy: unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
 
 
@@ -67,7 +70,13 @@ def training_seed(train_cfg: dict) -> int:
 
 
 def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, SequenceSet, dict | None]:
-    """Load the files `[data]` names, then `prepare_arrays`: `(fit_set, val_set, test_set, transform)`."""
+    """Load the files `[data]` names, then `prepare_arrays`: `(fit_set, val_set, test_set, transform)`.
+
+    Shards (`data.source = "shards"`) are not loaded: their splits stream from disk (`kseq.data.shards`)."""
+    if config["data"]["source"] == "shards":
+        from kseq.data import shards
+
+        return shards.prepare(config)
     train_set, test_set = load_datasets(config["data"], config["train"]["seed"])
     if (train_set.y < 0).any():
         raise InputError("training data: some sequences have no label (give --labels)")
@@ -278,6 +287,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     best = workdir / "backup" / "best.weights.h5"
     if best.exists():
         model.load_weights(str(best))
+    if train_cfg["strategy"] == "multi_worker":
+        model = one_device_copy(model, config, x_fit.shape[1:], num_classes, transform)
     if pre["window"]:
         model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
                                     pre["stride"] or pre["window"])
@@ -285,6 +296,17 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     return Fitted(model=model, history=history, epochs_run=len(fitted.epoch),
                   samples=len(fitted.epoch) * steps_per_epoch * batch_size,
                   fit_seconds=fit_seconds, step_seconds=step_timer.seconds)
+
+
+def one_device_copy(model: keras.Model, config: dict, input_shape, num_classes: int, transform) -> keras.Model:
+    """The trained weights in the same model built outside the strategy (uncompiled).
+
+    A model built under `MultiWorkerMirroredStrategy` runs collectives with the other workers in
+    `predict` and when saved; the copy lets the chief alone evaluate and export it.
+    """
+    copy_ = build_window_model(config, input_shape, num_classes, transform)
+    copy_.set_weights(model.get_weights())
+    return copy_
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, config: dict) -> np.ndarray:
@@ -310,7 +332,9 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     config = copy.deepcopy(config)
     fit_set, val_set, test_set, transform = prepare_data(config)
     config = resolve_recipe(config, fit_set, val_set)
-    partial = resume or export.start_run(output_dir, config["experiment"]["name"], config, run_id)
+    chief = distribute.is_chief(config)
+    partial = resume or (export.start_run(output_dir, config["experiment"]["name"], config, run_id) if chief
+                         else distribute.start_worker(output_dir, config))
     try:
         fitted = fit(config, fit_set, val_set, transform, partial, resume=resume is not None, callbacks=callbacks)
     except InputError:
@@ -319,6 +343,9 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
             with contextlib.suppress(OSError):  # the experiment's folder too, unless other runs are in it
                 partial.parent.rmdir()
         raise
+    if not chief:  # the chief evaluates and writes the run; this worker's state was temporary
+        shutil.rmtree(partial, ignore_errors=True)
+        return Run(directory=None, config=config, metrics={}, history=fitted.history, model=fitted.model)
     metrics = evaluate_on_test(fitted.model, test_set, config["sampler"]["batch_size"])
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
     metrics["epochs"] = len(fitted.history.get("epoch", []))

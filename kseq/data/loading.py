@@ -49,6 +49,9 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
                        else synthetic.make_pain(seed=seed))
         check_pair(train, test, f"{source} (train)", f"{source} (test)")
         return train, test
+    if source == "shards":
+        raise InputError(f"data.source 'shards' ({data['path']}): shards stream from disk while training "
+                         "(kseq.data.shards); they are not loaded into memory")
     if source not in SOURCES:
         raise InputError(f"data.source: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if not data["path"]:

@@ -54,7 +54,8 @@ def make_train_dataset(
     """A training dataset of `(x, y)` batches (`(x, y, sample_weight)` for `class_weight`).
 
     Args:
-        x: float32 array `(N, T, F)`.
+        x: float32 array `(N, T, F)`, or a shard folder's features (`kseq.data.shards`), streamed
+            from disk with the same samplers (see `shards.train_dataset`).
         y: integer labels `(N,)` in `[0, C)`; `C = max(y) + 1`.
         sampler: one of `SAMPLERS`:
             - `"none"`: shuffle and batch.
@@ -83,6 +84,13 @@ def make_train_dataset(
         `oversample`) yield full batches only; `none` and `class_weight` visit each sample once
         per epoch, so their last batch may be partial.
     """
+    if _on_disk(x):
+        if weights is not None:
+            raise ValueError("per-sample weights are not available on shards; the samplers weigh classes")
+        from kseq.data import shards
+
+        return shards.train_dataset(x, np.asarray(y), sampler=sampler, batch_size=batch_size, seed=seed,
+                                    target=target, epochs=epochs, first_epoch=first_epoch)
     x, y = _check_arrays(x, y)
     if y.min() < 0:
         raise ValueError(f"training labels must be >= 0; got {y.min()}")
@@ -122,12 +130,23 @@ def make_train_dataset(
 
 def make_eval_dataset(x, y=None, batch_size: int = 256) -> tf.data.Dataset:
     """Ordered batches of `x` (or of `(x, y)`), every sample once, no shuffling."""
+    if _on_disk(x):
+        from kseq.data import shards
+
+        return shards.eval_dataset(x, None if y is None else np.asarray(y), int(batch_size))
     x, y = (_check_x(x), None) if y is None else _check_arrays(x, y)
     batch_size = int(batch_size)
     tensors = _on_cpu(x if y is None else (x, y.astype(np.int32)))
     starts = tf.data.Dataset.range(0, len(x), int(batch_size))
     batches = starts.map(lambda s: tf.nest.map_structure(lambda t: t[s : s + batch_size], tensors))
     return _without_autotune(batches.prefetch(AUTOTUNE))
+
+
+def _on_disk(x) -> bool:
+    """True for the features of a shard folder's split (`kseq.data.shards`), streamed rather than held."""
+    from kseq.data.shards import ShardedFeatures  # here: shards builds on this module
+
+    return isinstance(x, ShardedFeatures)
 
 
 def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:

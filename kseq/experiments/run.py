@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kseq.experiments.run", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", nargs="?", help="a named experiment (see --list) or a TOML file")
     parser.add_argument("--list", action="store_true", help="list the named experiments and exit")
-    parser.add_argument("--data", help="training data: heartbeat CSV, pain features CSV, .npz or UCR/UEA .ts")
+    parser.add_argument("--data", help="training data: heartbeat CSV, pain features CSV, .npz, UCR/UEA .ts, or a shard folder")
     parser.add_argument("--labels", help="labels CSV for --data (pain format)")
     parser.add_argument("--test-data", help="test data in the same format as --data")
     parser.add_argument("--test-labels", help="labels CSV for --test-data (pain format)")
@@ -42,6 +42,14 @@ def check_data_files(args: argparse.Namespace) -> None:
     """Every data file named on the command line exists and is a format kseq reads."""
     from kseq.errors import InputError
 
+    if args.data and os.path.isdir(args.data):  # shards: the folder holds every split
+        if not os.path.isfile(os.path.join(args.data, "index.json")):
+            raise InputError(f"--data {args.data}: a folder must hold shards (index.json); "
+                             "write them with python -m kseq.data.shard")
+        if args.test_data or args.labels:
+            raise InputError(f"--data {args.data}: shards hold their own labels and test split; "
+                             "drop --labels and --test-data")
+        return
     for flag in ("data", "labels", "test_data", "test_labels"):
         path = getattr(args, flag)
         if path and not os.path.isfile(path):
@@ -123,17 +131,21 @@ def main(argv=None) -> int:
             return ensemble.main(forwarded)
         config = resolve_config(args)
         import_tensorflow(args.verbose)
-        from kseq import evaluation, export, training
+        from kseq import distribute, evaluation, export, training
 
         resume = None
-        if args.resume:
-            resume = export.latest_partial(args.output_dir, config["experiment"]["name"])
+        if args.resume:  # a multi-worker job's other workers continue their own state (kseq.distribute)
+            resume = distribute.latest_state(args.output_dir, config["experiment"]["name"], config,
+                                             export.latest_partial)
             if resume is None:
                 raise InputError(f"--resume: no interrupted run of {config['experiment']['name']} in {args.output_dir}")
         run = training.train(config, args.output_dir, resume=resume)
     except (InputError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if run.directory is None:
+        print("worker done: the chief wrote the run folder")
+        return 0
     print(f"run folder: {run.directory}")
     print(evaluation.headline(run.metrics))
     return 0

@@ -1,0 +1,237 @@
+"""Data larger than memory: sequences in TFRecord shards, one class per shard, streamed by tf.data.
+
+Layout of a shard folder (written by `write_shards` or `python -m kseq.data.shard`):
+
+    index.json                       class names, (T, F), and per split the shards: file, class, count
+    train/c<class>-<k>.tfrecord      one record per sequence: its T * F float32 values, raw bytes
+    validation/...  test/...
+
+Why TFRecord: tf.data reads it natively (`TFRecordDataset`), record by record, with parallel
+interleaving and no Python in the loop; `tf.distribute` shards it across workers by file (auto-shard
+policy `FILE`); and raw float32 records decode with one `decode_raw` per batch. Why one class per
+shard: the index then knows every sequence's class and each class's count without reading a single
+feature, so class-balanced sampling is a mix of per-class streams
+(`tf.data.Dataset.sample_from_datasets` with the target class weights) and needs no pass over the
+data; each class keeps at least `min_shards_per_class` files so that it can be split by file among
+that many workers.
+
+`index.json` is written last, so a folder with an index is complete. Gaps (NaN) are filled when the
+shards are written (`fill_gaps`), since interpolation is not a streaming step; the fitted feature
+transforms and windows of `[preprocess]` need a pass over the data and are not available on shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from kseq.data import pipeline
+from kseq.data.loading import stratified_split
+from kseq.data.preprocess import fill_gaps as fill
+from kseq.data.sequence_set import SequenceSet
+from kseq.errors import InputError
+
+INDEX = "index.json"
+FORMAT = "kseq-shards/1"
+SPLITS = ("train", "validation", "test")
+_SHUFFLE_BUFFER = 4096  # records per class held for shuffling: memory stays flat whatever the data size
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardedFeatures:
+    """The features of one split on disk: `shape` `(N, T, F)` like an array, read by streaming."""
+
+    files: tuple[str, ...]
+    classes: tuple[int, ...]
+    counts: tuple[int, ...]
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSplit:
+    """A split of a shard folder, in place of a `SequenceSet`: `x` on disk, labels `y` in shard
+    order (from the index alone), `class_names`."""
+
+    x: ShardedFeatures
+    y: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def write_shards(path, train: SequenceSet, test: SequenceSet | None = None, *, validation_split: float = 0.1,
+                 seed: int = 0, records_per_shard: int = 4096, min_shards_per_class: int = 4,
+                 fill_gaps: str = "spline") -> Path:
+    """Write `train` (less a stratified `validation_split`) and `test` as shards in the new folder `path`.
+
+    Within a class, sequences are written in a random order (`seed`), so that streaming the shards
+    in a shuffled file order through a bounded shuffle buffer mixes them well. Returns `path`.
+    """
+    path = Path(path)
+    if (path / INDEX).exists():
+        raise InputError(f"{path}: already holds shards ({INDEX}); choose a new folder")
+    splits = {"train": train}
+    if validation_split:
+        splits["train"], splits["validation"] = stratified_split(train, validation_split, seed)
+    if test is not None:
+        splits["test"] = test
+    rng = np.random.default_rng(seed)
+    index = {"format": FORMAT, "class_names": list(train.class_names), "shape": list(train.x.shape[1:]),
+             "fill_gaps": fill_gaps, "validation_split": validation_split, "seed": seed, "splits": {}}
+    for split, data in splits.items():
+        x = fill(data.x, fill_gaps) if fill_gaps != "none" and np.isnan(data.x).any() else data.x
+        (path / split).mkdir(parents=True, exist_ok=True)
+        shards = []
+        for c in range(len(train.class_names)):
+            rows = rng.permutation(np.flatnonzero(data.y == c))
+            if not len(rows):
+                continue
+            n_files = max(math.ceil(len(rows) / records_per_shard), min(min_shards_per_class, len(rows)))
+            for k, chunk in enumerate(np.array_split(rows, n_files)):
+                name = f"{split}/c{c}-{k:05d}.tfrecord"
+                _write_records(path / name, x[chunk])
+                shards.append({"file": name, "class": c, "count": len(chunk)})
+        index["splits"][split] = shards
+    tmp = path / f".{INDEX}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(index, indent=1) + "\n")
+    os.replace(tmp, path / INDEX)
+    return path
+
+
+def _write_records(path: Path, x: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tf.io.TFRecordWriter(str(tmp)) as writer:
+        for sequence in np.ascontiguousarray(x, dtype=np.float32):
+            writer.write(sequence.tobytes())
+    os.replace(tmp, path)
+
+
+def read_index(path) -> dict:
+    """The folder's index, checked; InputError naming the folder or field when it is not one."""
+    index_path = Path(path) / INDEX
+    try:
+        index = json.loads(index_path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: not a shard folder (no {INDEX}); write one with python -m kseq.data.shard") from None
+    except ValueError as e:
+        raise InputError(f"{index_path}: not valid JSON: {e}") from None
+    if index.get("format") != FORMAT:
+        raise InputError(f"{index_path}: format {index.get('format')!r}; expected {FORMAT!r}")
+    if not index["splits"].get("train"):
+        raise InputError(f"{index_path}: splits.train lists no shards")
+    return index
+
+
+def open_split(path, split: str) -> ShardSplit | None:
+    """Split `split` of the shard folder `path` (None when the folder has none)."""
+    index = read_index(path)
+    shards = index["splits"].get(split)
+    if not shards:
+        return None
+    files = tuple(str(Path(path) / s["file"]) for s in shards)
+    classes, counts = tuple(s["class"] for s in shards), tuple(s["count"] for s in shards)
+    y = np.repeat(np.array(classes, dtype=np.int64), counts)
+    x = ShardedFeatures(files, classes, counts, (len(y), *index["shape"]))
+    return ShardSplit(x=x, y=y, class_names=tuple(index["class_names"]))
+
+
+def prepare(config: dict) -> tuple[ShardSplit, ShardSplit | None, ShardSplit, None]:
+    """`training.prepare_data` for `data.source = "shards"`: `(fit, validation, test, None)`.
+
+    The shards' own gap filling and validation split are written into `config`, so the run's
+    `config.toml` says what was done.
+    """
+    pre, path = config["preprocess"], config["data"]["path"]
+    for key in ("window", "drop_constant", "correlation_threshold", "merge", "groups"):
+        if pre[key]:
+            raise InputError(f"preprocess.{key}: not available when training from shards ({path}); it needs "
+                             "the whole training set in memory")
+    index = read_index(path)
+    fit_split, val_split, test_split = (open_split(path, s) for s in SPLITS)
+    if test_split is None:
+        raise InputError(f"{path}: no test shards; write them with --test-data")
+    config["preprocess"]["fill_gaps"] = index["fill_gaps"]
+    config["data"]["validation_split"] = index["validation_split"] if val_split is not None else 0.0
+    return fit_split, val_split, test_split, None
+
+
+def _decode(shape):
+    """A batch of records -> float32 `(B, T, F)`, one `decode_raw` for the whole batch."""
+    return lambda records: tf.reshape(tf.io.decode_raw(records, tf.float32), [-1, *shape])
+
+
+def _class_stream(files: list[str], label: int, seed: int) -> tf.data.Dataset:
+    """Endless `(record, label)` of one class: files in a reshuffled order, records through a shuffle buffer."""
+    names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed).repeat()
+    records = names.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4), block_length=1)
+    return records.shuffle(_SHUFFLE_BUFFER, seed=seed + 1).map(lambda r: (r, tf.constant(label, tf.int32)))
+
+
+def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size: int, seed: int, target,
+                  epochs: int | None, first_epoch: int = 0) -> tf.data.Dataset:
+    """`make_train_dataset` on shards: epochs `first_epoch .. epochs - 1` of `ceil(N / batch_size)` batches.
+
+    The resampling samplers (`rejection`, `weighted`, `oversample`) mix the per-class streams by
+    `sample_from_datasets` with the target class weights (`oversample`: uniform over the classes
+    present), so every drawn sequence's class follows the target, as with rejection in memory;
+    `none` and `class_weight` mix them in proportion to the class counts (a shuffled stream of
+    all the data), `class_weight` adding each record's balanced weight. Epoch `e` is drawn from
+    `(seed, e)` alone, so a resumed run continues the stream. Records are read by file, so
+    `tf.distribute` shards them across workers by file.
+    """
+    counts = np.bincount(y, minlength=max(x.classes) + 1)
+    if sampler in ("rejection", "weighted", "oversample"):
+        weights = pipeline._target_distribution("uniform" if sampler == "oversample" else target, counts)
+    else:
+        weights = counts / counts.sum()
+    present = [c for c in range(len(counts)) if counts[c]]
+    steps = -(-len(y) // batch_size)
+
+    def epoch(e: int) -> tf.data.Dataset:
+        seeds = np.random.SeedSequence([seed, e]).generate_state(len(present) + 1) % 2**31
+        streams = [_class_stream([f for f, k in zip(x.files, x.classes) if k == c], c, int(s))
+                   for c, s in zip(present, seeds)]
+        mixed = tf.data.Dataset.sample_from_datasets(streams, weights=[float(weights[c]) for c in present],
+                                                     seed=int(seeds[-1]))
+        return mixed.take(steps * batch_size).batch(batch_size)
+
+    epoch_ids = list(range(first_epoch, epochs)) if epochs is not None else [first_epoch]
+    batches = epoch(first_epoch).take(len(epoch_ids) and -1)  # nothing left to draw: an empty pass
+    for e in epoch_ids[1:]:
+        batches = batches.concatenate(epoch(e))
+    decode = _decode(x.shape[1:])
+    if sampler == "class_weight":  # sklearn's balanced weight N / (C * n_c), as in memory
+        per_class = tf.constant(len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), tf.float32)
+        batches = batches.map(lambda r, yb: (decode(r), yb, tf.gather(per_class, yb)), num_parallel_calls=AUTOTUNE)
+    else:
+        batches = batches.map(lambda r, yb: (decode(r), yb), num_parallel_calls=AUTOTUNE)
+    batches = batches.apply(tf.data.experimental.assert_cardinality(len(epoch_ids) * steps))
+    return _options(batches.prefetch(AUTOTUNE), tf.data.experimental.AutoShardPolicy.FILE)
+
+
+def eval_dataset(x: ShardedFeatures, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
+    """Every record once, in index order (the order of the split's labels), in batches."""
+    records = tf.data.TFRecordDataset(list(x.files))
+    batches = records.batch(batch_size).map(_decode(x.shape[1:]), num_parallel_calls=AUTOTUNE)
+    if y is not None:
+        labels = tf.data.Dataset.from_tensor_slices(y.astype(np.int32)).batch(batch_size)
+        batches = tf.data.Dataset.zip(batches, labels)
+    batches = batches.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
+    return _options(batches.prefetch(AUTOTUNE), tf.data.experimental.AutoShardPolicy.DATA)
+
+
+def _options(dataset: tf.data.Dataset, policy) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy
+    return dataset.with_options(options)
