@@ -10,10 +10,12 @@ every layer's inputs, the last step of both directions into one linear layer, th
 to its loss, `WeightedRandomSampler` weighted like kseq's sampler target (1/n_c for uniform,
 1/sqrt(n_c) for sqrt), and for the pain data the windows of the feature-transformed sequences
 (kseq's `FeatureTransform`, applied once beforehand; kseq applies it in its graph). No
-validation split: both train on the whole training split.
+validation split: both train on the whole training split. A recurrent export's LiteRT model
+takes one sequence, so `ServingFunction` answers batch-1 calls on LiteRT and batches of 256 on
+TensorFlow (the "kseq on TensorFlow" rows then differ from kseq's by noise alone for batch 256).
 
-For `--model cnn`, both stacks train the seed's heartbeat CNN (Conv1d 1->32 k5 same + ReLU, Conv1d 32->64 k5 same +
-ReLU, MaxPool 2, Flatten, Dense 128 ReLU + Dropout, Dense 64 ReLU + Dropout, Dense 5 logits) on
+For `--model cnn`, both stacks train the seed's heartbeat CNN (Conv1d 1->32 k5 same + ReLU,
+Conv1d 32->64 k5 same + ReLU, MaxPool 2, Flatten, Dense 128 ReLU + Dropout, Dense 64 ReLU + Dropout, Dense 5 logits) on
 the same synthetic MIT-BIH-shaped data (`kseq.data.synthetic.make_heartbeats`, gap-filled with
 `kseq.data.preprocess.fill_gaps` as `ecg_cnn` does), with class-balanced batches of 256, AdamW
 (lr 1e-3, weight decay 1e-4) and the focal loss of `ecg_cnn.toml`:
