@@ -1,7 +1,21 @@
-"""kseq's `ecg_cnn` training path against the seed's PyTorch training loop, side by side in one run.
+"""kseq's training and serving paths against the seeds' PyTorch loops, side by side in one run.
 
-Both stacks train the seed's heartbeat CNN (Conv1d 1->32 k5 same + ReLU, Conv1d 32->64 k5 same +
-ReLU, MaxPool 2, Flatten, Dense 128 ReLU + Dropout, Dense 64 ReLU + Dropout, Dense 5 logits) on
+`--model cnn` (default) is the heartbeat CNN, `--model gru` the heartbeat GRU of `ecg_gru` (2 x 32
+bidirectional GRU over the 187 steps of a beat) and `--model bigru` the pain seed's best model,
+`pain_bigru` (3 x 100 bidirectional GRU on sliding windows of 40 steps, stride 20, of the
+embedded pain data, each sequence's logits the mean of its 7 windows'). The recurrent models use
+their experiment's config throughout (sampler target, batch size, focal loss with its alpha and
+label smoothing, L2, AdamW); torch gets `nn.GRU` with the same layers, the same dropout on
+every layer's inputs, the last step of both directions into one linear layer, the same L2 added
+to its loss, `WeightedRandomSampler` weighted like kseq's sampler target (1/n_c for uniform,
+1/sqrt(n_c) for sqrt), and for the pain data the windows of the feature-transformed sequences
+(kseq's `FeatureTransform`, applied once beforehand; kseq applies it in its graph). No
+validation split: both train on the whole training split. A recurrent export's LiteRT model
+takes one sequence, so `ServingFunction` answers batch-1 calls on LiteRT and batches of 256 on
+TensorFlow (the "kseq on TensorFlow" rows then differ from kseq's by noise alone for batch 256).
+
+For `--model cnn`, both stacks train the seed's heartbeat CNN (Conv1d 1->32 k5 same + ReLU,
+Conv1d 32->64 k5 same + ReLU, MaxPool 2, Flatten, Dense 128 ReLU + Dropout, Dense 64 ReLU + Dropout, Dense 5 logits) on
 the same synthetic MIT-BIH-shaped data (`kseq.data.synthetic.make_heartbeats`, gap-filled with
 `kseq.data.preprocess.fill_gaps` as `ecg_cnn` does), with class-balanced batches of 256, AdamW
 (lr 1e-3, weight decay 1e-4) and the focal loss of `ecg_cnn.toml`:
@@ -27,6 +41,8 @@ rounds are interleaved the same way. Figures are medians over the rounds.
 
     python benchmarks/vs_pytorch.py            # the full run (see benchmarks/README.md)
     python benchmarks/vs_pytorch.py --quick    # a short smoke run
+    python benchmarks/vs_pytorch.py --model bigru
+    python benchmarks/vs_pytorch.py --model gru --scale 0.05
 
 The last line is exactly
 `train_speedup=<kseq/torch samples/s> infer_speedup=<kseq/torch throughput> latency_ratio=<kseq/torch latency>`.
@@ -46,8 +62,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BATCH = 256
+BATCH = 256  # inference batch (training batches are the experiment's `sampler.batch_size`)
 RESULT = "@@result "
+EXPERIMENTS = {"cnn": "ecg_cnn", "gru": "ecg_gru", "bigru": "pain_bigru"}
 
 
 # --------------------------------------------------------------------------- workers
@@ -63,12 +80,13 @@ def _median_time(fn, repeats: int = 1) -> float:
 
 
 class KseqTrain:
-    """kseq's `ecg_cnn` training path: config, sampler, model, compile and fit as `kseq.training` does."""
+    """kseq's training path: config, sampler, model, compile and fit as `kseq.training` does."""
 
     def __init__(self, data: dict, args: dict):
         self.args, self.data = args, data
         self.x, self.y = data["x_train"], data["y_train"]
-        self.steps = math.ceil(len(self.y) / BATCH)
+        self.batch = args["batch"]
+        self.steps = math.ceil(len(self.y) / self.batch)
 
     def setup(self):
         from kseq import runtime
@@ -77,17 +95,17 @@ class KseqTrain:
         import keras
         import tensorflow as tf
 
-        import kseq
         from kseq import training
         from kseq.config import load_config
         from kseq.data.pipeline import make_train_dataset
         from kseq.metrics import BalancedAccuracy, MacroF1
 
-        config = load_config("ecg_cnn", self.args["set"])
+        config = load_config(EXPERIMENTS[self.args["model"]], self.args["set"])
+        self.pre = config["preprocess"]
         keras.utils.set_random_seed(0)
-        hp = {k: v for k, v in config["model"].items() if k != "name"}
         self.num_classes = int(self.y.max()) + 1
-        model = kseq.build_model(config["model"]["name"], self.x.shape[1:], self.num_classes, **hp)
+        transform = json.loads(self.args["transform"]) if self.args["transform"] else None
+        model = training.build_window_model(config, self.x.shape[1:], self.num_classes, transform)
         model.compile(
             optimizer=training.make_optimizer(config["optimizer"], self.steps, config["train"]["epochs"]),
             loss=training.make_loss(config["loss"], self.y, self.num_classes),
@@ -96,7 +114,7 @@ class KseqTrain:
         )
         self.model = model
         self.dataset = make_train_dataset(
-            self.x, self.y, sampler=config["sampler"]["kind"], batch_size=BATCH, seed=0,
+            self.x, self.y, sampler=config["sampler"]["kind"], batch_size=self.batch, seed=0,
             target=config["sampler"]["target"],
         )
         if self.args["tf_data_autotune"] == "off":
@@ -113,16 +131,25 @@ class KseqTrain:
     def epoch(self):
         self.model.fit(self.dataset, epochs=1, verbose=0)
 
+    def sequence_model(self):
+        """The trained model on whole sequences: windowed models averaged over their windows."""
+        from kseq.models.preprocessing import sequence_classifier
+
+        if not self.pre["window"]:
+            return self.model
+        _, steps, features = self.data["x_test"].shape
+        return sequence_classifier(self.model, steps, features, self.pre["window"], self.pre["stride"])
+
     def predict(self):
         from kseq.data.pipeline import make_eval_dataset
 
-        logits = self.model.predict(make_eval_dataset(self.data["x_test"], batch_size=BATCH), verbose=0)
+        logits = self.sequence_model().predict(make_eval_dataset(self.data["x_test"], batch_size=BATCH), verbose=0)
         return logits.argmax(-1).tolist()
 
     def export(self, path):
         from kseq import export
 
-        export.export_serving(self.model, path, [f"c{i}" for i in range(self.num_classes)])
+        export.export_serving(self.sequence_model(), path, [f"c{i}" for i in range(self.num_classes)])
 
 
 class TorchTrain:
@@ -130,8 +157,9 @@ class TorchTrain:
 
     def __init__(self, data: dict, args: dict):
         self.args, self.data = args, data
-        self.x, self.y = data["x_train"], data["y_train"]
-        self.steps = math.ceil(len(self.y) / BATCH)
+        self.x, self.y = data["torch_x_train"], data["y_train"]
+        self.batch = args["batch"]
+        self.steps = math.ceil(len(self.y) / self.batch)
 
     def setup(self):
         import numpy as np
@@ -140,21 +168,24 @@ class TorchTrain:
 
         self.torch = torch
         torch.manual_seed(0)
-        x = torch.from_numpy(np.ascontiguousarray(self.x.transpose(0, 2, 1)))  # (N, F, T): Conv1d's layout
+        x = torch.from_numpy(torch_layout(self.args, self.x))
         y = torch.from_numpy(self.y.astype(np.int64))
         counts = np.bincount(self.y)
-        sampler = WeightedRandomSampler(torch.from_numpy((1.0 / counts)[self.y]), num_samples=len(self.y),
+        weights = 1.0 / (np.sqrt(counts) if self.args["sampler_target"] == "sqrt" else counts)
+        sampler = WeightedRandomSampler(torch.from_numpy(weights[self.y]), num_samples=len(self.y),
                                         replacement=True, generator=torch.Generator().manual_seed(0))
         if self.args["torch_loader"] == "seed":
             # The seed's loader: per-sample indexing and default collation.
-            self.loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, sampler=sampler, num_workers=0)
+            self.loader = DataLoader(TensorDataset(x, y), batch_size=self.batch, sampler=sampler, num_workers=0)
         else:
             # The same sampler, each batch gathered in one indexing op (faster).
-            self.loader = DataLoader(_Batched(x, y), sampler=BatchSampler(sampler, BATCH, False),
+            self.loader = DataLoader(_Batched(x, y), sampler=BatchSampler(sampler, self.batch, False),
                                      batch_size=None, num_workers=0)
-        self.model = torch_model(self.x.shape[1], self.x.shape[2], int(counts.size))
-        # L2 as decoupled weight decay (AdamW), as in the seed.
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=1e-4)
+        self.model = torch_model(self.args, self.x.shape[1], self.x.shape[2], int(counts.size))
+        # The seed's L2 as AdamW's decoupled weight decay; a config's kernel L2 is added to the loss.
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.args["learning_rate"],
+                                           weight_decay=self.args["weight_decay"])
+        self.kernels = [p for p in self.model.parameters() if p.dim() > 1]
         self.model.train()
         batches = (batch for _ in iter(int, 1) for batch in self.loader)  # endless
 
@@ -167,7 +198,9 @@ class TorchTrain:
         return {"threads": self.threads, "loader": self.args["torch_loader"]}
 
     def _step(self, xb, yb):
-        loss = focal_loss(self.torch, self.model(xb), yb)
+        loss = focal_loss(self.torch, self.model(xb), yb, **self.args["focal"])
+        if self.args["l2"]:
+            loss = loss + self.args["l2"] * sum((w * w).sum() for w in self.kernels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -183,9 +216,10 @@ class TorchTrain:
 
     def predict(self):
         self.model.eval()
-        x = self.torch.from_numpy(self.data["x_test"].transpose(0, 2, 1).copy())
+        x = self.torch.from_numpy(torch_layout(self.args, self.data["torch_x_test"]))
+        model = sequence_model(self.torch, self.model, self.args)
         with self.torch.inference_mode():  # in batches, as kseq's predict, to keep memory flat
-            return [c for i in range(0, len(x), BATCH) for c in self.model(x[i : i + BATCH]).argmax(-1).tolist()]
+            return [c for i in range(0, len(x), BATCH) for c in model(x[i : i + BATCH]).argmax(-1).tolist()]
 
     def export(self, path):
         self.torch.save(self.model.state_dict(), path)
@@ -240,17 +274,18 @@ class TorchServe:
     """The trained torch model, eager, `eval()` under `torch.inference_mode()`."""
 
     def __init__(self, data: dict, args: dict):
-        self.args, self.x_np = args, data["x_test"]
+        self.args, self.x_np = args, data["torch_x_test"]
 
     def setup(self, path):
-        import numpy as np
         import torch
 
         self.torch = torch
-        self.x = torch.from_numpy(np.ascontiguousarray(self.x_np.transpose(0, 2, 1)))
-        self.model = torch_model(self.x.shape[2], self.x.shape[1], int(self.args["num_classes"]))
-        self.model.load_state_dict(torch.load(path))
-        self.model.eval()
+        self.x = torch.from_numpy(torch_layout(self.args, self.x_np))
+        window = self.args["window"] or self.x_np.shape[1]
+        self.network = torch_model(self.args, window, self.x_np.shape[2], int(self.args["num_classes"]))
+        self.network.load_state_dict(torch.load(path))
+        self.network.eval()
+        self.model = sequence_model(torch, self.network, self.args)
         for _ in range(3):
             self.infer(2)
             self.latency(10)
@@ -311,10 +346,19 @@ def _calibrate_threads(torch, setting: str, run, rounds: int = 3) -> int:
     return best
 
 
-def torch_model(steps: int, features: int, num_classes: int):
-    """The seed's CNN in torch, laid out as `kseq.build_model("cnn", ...)` with ecg_cnn's hyperparameters."""
+def torch_layout(args: dict, x):
+    """(N, T, F) as the torch model takes it: (N, F, T) for Conv1d, unchanged for batch-first GRUs."""
+    import numpy as np
+
+    return np.ascontiguousarray(x.transpose(0, 2, 1) if args["model"] == "cnn" else x)
+
+
+def torch_model(args: dict, steps: int, features: int, num_classes: int):
+    """The experiment's network in torch: the seed CNN (ecg_cnn) or a GRU stack (ecg_gru, pain_bigru)."""
     from torch import nn
 
+    if args["model"] != "cnn":
+        return torch_gru(features, num_classes, **args["rnn"])
     return nn.Sequential(
         nn.Conv1d(features, 32, 5, padding="same"), nn.ReLU(),
         nn.Conv1d(32, 64, 5, padding="same"), nn.ReLU(),
@@ -323,6 +367,43 @@ def torch_model(steps: int, features: int, num_classes: int):
         nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.6),
         nn.Linear(64, num_classes),
     )
+
+
+def torch_gru(features: int, num_classes: int, *, units: int, layers: int, bidirectional: bool, dropout: float):
+    """`kseq.build_model("rnn", cell="gru", ...)` in torch: dropout on every layer's inputs, the last
+    step of both directions, one linear layer to the logits."""
+    import torch
+    from torch import nn
+
+    class GRUClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_dropout = nn.Dropout(dropout)
+            self.gru = nn.GRU(features, units, layers, batch_first=True, bidirectional=bidirectional,
+                              dropout=dropout if layers > 1 else 0.0)
+            self.directions = 2 if bidirectional else 1
+            self.head = nn.Linear(units * self.directions, num_classes)
+
+        def forward(self, x):
+            _, last = self.gru(self.input_dropout(x))  # (layers * directions, N, units)
+            return self.head(torch.cat(list(last[-self.directions:]), dim=-1))
+
+    return GRUClassifier()
+
+
+def sequence_model(torch, model, args: dict):
+    """`model` on whole sequences: windowed models (`preprocess.window`) averaged over their windows,
+    folded into the batch as kseq's `sequence_classifier` does."""
+    window, stride = args["window"], args["stride"]
+    if not window:
+        return model
+
+    def call(x):  # (B, T, F)
+        windows = x.unfold(1, window, stride).transpose(2, 3)  # (B, W, window, F)
+        b, w = windows.shape[:2]
+        return model(windows.reshape(b * w, window, x.shape[2])).reshape(b, w, -1).mean(1)
+
+    return call
 
 
 class _Batched:
@@ -338,11 +419,20 @@ class _Batched:
         return self.x[index], self.y[index]
 
 
-def focal_loss(torch, logits, y, gamma=2.0, alpha=0.25):
-    """kseq's `FocalLoss(gamma, alpha)` on sparse labels from logits: mean of `alpha (1 - p_t)^gamma (-log p_t)`."""
-    log_p = torch.log_softmax(logits, dim=-1).gather(1, y[:, None])[:, 0]
+def focal_loss(torch, logits, y, gamma=2.0, alpha=0.25, label_smoothing=0.0):
+    """kseq's `FocalLoss(gamma, alpha, label_smoothing)` on sparse labels from logits: the mean over
+    samples of `sum_c alpha (1 - p_c)^gamma (-t_c log p_c)`, `t` the smoothed one-hot target (without
+    smoothing, the true class's term alone)."""
+    alpha = 1.0 if alpha is None else alpha
+    log_p = torch.log_softmax(logits, dim=-1)
+    if not label_smoothing:
+        log_p = log_p.gather(1, y[:, None])[:, 0]
+        p = log_p.exp().clamp(1e-7, 1 - 1e-7)
+        return (alpha * (1 - p) ** gamma * -log_p).mean()
+    classes = logits.shape[-1]
+    targets = torch.nn.functional.one_hot(y, classes) * (1 - label_smoothing) + label_smoothing / classes
     p = log_p.exp().clamp(1e-7, 1 - 1e-7)
-    return (alpha * (1 - p) ** gamma * -log_p).mean()
+    return (alpha * (1 - p) ** gamma * -targets * log_p).sum(-1).mean()
 
 
 WORKERS = {"kseq": KseqTrain, "torch": TorchTrain, "kseq-serve": KseqServe, "torch-serve": TorchServe}
@@ -386,7 +476,7 @@ def worker_main(kind: str, data_path: str, args: dict) -> None:
             answer({"info": worker.setup(**command), "seconds": time.perf_counter() - t})
         elif op == "epoch":
             worker.epoch()
-            answer({"seconds": time.perf_counter() - t, "samples": worker.steps * BATCH})
+            answer({"seconds": time.perf_counter() - t, "samples": worker.steps * worker.batch})
         elif op == "infer":
             worker.infer(**command)
             answer({"seconds": time.perf_counter() - t, "samples": command["batches"] * BATCH})
@@ -437,22 +527,56 @@ class Remote:
 # --------------------------------------------------------------------------- driver
 
 
-def make_data(scale: float, path: str) -> dict:
-    """The synthetic heartbeats, gap-filled as `ecg_cnn` does, saved for both workers."""
+def make_data(model: str, scale: float, path: str) -> dict:
+    """The experiment's data, prepared as its config says, saved for the workers.
+
+    Heartbeats (`cnn`, `gru`): gap-filled as the config does; both stacks train on the beats.
+    Pain (`bigru`): the feature transform fitted on the training split (`kseq.training.prepare_arrays`,
+    no validation split); kseq trains on the raw windows (its model applies the transform), torch
+    on the windows of the transformed sequences. Returns what the driver and the workers need.
+    """
+    import keras
     import numpy as np
 
+    from kseq import training
     from kseq.config import load_config
-    from kseq.data.preprocess import fill_gaps
-    from kseq.data.synthetic import make_heartbeats
+    from kseq.data.preprocess import windows_to_examples
+    from kseq.data.synthetic import make_heartbeats, make_pain
+    from kseq.models.preprocessing import FeatureTransform
 
-    pre = load_config("ecg_cnn")["preprocess"]
-    train, test = make_heartbeats(scale=scale, seed=0)
-    x_train = fill_gaps(train.x, pre["fill_gaps"], pre["spline_order"])
-    x_test = fill_gaps(test.x, pre["fill_gaps"], pre["spline_order"])
+    config = load_config(EXPERIMENTS[model], ["data.validation_split=0.0"])
+    pre = config["preprocess"]
+    if model == "bigru":
+        train, test = make_pain(seed=0, n_test=600)  # 661 training sequences; 600 test ones fill batches of 256
+    else:
+        train, test = make_heartbeats(scale=scale, seed=0)
+    fit_set, _, test_set, transform, _ = training.prepare_arrays(config, train, test)
     # Any NaN a gap filler leaves (a feature with no valid sample) becomes 0 for both stacks.
-    x_train, x_test = (np.nan_to_num(a, nan=0.0).astype(np.float32) for a in (x_train, x_test))
-    np.savez(path, x_train=x_train, y_train=train.y.astype(np.int64), x_test=x_test, y_test=test.y.astype(np.int64))
-    return {"n_train": len(train.y), "n_test": len(test.y), "y_test": test.y, "class_names": train.class_names}
+    x_train, x_test = (np.nan_to_num(a, nan=0.0).astype(np.float32) for a in (fit_set.x, test_set.x))
+    torch_x_train, torch_x_test = x_train, x_test
+    if transform is not None:
+        apply = FeatureTransform(transform)
+        torch_x_train, torch_x_test = (keras.ops.convert_to_numpy(apply(a)) for a in (x_train, x_test))
+    y_train = fit_set.y
+    if pre["window"]:
+        x_train, _, _ = windows_to_examples(x_train, y_train, pre["window"], pre["stride"])
+        torch_x_train, y_train, _ = windows_to_examples(torch_x_train, y_train, pre["window"], pre["stride"])
+    np.savez(path, x_train=x_train, y_train=y_train.astype(np.int64), x_test=x_test, y_test=test_set.y.astype(np.int64),
+             torch_x_train=torch_x_train, torch_x_test=torch_x_test)
+    loss, hp = config["loss"], config["model"]
+    worker_args = {
+        "model": model, "batch": config["sampler"]["batch_size"], "sampler_target": config["sampler"]["target"],
+        "transform": json.dumps(transform) if transform is not None else "",
+        "window": pre["window"] or 0, "stride": pre["stride"] or pre["window"] or 0,
+        "learning_rate": config["optimizer"]["learning_rate"], "weight_decay": config["optimizer"]["weight_decay"],
+        "focal": {"gamma": loss["gamma"], "alpha": loss.get("alpha"), "label_smoothing": loss.get("label_smoothing", 0.0)},
+        "l2": hp.get("l2", 0.0),
+        "rnn": None if model == "cnn" else {"units": hp["units"], "layers": hp["layers"],
+                                            "bidirectional": hp["bidirectional"],
+                                            "dropout": hp["recurrent_input_dropout"]},
+    }
+    return {"n_train": len(y_train), "n_test": len(test_set.y), "y_test": test_set.y,
+            "class_names": fit_set.class_names, "steps": x_test.shape[1], "worker_args": worker_args}
 
 
 def alternate(workers, round_: int):
@@ -476,13 +600,16 @@ def macro_f1(y_true, y_pred, num_classes: int) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=tuple(EXPERIMENTS), default="cnn",
+                        help="cnn: ecg_cnn (default); gru: ecg_gru; bigru: pain_bigru")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--scale", type=float, help="fraction of MIT-BIH's size (default 1, as ecg_cnn; --quick 0.03)")
+    parser.add_argument("--scale", type=float,
+                        help="heartbeats: fraction of MIT-BIH's size (default: the config's; --quick 0.03)")
     parser.add_argument("--rounds", type=int, help="timed epochs per stack, alternated (default 4; --quick 2)")
     parser.add_argument("--infer-rounds", type=int, default=10, help="alternated batch-256 inference rounds")
     parser.add_argument("--latency-calls", type=int, default=300, help="batch-1 calls per stack")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override ecg_cnn's config for kseq, as `kseq.experiments.run --set`")
+                        help="override the experiment's config for kseq, as `kseq.experiments.run --set`")
     parser.add_argument("--torch-threads", default="auto",
                         help="torch.set_num_threads; auto (default): the fastest of 1..cores, per measurement")
     parser.add_argument("--torch-loader", choices=("batched", "seed"), default="batched",
@@ -501,21 +628,26 @@ def main(argv=None) -> None:
         worker_main(args.worker, args.data, json.loads(args.worker_args))
         return
 
-    scale = args.scale or (0.03 if args.quick else 1.0)
+    from kseq.config import load_config
+
+    scale = args.scale or (0.03 if args.quick else load_config(EXPERIMENTS[args.model])["data"].get("scale", 1.0))
     rounds = args.rounds or (2 if args.quick else 4)
     infer_rounds = 2 if args.quick else args.infer_rounds
     latency_calls = 60 if args.quick else args.latency_calls
 
     with tempfile.TemporaryDirectory(prefix="vs-pytorch-") as tmp:
         data_path = str(Path(tmp) / "data.npz")
-        meta = make_data(scale, data_path)
+        meta = make_data(args.model, scale, data_path)
         num_classes = len(meta["class_names"])
-        steps = math.ceil(meta["n_train"] / BATCH)
-        print(f"data: {meta['n_train']} training / {meta['n_test']} test beats (scale {scale}), batch {BATCH}, "
-              f"{steps} steps per epoch; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
-        worker_args = {"set": args.set, "torch_threads": args.torch_threads, "torch_loader": args.torch_loader,
-                       "kseq_train_threads": args.kseq_train_threads, "tf_data_autotune": args.tf_data_autotune,
-                       "kseq_serve_threads": args.kseq_serve_threads, "num_classes": num_classes}
+        worker_args = {**meta["worker_args"], "set": args.set, "torch_threads": args.torch_threads,
+                       "torch_loader": args.torch_loader, "kseq_train_threads": args.kseq_train_threads,
+                       "tf_data_autotune": args.tf_data_autotune, "kseq_serve_threads": args.kseq_serve_threads,
+                       "num_classes": num_classes}
+        batch = worker_args["batch"]
+        steps = math.ceil(meta["n_train"] / batch)
+        print(f"{EXPERIMENTS[args.model]}: {meta['n_train']} training examples / {meta['n_test']} test sequences of "
+              f"{meta['steps']} steps (heartbeat scale {scale}), training batch {batch}, {steps} steps per epoch; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
         results = {k: {"epoch_s": [], "infer_sps": [], "latency_s": [], "tf_infer_sps": [], "tf_latency_s": []}
                    for k in ("kseq", "torch")}
 
@@ -559,7 +691,7 @@ def main(argv=None) -> None:
             results[w.kind.removesuffix("-serve")]["serve_rss_mib"] = w.quit()
 
     med = {k: {"epoch_s": statistics.median(v["epoch_s"]),
-               "train_sps": statistics.median(steps * BATCH / s for s in v["epoch_s"]),
+               "train_sps": statistics.median(steps * batch / s for s in v["epoch_s"]),
                "infer_sps": statistics.median(v["infer_sps"]),
                "latency_ms": 1e3 * statistics.median(v["latency_s"]),
                "latency_p90_ms": 1e3 * statistics.quantiles(v["latency_s"], n=10)[-1],

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -98,38 +99,52 @@ def _to_builtin(value):
 
 
 def export_serving(model: keras.Model, path, class_names) -> None:
-    """Write a TF SavedModel with signature `serving_default`.
+    """Write a TF SavedModel with signature `serving_default`, and its LiteRT model where one converts.
 
     Input `sequence` float32 [None, T, F]; outputs `probabilities` [None, C], `class_id` [None]
     (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
+    `model.tflite` holds the same signature for LiteRT: with the variable batch for models
+    without recurrent layers, and for a batch of exactly 1 for recurrent ones with a fixed time
+    axis (`export_litert`; `kseq.runtime.ServingFunction` sends single requests there).
     """
     names = tf.constant(list(class_names))
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="sequence")
 
     def serve(sequence):
         probabilities = tf.nn.softmax(model(sequence, training=False), axis=-1)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=[spec])
-    archive.write_out(str(path), verbose=False)
+    _write_saved_model(model, serve, None, path)
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
     write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
     if not _has_recurrent_layer(model):
         export_litert(path)
+    elif None not in model.input_shape[1:]:
+        # The converter lowers a recurrent loop to LiteRT's built-in WHILE op only when every
+        # shape in it is known: a batch-1 copy of the signature, converted from a scratch folder.
+        with tempfile.TemporaryDirectory(prefix="kseq-litert-") as scratch:
+            _write_saved_model(model, serve, 1, scratch)
+            export_litert(scratch, destination=path)
 
 
-def export_litert(saved_model_dir) -> Path | None:
-    """Compile a SavedModel's `serving_default` into `model.tflite` in the same folder, for LiteRT.
+def _write_saved_model(model: keras.Model, serve, batch_size: int | None, path) -> None:
+    """`serve` as the `serving_default` signature of a SavedModel at `path`, for batches of `batch_size` (None: any)."""
+    spec = tf.TensorSpec([batch_size, *model.input_shape[1:]], tf.float32, name="sequence")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    archive.write_out(str(path), verbose=False)
 
-    The same signature (inputs, outputs, variable batch) as a flatbuffer for LiteRT's XNNPACK
-    CPU kernels, which answer a single request several times faster than TensorFlow's runtime
+
+def export_litert(saved_model_dir, destination=None) -> Path | None:
+    """Compile a SavedModel's `serving_default` into `model.tflite` in `destination` (default: the same folder).
+
+    The same signature (inputs, outputs, batch) as a flatbuffer for LiteRT's XNNPACK CPU
+    kernels, which answer a single request several times faster than TensorFlow's runtime
     (benchmarks/README.md, section vs_pytorch) and serve without TensorFlow installed. Returns
     the file, or None with a warning when the converter cannot express the model in LiteRT's
-    built-in ops.
+    built-in ops (a recurrent loop over a variable batch, for one).
     """
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
     try:
@@ -139,14 +154,14 @@ def export_litert(saved_model_dir) -> Path | None:
         warnings.warn(f"{saved_model_dir}: no LiteRT model written, the converter failed: {first_line}",
                       stacklevel=2)
         return None
-    path = Path(saved_model_dir) / LITERT_MODEL
+    path = Path(destination or saved_model_dir) / LITERT_MODEL
     write_atomically(path, lambda tmp: tmp.write_bytes(flatbuffer))
     return path
 
 
 def _has_recurrent_layer(layer) -> bool:
-    """True for recurrent layers, in wrappers or nested models too: LiteRT's converter cannot
-    lower Keras' variable-batch recurrent loops, so such models are served by TensorFlow."""
+    """True for recurrent layers, in wrappers or nested models too: LiteRT's converter lowers
+    Keras' recurrent loops only at a fixed batch size, so such models get a batch-1 LiteRT model."""
     if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
         return True
     return any(_has_recurrent_layer(child) for child in getattr(layer, "layers", ()))

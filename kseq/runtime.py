@@ -10,7 +10,7 @@ Measured on 2 CPU cores (see `benchmarks/README.md`, section vs_pytorch):
 - serving single requests on TensorFlow: every oneDNN kernel of a batch-1 call is tiny, and
   splitting it over the intra-op pool costs more in thread hand-offs than it saves; one intra-op
   and one inter-op thread cut batch-1 latency by more than half. `ServingFunction` goes further
-  and runs the export's LiteRT model where there is one.
+  and runs the export's LiteRT model where there is one (for recurrent models: single requests).
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class ServingFunction:
     LiteRT when the export holds `model.tflite` (`kseq.export.export_litert`) and `ai_edge_litert`
     is installed, after the LiteRT answer to a probe batch has matched TensorFlow's; otherwise on
     TensorFlow. `runtime="litert"` or `"tensorflow"` insists on one. `self.runtime` says which runs.
+    A LiteRT model compiled for one batch size (`litert_batch_size`: 1 for recurrent exports,
+    whose loops convert only at a fixed batch) answers calls of that size, and TensorFlow the rest.
 
     LiteRT matters for single requests: a TensorFlow signature call costs a few hundred
     microseconds of dispatch and thread hand-offs on 2 cores, more than the seed CNN's whole
@@ -98,13 +100,14 @@ class ServingFunction:
         (self._input_name, self._input_spec), = inputs.items()
         self._lock = threading.Lock()
         self._litert = None
+        self.litert_batch_size = None  # the one batch size LiteRT answers; None: any
         if runtime != "tensorflow":
             self._litert = self._load_litert(signature, num_threads, required=runtime == "litert")
         self.runtime = "litert" if self._litert is not None else "tensorflow"
 
     def __call__(self, x) -> dict[str, np.ndarray]:
         x = np.asarray(x, dtype=self._input_spec.dtype.as_numpy_dtype)
-        if self._litert is not None:
+        if self._litert is not None and self.litert_batch_size in (None, len(x)):
             with self._lock:
                 return self._litert(**{self._input_name: x})
         return self._call_tensorflow(x)
@@ -126,11 +129,14 @@ class ServingFunction:
             try:
                 runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
                                      ).get_signature_runner(signature)
+                batch = int(runner.get_input_details()[self._input_name]["shape_signature"][0])
+                self.litert_batch_size = batch if batch > 0 else None
                 reason = self._litert_mismatch(runner)
             except Exception as e:  # noqa: BLE001 (a corrupt or incompatible file: TensorFlow still serves)
                 reason = f"{model} cannot be loaded or run: {_first_line(e)}"
             if reason is None:
                 return runner
+            self.litert_batch_size = None
             if not required:
                 warnings.warn(f"{self.path}: serving on TensorFlow, not LiteRT: {reason}", stacklevel=3)
         if required:
@@ -140,15 +146,20 @@ class ServingFunction:
     def _litert_mismatch(self, runner) -> str | None:
         """Why LiteRT's answers to probe batches differ from TensorFlow's, or None.
 
-        Probes are batches of 1 and 3; a dimension the signature leaves variable (the time axis
-        of a model built with `(None, F)`) gets a different concrete size in each probe, so
-        LiteRT must answer variable lengths as TensorFlow does.
+        Probes are batches of 1 and 3 (two of `litert_batch_size` when the LiteRT model has a
+        fixed batch); a dimension the signature leaves variable (the time axis of a model built
+        with `(None, F)`) gets a different concrete size in each probe, so LiteRT must answer
+        variable lengths as TensorFlow does. The second probe ends in all-zero steps, the padding
+        that recurrent models mask, so their masked path is checked too.
         """
         shape = self._input_spec.shape.as_list()[1:]
         rng = np.random.default_rng(0)
-        for batch, size in ((1, _PROBE_SIZES[0]), (3, _PROBE_SIZES[1])):
+        batches = (1, 3) if self.litert_batch_size is None else (self.litert_batch_size,) * 2
+        for probe, (batch, size) in enumerate(zip(batches, _PROBE_SIZES)):
             concrete = [size if d is None else d for d in shape]
             x = rng.standard_normal((batch, *concrete)).astype(self._input_spec.dtype.as_numpy_dtype)
+            if probe:
+                x[:, x.shape[1] * 3 // 4:] = 0
             expected, got = self._call_tensorflow(x), runner(**{self._input_name: x})
             if got.keys() != expected.keys():
                 return f"outputs {sorted(got)} instead of {sorted(expected)}"

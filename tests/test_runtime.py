@@ -87,7 +87,7 @@ def test_one_instance_is_safe_to_share_between_threads(serving_dir):
 
 
 def test_falls_back_to_tensorflow_without_a_litert_model(tmp_path):
-    model = kseq.build_model("rnn", (12, 2), 3, units=4, layers=1)
+    model = kseq.build_model("rnn", (None, 2), 3, units=4, layers=1)  # a variable time axis: no LiteRT model
     export.export_serving(model, tmp_path / "serving", ["a", "b", "c"])
     assert runtime.ServingFunction(tmp_path / "serving").runtime == "tensorflow"
     with pytest.raises(ValueError, match=r"cannot serve on LiteRT: .*model\.tflite does not exist"):
@@ -136,3 +136,45 @@ def test_a_variable_length_signature_is_probed_and_served(tmp_path):
         x = np.random.default_rng(steps).normal(size=(2, steps, 2)).astype(np.float32)
         expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
         np.testing.assert_allclose(serving(x)["probabilities"], expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def recurrent_model_and_dir(tmp_path_factory):
+    model = kseq.build_model("rnn", (15, 2), 3, cell="gru", bidirectional=True, layers=2, units=6)
+    path = tmp_path_factory.mktemp("recurrent") / "serving"
+    export.export_serving(model, path, ["a", "b", "c"])
+    return model, path
+
+
+def test_recurrent_exports_serve_single_requests_on_litert_and_batches_on_tensorflow(recurrent_model_and_dir):
+    model, path = recurrent_model_and_dir
+    serving = runtime.ServingFunction(path)
+    assert (serving.runtime, serving.litert_batch_size) == ("litert", 1)
+    x = np.random.default_rng(4).normal(size=(5, 15, 2)).astype(np.float32)
+    x[1::2, 10:] = 0  # zero padding, masked by the model
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
+    batched = serving(x)  # 5 sequences: TensorFlow
+    assert np.abs(batched["probabilities"] - expected).max() <= 1e-5
+
+    def no_tensorflow(_):
+        raise AssertionError("a single request went to TensorFlow")
+
+    serving._call_tensorflow = no_tensorflow
+    for i in range(len(x)):
+        single = serving(x[i : i + 1])
+        assert np.abs(single["probabilities"] - expected[i : i + 1]).max() <= 1e-5
+        assert single["class_id"].tolist() == [expected[i].argmax()]
+    with pytest.raises(AssertionError, match="went to TensorFlow"):
+        serving(x[:2])
+
+
+def test_a_batch_1_litert_model_that_disagrees_is_not_used(recurrent_model_and_dir, tmp_path):
+    _, path = recurrent_model_and_dir
+    other = kseq.build_model("rnn", (15, 2), 3, cell="gru", bidirectional=True, layers=2, units=6)
+    export.export_serving(other, tmp_path / "other", ["a", "b", "c"])
+    mixed = tmp_path / "mixed"
+    shutil.copytree(path, mixed)
+    shutil.copy(tmp_path / "other" / export.LITERT_MODEL, mixed / export.LITERT_MODEL)
+    with pytest.warns(UserWarning, match="not LiteRT: output '\\w+' differs from TensorFlow's on a probe batch of 1"):
+        serving = runtime.ServingFunction(mixed)
+    assert (serving.runtime, serving.litert_batch_size) == ("tensorflow", None)
