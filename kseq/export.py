@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import plots, report
+from kseq import html_report, plots
 from kseq.config import dump_config
 from kseq.models.decision import Decision
 
@@ -195,5 +195,5 @@ def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, c
     if metrics.get("calibration", {}).get("fitted"):
         plots.plot_reliability(metrics["calibration"], partial / "plots" / "reliability.png")
     shutil.rmtree(partial / "backup", ignore_errors=True)
-    write_text(partial / "report.html", report.render(partial))
+    write_text(partial / "report.html", html_report.render(partial))
     return finalize(partial)

@@ -13,13 +13,14 @@ from kseq.errors import InputError
 from kseq.training import prepare_data, train
 from tests.conftest import TINY_ECG
 
-ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots"}
+ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots", "report.html"}
 
 
 def test_run_folder_holds_every_artifact(tiny_run):
     names = {p.name for p in tiny_run.directory.iterdir()}
     assert names == ARTIFACTS
-    assert {p.name for p in (tiny_run.directory / "plots").iterdir()} == {"training_curves.png", "confusion_matrix.png"}
+    assert {p.name for p in (tiny_run.directory / "plots").iterdir()} == {
+        "training_curves.png", "confusion_matrix.png", "reliability.png", "saliency.png"}
     assert not list(tiny_run.directory.parent.glob(".partial-*"))
     metrics = json.loads((tiny_run.directory / "metrics.json").read_text())
     for key in ("accuracy", "macro_f1", "balanced_accuracy", "per_class", "confusion_matrix"):

@@ -1,4 +1,4 @@
-"""`report.html`: one self-contained page a person opens to read a run, an ensemble or a study.
+"""`report.html`: one self-contained page a person opens to read a run or an ensemble.
 
 Everything is in the file: figures are embedded as base64 PNG data URIs, styles inline, no
 script and no network request, so the page renders the same from a laptop, a CI artifact or an
