@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import decisions, evaluation, explain, export, recipe
+from kseq import decisions, evaluation, export, recipe, saliency
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split_index
@@ -301,8 +301,8 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
 
     Read the data the config names (`prepare_data`), resolve its `"auto"` values, `fit`, evaluate
     on the test split, fit the `[decisions]` on the validation split (`kseq.decisions`), draw the
-    saliency figure (`kseq.explain`) and write the run. `resume` is the `.partial-*` folder of an interrupted
-    run: its saved config is used and training continues from its last completed epoch. Extra
+    saliency figure (`kseq.saliency`) and write the run. `resume` is the `.partial-*` folder of an
+    interrupted run: its saved config is used and training continues from its last completed epoch. Extra
     `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
     time, seed and a random tag). Bad input leaves no folder behind.
     """
@@ -326,7 +326,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics["epochs"] = len(fitted.history.get("epoch", []))
     decision, fitted_decisions = decisions.fit_for_model(fitted.model, val_set, test_set, config)
     metrics.update(fitted_decisions)
-    explain.plot_saliency(fitted.model, test_set, partial / "plots" / "saliency.png")
+    saliency.plot_saliency(fitted.model, test_set, partial / "plots" / "saliency.png")
     directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
 

@@ -1,4 +1,4 @@
-"""Saliency: which time steps (and features) of a sequence drove a model's score for a class.
+"""Saliency (`kseq.explain`): which time steps (and features) of a sequence drove a model's score for a class.
 
 `explain(model, x)` uses one of two standard, citable methods:
 
