@@ -83,9 +83,15 @@ def _best_offset(log_p, y, offsets, c, floors):
     predicted[:, c], tp[:, c] = k, cum_y[:, c]
     support = np.broadcast_to(cum_y[-1], predicted.shape)
     shortfall, macro_f1 = _scores(tp, predicted, support, floors)
-    # The offset realising each k: between the k-th and (k+1)-th margins; ties make some k unreachable.
-    candidates = np.concatenate([[margin[0] - 1.0], (margin[:-1] + margin[1:]) / 2, [margin[-1] + 1.0]])
-    reachable = np.concatenate([[True], margin[:-1] < margin[1:], [True]])
+    # The offset realising each k lies between the k-th and (k+1)-th margins. Ties make some k
+    # unreachable, and so do infinite margins (a log-probability of -inf, as a majority vote's
+    # classes without votes have, stays -inf whatever its offset).
+    low, high = np.concatenate([[-np.inf], margin]), np.concatenate([margin, [np.inf]])
+    with np.errstate(invalid="ignore"):
+        candidates = np.where(np.isfinite(low) & np.isfinite(high), (low + high) / 2,
+                              np.where(np.isfinite(low), low + 1.0, np.where(np.isfinite(high), high - 1.0,
+                                                                              offsets[c])))
+    reachable = (low < high) & np.isfinite(candidates)
     shortfall = np.where(reachable, shortfall, np.inf)
     best = reachable & np.isclose(shortfall, shortfall.min(), rtol=0, atol=1e-12)
     best &= np.isclose(macro_f1, macro_f1[best].max(), rtol=0, atol=1e-12)
@@ -131,7 +137,9 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
     num_classes = len(class_names)
     val_logits, y_val = np.asarray(val_logits, np.float64), np.asarray(y_val)
     test_logits, y_test = np.asarray(test_logits, np.float64), np.asarray(y_test)
-    temperature = calibration.fit_temperature(val_logits, y_val) if settings["calibrate"] else 1.0
+    skip = ("calibrate = false" if not settings["calibrate"] else None if np.isfinite(val_logits).all()
+            else "the outputs are not all finite logits (a majority vote's shares include zeros)")
+    temperature = calibration.fit_temperature(val_logits, y_val) if skip is None else 1.0
     val_log_p = log_softmax(val_logits / temperature, axis=-1)
     floors = {list(class_names).index(name): float(v) for name, v in settings["recall_floor"].items()}
     if settings["thresholds"] == "none":
@@ -156,8 +164,12 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
         "test": evaluation.report(y_test, calibrated_test, class_names,
                                   y_pred=(test_log_p + offsets).argmax(1)),
     }
+    layer = Decision(temperature, offsets.tolist(), name="decision")
+    if skip is not None:
+        return layer, {"decisions": decisions, "calibration": {
+            "fitted": False, "reason": skip, "test_ece": calibration.expected_calibration_error(y_test, raw_test)}}
     calibrated = {
-        "fitted": bool(settings["calibrate"]),
+        "fitted": True,
         "temperature": temperature,
         "bins": calibration.BINS,
         "validation_nll_before": calibration.negative_log_likelihood(val_logits, y_val),
@@ -167,7 +179,6 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
         "test_reliability_before": calibration.reliability(y_test, raw_test),
         "test_reliability_after": calibration.reliability(y_test, calibrated_test),
     }
-    layer = Decision(temperature, offsets.tolist(), name="decision")
     return layer, {"decisions": decisions, "calibration": calibrated}
 
 

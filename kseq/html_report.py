@@ -66,6 +66,8 @@ def _headline(metrics: dict) -> str:
                           _number(calibration["test_ece_after"]))])
     if "decisions" in metrics and not tuned.get("fitted"):
         table += f"<p class=\"note\">Decision thresholds and calibration: not fitted ({_e(tuned['reason'])}).</p>"
+    elif "calibration" in metrics and not calibration.get("fitted"):
+        table += f"<p class=\"note\">Calibration: not fitted ({_e(calibration['reason'])}).</p>"
     elif tuned.get("fitted"):
         offsets = ", ".join(f"{name} {b:+.3f}" for name, b in tuned["offsets"].items())
         table += (f"<p class=\"note\">Decision fitted on the {_e(tuned['fitted_on'])}: temperature "
@@ -143,7 +145,11 @@ def render(folder) -> str:
     parts += [_figure(folder / "plots" / name, caption) for name, caption in FIGURES
               if (folder / "plots" / name).is_file()]
     parts += [f"<h2>Resolved config ({_e(config_file.name)})</h2>", f"<pre>{_e(config_file.read_text())}</pre>"]
-    if (folder / "serving").is_dir() or not is_ensemble:
+    if is_ensemble:
+        parts += ["<h2>How to serve</h2>", "<p><code>python -m kseq.ensemble RUN_DIR RUN_DIR ... --export DIR</code> "
+                  "writes this ensemble as one SavedModel (with <code>model.tflite</code> where it converts), "
+                  "served like a run's <code>serving/</code> folder.</p>"]
+    else:
         parts += ["<h2>How to serve</h2>", _serving(folder.with_name(folder.name.removeprefix(".partial-")))]
     return _page(title, parts)
 

@@ -103,3 +103,21 @@ def test_check_settings_names_the_problem():
     with pytest.raises(InputError, match=r"recall_floor.F = 1.5"):
         decisions.check_settings({"recall_floor": {"F": 1.5}}, ("N", "F"))
     decisions.check_settings({"recall_floor": {"F": 0.95}}, ("N", "F"))
+
+
+def test_majority_vote_shares_with_zeros_get_finite_offsets_and_no_temperature():
+    rng = np.random.default_rng(8)
+    y = rng.choice(3, size=900, p=[0.7, 0.2, 0.1])
+    # Three voters, each right 70% of the time; a class nobody voted for has log-share -inf.
+    votes = np.where(rng.random((900, 3)) < 0.7, y[:, None], rng.integers(0, 3, (900, 3)))
+    shares = np.stack([(votes == c).mean(1) for c in range(3)], axis=1)
+    with np.errstate(divide="ignore"):
+        log_shares = np.log(shares)
+    assert np.isinf(log_shares).any()
+    layer, out = decisions.decide(log_shares, y, log_shares, y, ("a", "b", "c"), SETTINGS)
+    offsets = np.array(list(out["decisions"]["offsets"].values()))
+    assert np.isfinite(offsets).all() and layer.temperature == 1.0
+    assert out["calibration"]["fitted"] is False and "majority vote" in out["calibration"]["reason"]
+    tuned = (log_shares + offsets).argmax(1)
+    assert out["decisions"]["test"]["macro_f1"] == pytest.approx(macro_f1(y, tuned))
+    assert macro_f1(y, tuned) >= macro_f1(y, log_shares.argmax(1))
