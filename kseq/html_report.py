@@ -1,9 +1,9 @@
-"""`report.html`: one self-contained page a person opens to read a run or an ensemble.
+"""`report.html`: one self-contained page a person opens to read a run, an ensemble or a study.
 
 Everything is in the file: figures are embedded as base64 PNG data URIs, styles inline, no
 script and no network request, so the page renders the same from a laptop, a CI artifact or an
 e-mail attachment. It is built from what the folder already holds (`metrics.json`, the config,
-`plots/*.png`), so it never disagrees with them.
+`plots/*.png`; for a tuning study its trials and plots), so it never disagrees with them.
 """
 
 from __future__ import annotations
@@ -151,6 +151,34 @@ def render(folder) -> str:
                   "served like a run's <code>serving/</code> folder.</p>"]
     else:
         parts += ["<h2>How to serve</h2>", _serving(folder.with_name(folder.name.removeprefix(".partial-")))]
+    return _page(title, parts)
+
+
+def render_study(folder, name: str, trials, best: dict | None) -> str:
+    """The HTML of a tuning study's summary folder (`kseq.tune.write_summary`).
+
+    `trials` is Optuna's `trials_dataframe()` (a pandas DataFrame); `best` the best trial's
+    `value`, `number`, `params` and `run_dir`, or None before any trial completed.
+    """
+    folder = Path(folder)
+    title = f"tuning study {name}"
+    parts = [f"<h1>{_e(title)}</h1>", "<h2>Best trial</h2>"]
+    if best is None:
+        parts.append("<p class=\"note\">No trial has completed yet.</p>")
+    else:
+        parts.append(_table(("", "value"), [("validation macro-F1", _number(best["value"])),
+                                             ("trial", best["number"]), ("run folder", best["run_dir"]),
+                                             *((f"param {k}", v) for k, v in best["params"].items())]))
+        parts.append("<p>Retrain with them: <code>python -m kseq.experiments.run EXPERIMENT --params "
+                     f"{_e(folder / 'best_params.json')}</code>; each trial's run folder has its own "
+                     "<code>report.html</code>.</p>")
+    columns = [c for c in trials.columns if c in ("number", "state", "value") or c.startswith("params_")
+               or c == "user_attrs_run_dir"]
+    rows = [[_number(v) if c == "value" and v == v else v for c, v in zip(columns, row)]
+            for row in trials[columns].itertuples(index=False)]
+    parts += [f"<h2>Trials ({len(trials)})</h2>", _table([c.removeprefix("params_") for c in columns], rows)]
+    figures = (("optimization_history.png", "Optimization history"), ("param_importances.png", "Parameter importances"))
+    parts += [_figure(folder / f, caption) for f, caption in figures if (folder / f).is_file()]
     return _page(title, parts)
 
 
