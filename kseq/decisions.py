@@ -24,6 +24,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from kseq import calibration, evaluation
+from kseq.data.pipeline import make_eval_dataset
 from kseq.errors import InputError
 from kseq.models.decision import Decision
 
@@ -184,8 +185,6 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
 
 def fit_for_model(model, val_set, test_set, config: dict) -> tuple[Decision | None, dict]:
     """`decide` on a fitted model's logits for a run's validation and test splits (`SequenceSet`s)."""
-    from kseq.data.pipeline import make_eval_dataset
-
     def logits(data):
         return model.predict(make_eval_dataset(data.x, batch_size=config["sampler"]["batch_size"]), verbose=0)
 

@@ -41,7 +41,19 @@ def report(y_true, y_prob, class_names, y_pred=None) -> dict:
 
 
 def headline(metrics: dict) -> str:
-    """One line with the numbers a user looks at first."""
+    """The numbers a user looks at first: one line for the argmax, and when a run fitted them
+    (`kseq.decisions`), one for the tuned decision its export serves and one for calibration."""
+    lines = [_scores(metrics)]
+    if metrics.get("decisions", {}).get("fitted"):
+        lines.append(f"tuned decision (served): {_scores(metrics['decisions']['test'])}")
+    if metrics.get("calibration", {}).get("fitted"):
+        c = metrics["calibration"]
+        lines.append(f"calibration: temperature={c['temperature']:.3g} "
+                     f"test ECE {c['test_ece_before']:.4f} -> {c['test_ece_after']:.4f}")
+    return "\n".join(lines)
+
+
+def _scores(metrics: dict) -> str:
     recalls = " ".join(f"recall_{n}={v['recall']:.3f}" for n, v in metrics["per_class"].items())
     return (
         f"accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "
