@@ -302,8 +302,8 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     Read the data the config names (`prepare_data`), resolve its `"auto"` values, `fit`, evaluate
     on the test split, fit the `[decisions]` on the validation split (`kseq.decisions`), draw the
     saliency figure (`kseq.saliency`) and write the run. `resume` is the `.partial-*` folder of an
-    interrupted run: its saved config is used and training continues from its last completed epoch. Extra
-    `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
+    interrupted run: its saved config is used and training continues from its last completed
+    epoch. Extra `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
     time, seed and a random tag). Bad input leaves no folder behind.
     """
     if resume is not None:

@@ -42,11 +42,10 @@ def test_fit_temperature_is_the_minimum_of_a_numpy_grid_search():
 
 
 def test_ece_hand_computed():
-    # Confidences 0.9, 0.9 (one right) in bin (0.8, 0.9]... with 5 bins: (0.8, 1.0] holds both;
-    # 0.6 (right) in (0.4, 0.6]; 0.7 (wrong) in (0.6, 0.8].
+    # 5 bins. Confidences 0.9 (right) and 0.9 (wrong) fall in (0.8, 1.0]: accuracy 0.5, gap 0.4;
+    # 0.6 (right) in (0.4, 0.6]: gap 0.4; 0.7 (wrong) in (0.6, 0.8]: gap 0.7.
     p = np.array([[0.9, 0.1], [0.1, 0.9], [0.6, 0.4], [0.3, 0.7]])
     y = np.array([0, 0, 0, 0])
-    # bins: (0.8,1]: acc 0.5 conf 0.9 -> 2/4*0.4; (0.4,0.6]: acc 1 conf 0.6 -> 1/4*0.4; (0.6,0.8]: acc 0 conf 0.7 -> 1/4*0.7
     expected = 0.5 * 0.4 + 0.25 * 0.4 + 0.25 * 0.7
     assert calibration.expected_calibration_error(y, p, bins=5) == pytest.approx(expected)
 

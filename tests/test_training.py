@@ -7,6 +7,8 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from scipy.special import log_softmax
 
 from kseq.config import load_config
 from kseq.errors import InputError
@@ -162,8 +164,6 @@ def test_pain_windows_and_transform_serve_whole_sequences(tmp_path):
 
 
 def test_without_a_validation_split_serving_keeps_the_argmax(tmp_path):
-    import tensorflow as tf
-
     run = train(load_config("ecg_cnn", [*TINY_ECG, "data.validation_split=0", "train.monitor=loss"]), tmp_path)
     metrics = json.loads((run.directory / "metrics.json").read_text())
     assert metrics["decisions"] == {"fitted": False, "reason": "no validation split"}
@@ -187,9 +187,6 @@ def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
     fitted = run.metrics["decisions"]
     assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned"] == 0.0
     # The floor binds on the validation split: recompute V's recall there from the saved model.
-    from scipy.special import log_softmax
-
-    from kseq.training import prepare_data
     _, val_set, _, _ = prepare_data(load_config("ecg_cnn", TINY_ECG))
     log_p = log_softmax(run.model.predict(val_set.x, verbose=0) / fitted["temperature"], axis=-1)
     predicted = (log_p + list(fitted["offsets"].values())).argmax(-1)
