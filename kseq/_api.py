@@ -13,13 +13,14 @@ from kseq.losses import FocalLoss, SmoothedCrossentropy, balanced_class_weights,
 from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
 from kseq.models import build_model, model_names, register_model
 from kseq.runtime import ServingFunction, configure_threads
+from kseq.saliency import explain
 from kseq.training import Run, train
 
 __all__ = [
     "BalancedAccuracy", "ClassRecall", "ClassificationReport", "ConfusionMatrixLogger", "FocalLoss",
     "InputError", "MacroF1", "Run", "SequenceClassifier", "SequenceSet", "ServingFunction", "SmoothedCrossentropy",
     "WarmupCosineDecay", "balanced_class_weights", "build_model", "callbacks", "configure_threads",
-    "data", "export_serving", "get_loss", "load_config",
+    "data", "explain", "export_serving", "get_loss", "load_config",
     "losses", "make_eval_dataset", "make_train_dataset", "metrics", "model_names", "models",
     "register_model", "report", "train",
 ]

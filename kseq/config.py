@@ -69,6 +69,12 @@ DEFAULTS: dict = {
         "steps_per_execution": 1,
         "verbose": "auto",
     },
+    # Fitted on the validation split after training (kseq.decisions); skipped without one.
+    "decisions": {
+        "thresholds": "macro_f1",  # macro_f1: per-class offsets maximising validation macro-F1 | none: argmax
+        "recall_floor": {},  # class name -> minimum validation recall, e.g. {F = 0.95}
+        "calibrate": True,  # temperature scaling (fitted on validation NLL)
+    },
     "search": {},
 }
 FREE_FORM = {"model", "loss", "search"}
@@ -81,6 +87,7 @@ CHOICES = {
     ("optimizer", "name"): ("adamw",),
     ("optimizer", "schedule"): ("constant", "cosine"),
     ("train", "strategy"): ("default", "mirrored", "multi_worker"),
+    ("decisions", "thresholds"): ("macro_f1", "none"),
 }
 # Fixed keys whose value may take another type than their default's.
 _ALSO = {("preprocess", "groups"): dict, ("sampler", "target"): list, ("train", "verbose"): int}

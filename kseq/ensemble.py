@@ -19,8 +19,12 @@ evaluated on the same test split: the one the members' configs describe (rebuilt
 `<output-dir>/<ensemble-name>/<id>/` (name `ensemble` unless a named ensemble), written whole or
 not at all: `ensemble.toml` (members, vote, test data), `metrics.json` (`kseq.evaluation.report`
 of the ensemble plus `members`, each member's folder and metrics), `model.keras` (load it after
-`import kseq`) and `plots/confusion_matrix.png`. `--export DIR` writes the ensemble as one
-TF SavedModel at DIR, with a run's serving signature, under a temporary name and then renamed.
+`import kseq`), `plots/confusion_matrix.png` and `report.html`. As for a run, the `[decisions]`
+of the members' config are fitted on the validation split their config describes (per-class
+offsets on the vote's log-probabilities; temperature scaling for a soft vote only, since a
+majority vote's shares are not logits) and reported in `metrics.json`. `--export DIR` writes the
+ensemble as one TF SavedModel at DIR, with a run's serving signature and the fitted decision,
+under a temporary name and then renamed.
 
 Members must agree on what one serving input means: the input shape `(T, F)`, the class names and
 gap filling (`preprocess.fill_gaps`, applied before the model). The rest of `[preprocess]` and all
@@ -49,7 +53,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kseq import evaluation, export, plots
+from kseq import decisions, evaluation, export, html_report, plots
 from kseq.config import dump_config, load_config
 from kseq.errors import InputError
 from kseq.models.voting import VOTE_LAYERS
@@ -84,6 +88,7 @@ class Ensemble:
     y_true: np.ndarray
     member_probabilities: np.ndarray  # (M, N, C)
     probabilities: np.ndarray  # (N, C)
+    decision: keras.layers.Layer | None = None  # fitted on the validation split; None without one
 
 
 def load_member(directory) -> Member:
@@ -190,16 +195,20 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
     data_files = data_files or {}
     check_members(members, same_test_split=not data_files.get("data"))
     config = apply_data_files(copy.deepcopy(members[0].config), **data_files)
-    test_set = prepare_data(config)[2]
+    _, val_set, test_set, _ = prepare_data(config)
     shape = members[0].model.input_shape[1:]
     if test_set.class_names != members[0].class_names or test_set.x.shape[1:] != shape:
         raise InputError(f"test data: classes {list(test_set.class_names)} and shape {test_set.x.shape[1:]} "
                          f"do not match the members' {list(members[0].class_names)} and {shape}")
     model = build_ensemble([m.model for m in members], vote, name=name)
-    logits = [m.model.predict(test_set.x, batch_size=m.config["sampler"]["batch_size"], verbose=0) for m in members]
-    probabilities = softmax(model.get_layer("vote")(logits))
+    logits, log_probabilities = vote_outputs(members, model, test_set.x)
+    probabilities = softmax(log_probabilities)
     member_probabilities = np.stack([softmax(z) for z in logits])
     metrics = evaluation.report(test_set.y, probabilities, test_set.class_names)
+    val_outputs = None if val_set is None else vote_outputs(members, model, val_set.x)[1]
+    decision, fitted = decisions.decide(val_outputs, None if val_set is None else val_set.y, log_probabilities,
+                                        test_set.y, test_set.class_names, config["decisions"])
+    metrics.update(fitted)
     metrics["vote"] = vote
     metrics["members"] = [
         {"directory": str(m.directory), "experiment": m.config["experiment"]["name"],
@@ -209,7 +218,14 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
     recipe = {"vote": vote, "members": [str(m.directory) for m in members], "seed": config["train"]["seed"],
               "data": config["data"]}
     directory = write_folder(output_dir, name, recipe, metrics, model, test_set.class_names)
-    return Ensemble(directory, metrics, model, test_set.y, member_probabilities, probabilities)
+    return Ensemble(directory, metrics, model, test_set.y, member_probabilities, probabilities, decision)
+
+
+def vote_outputs(members: list[Member], model: keras.Model, x) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every member's logits on `x` and the ensemble's vote (log-probabilities, `model`'s output)."""
+    logits = [m.model.predict(x, batch_size=m.config["sampler"]["batch_size"], verbose=0) for m in members]
+    with np.errstate(divide="ignore"):
+        return logits, keras.ops.convert_to_numpy(model.get_layer("vote")(logits))
 
 
 def write_folder(output_dir, name: str, recipe: dict, metrics: dict, model: keras.Model, class_names) -> Path:
@@ -221,17 +237,21 @@ def write_folder(output_dir, name: str, recipe: dict, metrics: dict, model: kera
     model.save(partial / "model.keras")
     plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), class_names,
                                 partial / "plots" / "confusion_matrix.png", title=f"{name} ({recipe['vote']} vote)")
+    if metrics.get("calibration", {}).get("fitted"):
+        plots.plot_reliability(metrics["calibration"], partial / "plots" / "reliability.png")
+    export.write_text(partial / "report.html", html_report.render(partial))
     return export.finalize(partial)
 
 
-def export_ensemble(model: keras.Model, directory, class_names) -> Path:
-    """Write the ensemble as a TF SavedModel at `directory`, under a temporary name, then rename."""
+def export_ensemble(model: keras.Model, directory, class_names, decision=None) -> Path:
+    """Write the ensemble as a TF SavedModel at `directory` (with its fitted `decision`, when it has
+    one: `kseq.decisions`), under a temporary name, then rename."""
     directory = Path(directory)
     if directory.exists():
         raise InputError(f"--export {directory}: already exists; refusing to overwrite it")
     directory.parent.mkdir(parents=True, exist_ok=True)
     partial = directory.with_name(f"{export.PARTIAL_PREFIX}{directory.name}-{secrets.token_hex(3)}")
-    export.export_serving(model, partial, class_names)
+    export.export_serving(model, partial, class_names, decision)
     os.rename(partial, directory)
     return directory
 
@@ -329,7 +349,8 @@ def run(args: argparse.Namespace) -> tuple[Ensemble, Path | None]:
         entries = spec["members"] if args.experiment else args.train
         runs = train_members(entries, args.output_dir, args.set, args.seed, data_files)
     ensemble = evaluate(load_members(runs), vote, args.output_dir, name, data_files)
-    exported = export_ensemble(ensemble.model, args.export, ensemble.metrics["class_names"]) if args.export else None
+    exported = (export_ensemble(ensemble.model, args.export, ensemble.metrics["class_names"], ensemble.decision)
+                if args.export else None)
     return ensemble, exported
 
 

@@ -6,15 +6,18 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def report(y_true, y_prob, class_names) -> dict:
+def report(y_true, y_prob, class_names, y_pred=None) -> dict:
     """Metrics of predicted probabilities `y_prob` (N, C) against integer labels `y_true` (N,).
+
+    The predictions are the argmax of `y_prob`, or `y_pred` when given (a tuned decision,
+    `kseq.decisions`).
 
     Keys: accuracy, macro_f1, balanced_accuracy, per_class {name: precision, recall, f1,
     support}, confusion_matrix (rows true, columns predicted), class_names. `macro_f1` averages
     over every class in `class_names`, absent ones scoring 0, as `kseq.metrics.MacroF1` does.
     """
     y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_prob).argmax(axis=-1)
+    y_pred = np.asarray(y_prob).argmax(axis=-1) if y_pred is None else np.asarray(y_pred)
     labels = np.arange(len(class_names))
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
@@ -38,7 +41,19 @@ def report(y_true, y_prob, class_names) -> dict:
 
 
 def headline(metrics: dict) -> str:
-    """One line with the numbers a user looks at first."""
+    """The numbers a user looks at first: one line for the argmax, and when a run fitted them
+    (`kseq.decisions`), one for the tuned decision its export serves and one for calibration."""
+    lines = [_scores(metrics)]
+    if metrics.get("decisions", {}).get("fitted"):
+        lines.append(f"tuned decision (served): {_scores(metrics['decisions']['test'])}")
+    if metrics.get("calibration", {}).get("fitted"):
+        c = metrics["calibration"]
+        lines.append(f"calibration: temperature={c['temperature']:.3g} "
+                     f"test ECE {c['test_ece_before']:.4f} -> {c['test_ece_after']:.4f}")
+    return "\n".join(lines)
+
+
+def _scores(metrics: dict) -> str:
     recalls = " ".join(f"recall_{n}={v['recall']:.3f}" for n, v in metrics["per_class"].items())
     return (
         f"accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import plots
+from kseq import html_report, plots
 from kseq.config import dump_config
+from kseq.models.decision import Decision
 
 PARTIAL_PREFIX = ".partial-"
 _TRIAL_RUN = re.compile(r"-trial\d+$")  # how the run id of a tuning trial ends (`trial_run_id`)
@@ -98,11 +99,14 @@ def _to_builtin(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def export_serving(model: keras.Model, path, class_names) -> None:
+def export_serving(model: keras.Model, path, class_names, decision: Decision | None = None) -> None:
     """Write a TF SavedModel with signature `serving_default`, and its LiteRT model where one converts.
 
     Input `sequence` float32 [None, T, F]; outputs `probabilities` [None, C], `class_id` [None]
     (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
+    Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
+    their argmax; with one (`kseq.decisions`, fitted on the validation split) they are its
+    temperature-scaled probabilities and its decision (argmax after per-class offsets).
     `model.tflite` holds the same signature for LiteRT: with the variable batch for models
     without recurrent layers, and for a batch of exactly 1 for recurrent ones with a fixed time
     axis (`export_litert`; `kseq.runtime.ServingFunction` sends single requests there).
@@ -110,8 +114,12 @@ def export_serving(model: keras.Model, path, class_names) -> None:
     names = tf.constant(list(class_names))
 
     def serve(sequence):
-        probabilities = tf.nn.softmax(model(sequence, training=False), axis=-1)
-        class_id = tf.argmax(probabilities, axis=-1)
+        logits = model(sequence, training=False)
+        if decision is None:
+            probabilities = tf.nn.softmax(logits, axis=-1)
+            class_id = tf.argmax(probabilities, axis=-1)
+        else:
+            probabilities, class_id = decision(logits), tf.argmax(decision.scores(logits), axis=-1)
         return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
 
     _write_saved_model(model, serve, None, path)
@@ -167,10 +175,11 @@ def _has_recurrent_layer(layer) -> bool:
     return any(_has_recurrent_layer(child) for child in getattr(layer, "layers", ()))
 
 
-def write_model(folder: Path, model: keras.Model, class_names) -> None:
-    """`model.keras` and `serving/` (the SavedModel, with `model.tflite` where it converts)."""
+def write_model(folder: Path, model: keras.Model, class_names, decision: Decision | None = None) -> None:
+    """`model.keras` (the raw model, logits out) and `serving/` (the SavedModel with `decision`
+    when given, and `model.tflite` where it converts)."""
     model.save(folder / "model.keras")
-    export_serving(model, folder / "serving", class_names)
+    export_serving(model, folder / "serving", class_names, decision)
 
 
 def write_model_folder(path: Path, model: keras.Model, config: dict, history: dict, class_names) -> Path:
@@ -189,12 +198,17 @@ def write_model_folder(path: Path, model: keras.Model, config: dict, history: di
     return path
 
 
-def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names) -> Path:
-    """Write a finished run's model, SavedModel, metrics and plots, drop its resume state, rename."""
-    write_model(partial, model, class_names)
+def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names,
+              decision: Decision | None = None) -> Path:
+    """Write a finished run's model, SavedModel, metrics, plots and `report.html`, drop its resume
+    state, rename. `decision` (`kseq.decisions`) goes into the SavedModel, not `model.keras`."""
+    write_model(partial, model, class_names, decision)
     write_json(partial / "metrics.json", metrics)
     plots.plot_history(history, partial / "plots" / "training_curves.png")
     plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), class_names,
                                 partial / "plots" / "confusion_matrix.png")
+    if metrics.get("calibration", {}).get("fitted"):
+        plots.plot_reliability(metrics["calibration"], partial / "plots" / "reliability.png")
     shutil.rmtree(partial / "backup", ignore_errors=True)
+    write_text(partial / "report.html", html_report.render(partial))
     return finalize(partial)

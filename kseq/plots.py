@@ -1,4 +1,4 @@
-"""PNG figures of a run: confusion matrix and training curves.
+"""PNG figures of a run: confusion matrix, training curves, reliability diagram and saliency.
 
 Figures are built with `matplotlib.figure.Figure` (Agg canvas) rather than pyplot, so drawing
 needs no display and touches no global pyplot state, even from a training callback.
@@ -51,6 +51,53 @@ def plot_history(history: dict[str, list], path) -> Path:
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.legend()
+    return _save(fig, path)
+
+
+def plot_reliability(calibration: dict, path) -> Path:
+    """Reliability diagram of the test split before and after temperature scaling.
+
+    Bars: accuracy per confidence bin; the diagonal is perfect calibration. Reads the bin tables
+    `kseq.decisions.decide` stores in `metrics.json["calibration"]`.
+    """
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    for i, when in enumerate(("before", "after")):
+        table = calibration[f"test_reliability_{when}"]
+        edges = np.asarray(table["edges"])
+        width = np.diff(edges)
+        accuracy = np.array([np.nan if a is None else a for a in table["accuracy"]])
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.bar(edges[:-1], np.nan_to_num(accuracy), width=width, align="edge", edgecolor="black",
+               alpha=0.7, label="accuracy")
+        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+        temperature = 1.0 if when == "before" else calibration["temperature"]
+        ax.set_title(f"{when}: T = {temperature:.3g}, ECE = {calibration[f'test_ece_{when}']:.4f}")
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def plot_saliency(signals, importances, titles, method: str, path, max_features: int = 3) -> Path:
+    """Each signal (T, F) (its first `max_features` features) drawn over its importance (T,) as a
+    heat strip, two panels a row (`kseq.saliency.plot_saliency`)."""
+    rows = -(-len(signals) // 2)
+    fig = Figure(figsize=(12, 2.4 * rows), layout="constrained")
+    for k, (signal, importance, title) in enumerate(zip(signals, importances, titles)):
+        ax = fig.add_subplot(rows, 2, k + 1)
+        signal = np.asarray(signal)[:, :max_features]
+        low, high = float(np.nanmin(signal)), float(np.nanmax(signal))
+        high = high if high > low else low + 1.0
+        peak = float(np.max(importance))
+        ax.imshow((importance / peak if peak > 0 else importance)[None, :], aspect="auto", cmap="Reds",
+                  vmin=0, vmax=1, alpha=0.6, extent=(-0.5, len(importance) - 0.5, low, high), origin="lower")
+        ax.plot(signal, color="black", linewidth=0.9)
+        ax.set_xlim(-0.5, len(importance) - 0.5)
+        ax.set_ylim(low, high)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"saliency ({method.replace('_', ' ')}) for the predicted class; darker red: more important")
     return _save(fig, path)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import distribute, evaluation, export, recipe
+from kseq import decisions, distribute, evaluation, export, recipe, saliency
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split_index
@@ -322,15 +322,17 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     """Train the experiment `config` describes and write its run folder under `output_dir`.
 
     Read the data the config names (`prepare_data`), resolve its `"auto"` values, `fit`, evaluate
-    on the test split and write the run. `resume` is the `.partial-*` folder of an interrupted
-    run: its saved config is used and training continues from its last completed epoch. Extra
-    `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
+    on the test split, fit the `[decisions]` on the validation split (`kseq.decisions`), draw the
+    saliency figure (`kseq.saliency`) and write the run. `resume` is the `.partial-*` folder of an
+    interrupted run: its saved config is used and training continues from its last completed
+    epoch. Extra `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
     time, seed and a random tag). Bad input leaves no folder behind.
     """
     if resume is not None:
         config = load_config(str(resume / "config.toml"))
     config = copy.deepcopy(config)
     fit_set, val_set, test_set, transform = prepare_data(config)
+    decisions.check_settings(config["decisions"], fit_set.class_names)
     config = resolve_recipe(config, fit_set, val_set)
     chief = distribute.is_chief(config)
     partial = resume or (export.start_run(output_dir, config["experiment"]["name"], config, run_id) if chief
@@ -349,7 +351,10 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics = evaluate_on_test(fitted.model, test_set, config["sampler"]["batch_size"])
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
     metrics["epochs"] = len(fitted.history.get("epoch", []))
-    directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names)
+    decision, fitted_decisions = decisions.fit_for_model(fitted.model, val_set, test_set, config)
+    metrics.update(fitted_decisions)
+    saliency.plot_saliency(fitted.model, test_set, partial / "plots" / "saliency.png")
+    directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
 
 

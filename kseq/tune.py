@@ -7,7 +7,7 @@ its best validation macro-F1 and pruned epoch by epoch against the median of ear
 Workers share a study through Optuna's own storage: a journal file under `--output-dir` on one
 host, or a PostgreSQL/MySQL URL across machines, where heartbeats fail (and retry) the trials of
 a worker that died. Each worker, when it finishes, rewrites `tune-<study>/` with the study's best
-params, all its trials and two plots.
+params, all its trials, two plots and a `report.html`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 from optuna_integration import KerasPruningCallback
 from sqlalchemy.engine import make_url
 
-from kseq import export, training
+from kseq import export, html_report, training
 from kseq.config import DEFAULTS, FREE_FORM, load_config, parse_override
 from kseq.errors import InputError
 
@@ -243,7 +243,7 @@ def _rdb_storage(url: str, heartbeat: int, retries: int) -> RDBStorage:
 
 
 def write_summary(study: optuna.Study, folder: Path) -> list[str]:
-    """Write `trials.csv`, `best_params.json` and plots to `folder`; return notes on what was skipped.
+    """Write `trials.csv`, `best_params.json`, plots and `report.html` to `folder`; return notes on what was skipped.
 
     Every worker rewrites the summary when it finishes, each file through a uniquely named
     temporary file and a rename: a reader never sees half a file, and the last worker to finish
@@ -252,6 +252,17 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     export.write_atomically(folder / "trials.csv", lambda path: study.trials_dataframe().to_csv(path, index=False))
+    notes = _write_best(study, folder, completed)
+    best = study.best_trial if completed else None
+    export.write_text(folder / "report.html", html_report.render_study(
+        folder, study.study_name, study.trials_dataframe(), best and {
+            "value": best.value, "number": best.number, "params": best.params,
+            "run_dir": best.user_attrs.get("run_dir", "")}))
+    return notes
+
+
+def _write_best(study: optuna.Study, folder: Path, completed) -> list[str]:
+    """`best_params.json` and the plots, once a trial has completed; notes on what was skipped."""
     if not completed:
         return ["no completed trial yet: best_params.json and plots skipped"]
     best = json.dumps(study.best_params, indent=2) + "\n"

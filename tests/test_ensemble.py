@@ -89,7 +89,7 @@ def test_ensemble_folder_holds_the_vote_of_every_member_on_one_test_split(traine
     result, _, root = trained
     assert result.directory.parent == root / "out" / "tiny_ensemble"
     assert sorted(p.name for p in result.directory.iterdir()) == [
-        "ensemble.toml", "metrics.json", "model.keras", "plots"]
+        "ensemble.toml", "metrics.json", "model.keras", "plots", "report.html"]
     metrics = json.loads((result.directory / "metrics.json").read_text())
     assert len(metrics["members"]) == 3 and metrics["vote"] == "majority"
 
@@ -127,9 +127,10 @@ def test_exported_savedmodel_matches_the_ensemble_in_a_tensorflow_only_process(t
     assert done.returncode == 0, done.stderr[-3000:]
     expected = ensemble.predict_proba(result.model, x)
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
-    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected.argmax(-1))
+    decided = tuned_decision(expected, result.metrics)
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), decided)
     names = np.array(["N", "S", "V", "F", "Q"])
-    assert done.stdout.split() == list(names[expected.argmax(-1)])
+    assert done.stdout.split() == list(names[decided])
     assert not list(exported.parent.glob(".partial-*"))
 
 
@@ -140,7 +141,15 @@ def test_exported_litert_model_serves_the_ensemble(trained):
     expected = ensemble.predict_proba(result.model, x)
     out = serving(x)
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
-    np.testing.assert_array_equal(out["class_id"], expected.argmax(-1))
+    np.testing.assert_array_equal(out["class_id"], tuned_decision(expected, result.metrics))
+
+
+def tuned_decision(probabilities, metrics):
+    """NumPy reference of the exported decision: argmax of log-probabilities plus the fitted offsets
+    (a majority vote is not temperature-scaled)."""
+    assert metrics["decisions"]["fitted"] and metrics["decisions"]["temperature"] == 1.0
+    with np.errstate(divide="ignore"):
+        return (np.log(probabilities) + list(metrics["decisions"]["offsets"].values())).argmax(-1)
 
 
 def _other_class_names(run_dir):
@@ -197,3 +206,16 @@ def test_cli_rejects_a_folder_that_is_not_a_run(tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [done.stderr.strip().splitlines()[-1]] and "Traceback" not in done.stderr
     assert errors[0] == f"error: {tmp_path}: not a run folder (no config.toml, model.keras, metrics.json)"
+
+
+def test_ensemble_report_renders_in_chromium(trained, tmp_path):
+    from tests.browser import open_page
+
+    result, _, root = trained
+    text = (result.directory / "report.html").read_text()
+    assert f"{result.metrics['macro_f1']:.4f}" in text
+    assert all(m["directory"] in text for m in result.metrics["members"])
+    assert "majority vote" in text and "Calibration: not fitted" in text
+    seen = open_page(result.directory / "report.html", tmp_path / "ensemble.png")
+    assert seen["errors"] == []
+    assert len(seen["images"]) == 1 and seen["images"][0]["complete"] and seen["images"][0]["width"] > 100

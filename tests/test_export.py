@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import textwrap
@@ -6,12 +7,25 @@ import numpy as np
 import pytest
 
 from kseq import build_model, export
+from kseq.models.decision import Decision
 from kseq.models.preprocessing import sequence_classifier
+from kseq.runtime import ServingFunction
 
 
 def softmax(logits):
     e = np.exp(logits - logits.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def served_decision(logits, metrics):
+    """NumPy reference of a run's export: probabilities softmax(z / T); class_id argmax(log p + offsets);
+    and which rows are decided by a margin wide enough to compare float32 against float64."""
+    decision = metrics["decisions"]
+    temperature, offsets = decision["temperature"], np.array(list(decision["offsets"].values()))
+    probabilities = softmax(logits.astype(np.float64) / temperature)
+    scores = np.sort(np.log(probabilities) + offsets, axis=-1)
+    clear = scores[:, -1] - scores[:, -2] > 1e-4
+    return probabilities, (np.log(probabilities) + offsets).argmax(-1), clear
 
 
 def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_path):
@@ -31,10 +45,12 @@ def test_serving_matches_keras_model_in_a_tensorflow_only_process(tiny_run, tmp_
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = softmax(tiny_run.model.predict(x, verbose=0))
+    metrics = json.loads((tiny_run.directory / "metrics.json").read_text())
+    expected, class_id, clear = served_decision(tiny_run.model.predict(x, verbose=0), metrics)
     probabilities = np.load(tmp_path / "p.npy")
     assert np.abs(probabilities - expected).max() <= 1e-5
-    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected.argmax(-1))
+    assert clear.sum() >= 12
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy")[clear], class_id[clear])
     names = (tiny_run.directory / "serving" / "assets" / "class_names.txt").read_text().split()
     assert names == ["N", "S", "V", "F", "Q"]
 
@@ -54,9 +70,28 @@ def test_litert_model_serves_without_tensorflow(tiny_run, tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = softmax(tiny_run.model.predict(x, verbose=0))
+    metrics = json.loads((tiny_run.directory / "metrics.json").read_text())
+    expected, class_id, clear = served_decision(tiny_run.model.predict(x, verbose=0), metrics)
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
-    assert done.stdout.split() == [["N", "S", "V", "F", "Q"][c] for c in expected.argmax(-1)]
+    served = np.array(done.stdout.split())
+    assert clear.sum() >= 12
+    np.testing.assert_array_equal(served[clear], np.array(["N", "S", "V", "F", "Q"])[class_id[clear]])
+
+
+def test_decision_layer_rules_both_exports(tmp_path):
+    model = build_model("cnn", (24, 2), 3, filters=[4], dense_units=[8])
+    decision = Decision(temperature=2.5, offsets=[-1.5, 0.5, 1.0])
+    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"], decision)
+    x = np.random.default_rng(3).normal(size=(64, 24, 2)).astype("float32")
+    logits = model.predict(x, verbose=0).astype(np.float64)
+    probabilities = softmax(logits / 2.5)
+    class_id = (np.log(probabilities) + [-1.5, 0.5, 1.0]).argmax(-1)
+    assert (class_id != logits.argmax(-1)).any()  # the offsets change some decisions
+    for runtime in ("tensorflow", "litert"):
+        out = ServingFunction(tmp_path / "serving", runtime=runtime)(x)
+        np.testing.assert_allclose(out["probabilities"], probabilities, atol=1e-5)
+        np.testing.assert_array_equal(out["class_id"], class_id)
+        np.testing.assert_array_equal(out["class_name"].astype(str), np.array(["a", "b", "c"])[class_id])
 
 
 def _padded_batch(batch, steps, features, seed):

@@ -22,6 +22,7 @@ from kseq.export import export_serving
 from kseq.models.layers import AttentionPooling1D, PooledPaddingMask
 from kseq.models.preprocessing import (AverageWindows, FeatureTransform, FoldWindows, SeriesNormalization,
                                        SlidingWindows)
+from kseq.models.decision import Decision
 from kseq.models.voting import MajorityVote, SoftVote
 from kseq.runtime import ServingFunction
 
@@ -139,6 +140,7 @@ LAYERS = {
     AverageWindows: (lambda: AverageWindows(3), lambda rng: rng.normal(size=(6, 4))),
     SoftVote: (SoftVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),
     MajorityVote: (MajorityVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),
+    Decision: (lambda: Decision(1.7, [0.3, -0.1, 0.0, -0.2]), lambda rng: rng.normal(size=(2, 4))),
 }
 
 

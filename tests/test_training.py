@@ -7,19 +7,22 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from scipy.special import log_softmax
 
 from kseq.config import load_config
 from kseq.errors import InputError
 from kseq.training import prepare_data, train
 from tests.conftest import TINY_ECG
 
-ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots"}
+ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots", "report.html"}
 
 
 def test_run_folder_holds_every_artifact(tiny_run):
     names = {p.name for p in tiny_run.directory.iterdir()}
     assert names == ARTIFACTS
-    assert {p.name for p in (tiny_run.directory / "plots").iterdir()} == {"training_curves.png", "confusion_matrix.png"}
+    assert {p.name for p in (tiny_run.directory / "plots").iterdir()} == {
+        "training_curves.png", "confusion_matrix.png", "reliability.png", "saliency.png"}
     assert not list(tiny_run.directory.parent.glob(".partial-*"))
     metrics = json.loads((tiny_run.directory / "metrics.json").read_text())
     for key in ("accuracy", "macro_f1", "balanced_accuracy", "per_class", "confusion_matrix"):
@@ -158,3 +161,34 @@ def test_pain_windows_and_transform_serve_whole_sequences(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 160, 38)).astype("float32")
     reloaded = keras.saving.load_model(run.directory / "model.keras")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), run.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_without_a_validation_split_serving_keeps_the_argmax(tmp_path):
+    run = train(load_config("ecg_cnn", [*TINY_ECG, "data.validation_split=0", "train.monitor=loss"]), tmp_path)
+    metrics = json.loads((run.directory / "metrics.json").read_text())
+    assert metrics["decisions"] == {"fitted": False, "reason": "no validation split"}
+    assert metrics["calibration"] == {"fitted": False, "reason": "no validation split"}
+    assert not (run.directory / "plots" / "reliability.png").exists()
+    assert "not fitted (no validation split)" in (run.directory / "report.html").read_text()
+    x = np.random.default_rng(0).random((16, 187, 1), dtype=np.float32)
+    out = tf.saved_model.load(str(run.directory / "serving")).signatures["serving_default"](sequence=tf.constant(x))
+    logits = run.model.predict(x, verbose=0)
+    np.testing.assert_array_equal(out["class_id"].numpy(), logits.argmax(-1))
+
+
+def test_a_recall_floor_for_an_unknown_class_fails_before_training(tmp_path):
+    with pytest.raises(InputError, match="decisions.recall_floor: unknown class 'X'"):
+        train(load_config("ecg_cnn", [*TINY_ECG, "decisions.recall_floor={X = 0.9}"]), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
+    run = train(load_config("ecg_cnn", [*TINY_ECG, "decisions.recall_floor={V = 0.9}"]), tmp_path)
+    fitted = run.metrics["decisions"]
+    assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned"] == 0.0
+    # The floor binds on the validation split: recompute V's recall there from the saved model.
+    _, val_set, _, _ = prepare_data(load_config("ecg_cnn", TINY_ECG))
+    log_p = log_softmax(run.model.predict(val_set.x, verbose=0) / fitted["temperature"], axis=-1)
+    predicted = (log_p + list(fitted["offsets"].values())).argmax(-1)
+    v = val_set.class_names.index("V")
+    assert ((predicted == v) & (val_set.y == v)).sum() / (val_set.y == v).sum() >= 0.9

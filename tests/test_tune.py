@@ -20,6 +20,7 @@ from kseq import tune
 from kseq.config import load_config
 from kseq.errors import InputError
 from kseq.experiments import run
+from tests.browser import open_page
 from tests.conftest import TINY_ECG
 from tests.pg_cluster import PostgresCluster, free_port
 
@@ -118,6 +119,12 @@ def test_tune_writes_the_summary_and_retrains_with_best_params(tmp_path, capsys)
     assert (summary / "trials.csv").read_text().count("\n") == 3  # header + 2 trials
     assert (summary / "optimization_history.png").stat().st_size > 1000
     assert (summary / "param_importances.png").exists() == (len({t.value for t in trials}) > 1)
+    page = (summary / "report.html").read_text()
+    best_trial = max(trials, key=lambda t: t.value)
+    assert f"{best_trial.value:.4f}" in page and best_trial.user_attrs["run_dir"] in page
+    seen = open_page(summary / "report.html", tmp_path / "study.png")
+    assert seen["errors"] == [] and len(seen["images"]) == len(list(summary.glob("*.png"))) >= 1
+    assert all(image["complete"] and image["width"] > 100 for image in seen["images"])
 
     assert run.main(["ecg_cnn", "--output-dir", str(tmp_path / "retrain"), "--params",
                      str(summary / "best_params.json"), *TINY_ARGS]) == 0

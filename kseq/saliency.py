@@ -1,0 +1,135 @@
+"""Saliency (`kseq.explain`): which time steps (and features) of a sequence drove a model's score for a class.
+
+`explain(model, x)` uses one of two standard, citable methods:
+
+- `grad_cam` (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+  Gradient-based Localization"), on the last `Conv1D` layer of the model's own layers: each
+  channel of that layer's output is weighted by the time-average of the class logit's gradient
+  with respect to it, the weighted sum is passed through a ReLU and resampled to the input's
+  length. It localises in time only (a convolution mixes the features), so it gives no
+  per-feature importance.
+- `integrated_gradients` (Sundararajan et al. 2017, "Axiomatic Attribution for Deep Networks"):
+  the gradient of the class logit averaged along the straight path from a baseline (zeros) to
+  the input, times (input - baseline); its attributions sum to logit(x) - logit(baseline)
+  (completeness). Any differentiable model, recurrent ones and wrapped ones included.
+
+`method="auto"` picks Grad-CAM when the model has a `Conv1D` layer of its own (the convolutional
+builders, unwrapped), integrated gradients otherwise (recurrent models, and models behind
+in-graph preprocessing, whose convolutions sit inside a nested model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy.special import softmax
+
+from kseq import plots
+
+METHODS = ("auto", "grad_cam", "integrated_gradients")
+IG_STEPS = 64
+
+
+@dataclasses.dataclass
+class Explanation:
+    """Importance per example: `time_importance` (N, T) >= 0; `feature_importance` (N, F) >= 0 and
+    signed `attributions` (N, T, F) for integrated gradients (None for Grad-CAM); the explained
+    `class_index` (N,) and the `method` used."""
+
+    method: str
+    class_index: np.ndarray
+    time_importance: np.ndarray
+    feature_importance: np.ndarray | None = None
+    attributions: np.ndarray | None = None
+
+
+def last_conv_layer(model: keras.Model):
+    """The model's last own `Conv1D` layer, or None."""
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
+    return convs[-1] if convs else None
+
+
+def explain(model: keras.Model, x, class_index=None, method: str = "auto", steps: int = IG_STEPS) -> Explanation:
+    """Per-time-step (and, for integrated gradients, per-feature) importance of `x` (N, T, F).
+
+    `class_index`: the class explained, an int or one per example; None explains each example's
+    predicted class (the argmax of the model's logits).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}; got {method!r}")
+    x = np.asarray(x, np.float32)
+    if class_index is None:
+        class_index = np.asarray(model(x, training=False)).argmax(-1)
+    class_index = np.broadcast_to(np.asarray(class_index, np.int64), (len(x),)).copy()
+    conv = last_conv_layer(model)
+    if method == "auto":
+        method = "grad_cam" if conv is not None else "integrated_gradients"
+    if method == "grad_cam":
+        if conv is None:
+            raise ValueError(f"grad_cam needs a Conv1D layer of the model's own; {model.name} has none")
+        return Explanation("grad_cam", class_index, grad_cam(model, conv, x, class_index))
+    attributions = integrated_gradients(model, x, class_index, steps)
+    magnitude = np.abs(attributions)
+    return Explanation("integrated_gradients", class_index, magnitude.sum(-1), magnitude.sum(1), attributions)
+
+
+def grad_cam(model: keras.Model, conv, x: np.ndarray, class_index: np.ndarray) -> np.ndarray:
+    """Grad-CAM maps (N, T) of `conv`'s output for the logits of `class_index`, resampled to T."""
+    probe = keras.Model(model.inputs, [conv.output, model.output])
+    inputs = tf.constant(x)
+    with tf.GradientTape() as tape:
+        activations, logits = probe(inputs, training=False)
+        target = tf.gather(logits, class_index, batch_dims=1)
+    gradients = tape.gradient(target, activations)
+    weights = tf.reduce_mean(gradients, axis=1, keepdims=True)  # (N, 1, K): each channel's importance
+    cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1)).numpy()  # (N, T')
+    steps = x.shape[1]
+    if cam.shape[1] == steps:
+        return cam
+    centres = (np.arange(cam.shape[1]) + 0.5) * steps / cam.shape[1] - 0.5
+    return np.stack([np.interp(np.arange(steps), centres, row) for row in cam])
+
+
+def integrated_gradients(model: keras.Model, x: np.ndarray, class_index: np.ndarray, steps: int = IG_STEPS,
+                         baseline: np.ndarray | None = None) -> np.ndarray:
+    """Signed attributions (N, T, F): (x - baseline) times the mean gradient of the class logit
+    at `steps` midpoints of the path from `baseline` (zeros by default) to `x`."""
+    baseline = np.zeros_like(x) if baseline is None else np.asarray(baseline, np.float32)
+    alphas = tf.constant((np.arange(steps) + 0.5) / steps, tf.float32)[:, None, None]
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        path = tf.constant(baseline[i]) + alphas * tf.constant(x[i] - baseline[i])  # (steps, T, F)
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            target = model(path, training=False)[:, int(class_index[i])]
+        out[i] = (x[i] - baseline[i]) * tape.gradient(target, path).numpy().mean(axis=0)
+    return out
+
+
+def pick_examples(probabilities: np.ndarray, y: np.ndarray) -> list[tuple[int, str]]:
+    """Per class present in `y`: its most and least confident sequences (probability of their class)."""
+    picks = []
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        confidence = probabilities[rows, c]
+        picks.append((int(rows[confidence.argmax()]), "most confident"))
+        if len(rows) > 1:
+            picks.append((int(rows[confidence.argmin()]), "least confident"))
+    return picks
+
+
+def plot_saliency(model: keras.Model, test_set, path, batch_size: int = 256):
+    """`plots/saliency.png`: for each class, its most and least confident test sequences, drawn
+    over their importance for the predicted class (`kseq.plots.plot_saliency`)."""
+    logits = model.predict(test_set.x, batch_size=batch_size, verbose=0)
+    probabilities = softmax(np.asarray(logits, np.float64), axis=-1)
+    picks = pick_examples(probabilities, test_set.y)
+    index = np.array([i for i, _ in picks])
+    explanation = explain(model, test_set.x[index])
+    names = test_set.class_names
+    titles = [f"true {names[test_set.y[i]]} ({label}), predicted {names[c]} p={probabilities[i, c]:.2f}"
+              for (i, label), c in zip(picks, explanation.class_index)]
+    return plots.plot_saliency(test_set.x[index], explanation.time_importance, titles, explanation.method, path)
