@@ -36,9 +36,10 @@ BUILDERS = {
     "fcn": (dict(filters=[3, 4], kernel_sizes=[3, 3], dropout=0.5), True, "litert"),
     "resnet": (dict(filters=[3, 4], kernel_sizes=[3, 3], l2=1e-4), True, "litert"),
     "inception_time": (dict(filters=2, bottleneck_size=2, kernel_sizes=[5, 3], depth=3), True, "litert"),
-    "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "tensorflow"),
-    "hybrid": (dict(filters=[3], units=3, l1=1e-5), True, "tensorflow"),
-    "attention": (dict(units=3, attention_units=3, multi_head=2), True, "tensorflow"),
+    # Recurrent models: LiteRT for single requests (a batch-1 model), TensorFlow for batches.
+    "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "litert-batch-1"),
+    "hybrid": (dict(filters=[3], units=3, l1=1e-5), True, "litert-batch-1"),
+    "attention": (dict(units=3, attention_units=3, multi_head=2), True, "litert-batch-1"),
 }
 
 
@@ -95,7 +96,9 @@ def test_builder_exports_and_serves(fitted, tmp_path):
     x = sequences(5, T, seed=2)
     export_serving(model, tmp_path / "serving", CLASS_NAMES)
     serve = ServingFunction(tmp_path / "serving")
-    assert serve.runtime == BUILDERS[name][2]
+    runtime, _, batch = BUILDERS[name][2].partition("-batch-")
+    assert serve.runtime == runtime and serve.litert_batch_size == (int(batch) if batch else None)
+    np.testing.assert_allclose(serve(x[:1])["probabilities"], softmax(model.predict(x[:1], verbose=0)), atol=1e-5)
     out = serve(x)
     expected = softmax(model.predict(x, verbose=0))
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
