@@ -22,10 +22,10 @@ _NOTICE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log me
 
 
 def import_tensorflow(verbose: bool = False) -> None:
-    """Import tensorflow and keras and discover devices; C++ start-up notices are dropped unless `verbose`."""
+    """Import tensorflow, keras and kseq's public API (which registers every kseq Keras object, so
+    saved models load), and discover devices; C++ start-up notices are dropped unless `verbose`."""
     if "tensorflow" in sys.modules or verbose or os.environ.get("KSEQ_VERBOSE"):
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        import kseq._api  # noqa: F401
 
         return
     sys.stderr.flush()
@@ -45,3 +45,4 @@ def import_tensorflow(verbose: bool = False) -> None:
             kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
                     if not _NOTICE.match(line)]
             sys.stderr.write("".join(kept))
+    import kseq._api  # noqa: F401
