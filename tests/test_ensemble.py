@@ -219,3 +219,14 @@ def test_ensemble_report_renders_in_chromium(trained, tmp_path):
     seen = open_page(result.directory / "report.html", tmp_path / "ensemble.png")
     assert seen["errors"] == []
     assert len(seen["images"]) == 1 and seen["images"][0]["complete"] and seen["images"][0]["width"] > 100
+
+
+def test_cli_loads_runs_whose_models_hold_kseq_objects(trained, tmp_path):
+    """`python -m kseq.ensemble RUN RUN`: the members' `.keras` files (FocalLoss, kseq layers) load."""
+    result, _, _ = trained
+    runs = [m["directory"] for m in result.metrics["members"][:2]]
+    done = subprocess.run([sys.executable, "-m", "kseq.ensemble", *runs, "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = (tmp_path / "ensemble").iterdir()
+    assert f"ensemble folder: {folder}" in done.stdout
