@@ -70,12 +70,19 @@ def table() -> None:
         newest[record["dataset"], record["experiment"]] = record
     print("| dataset | experiment | test accuracy | test macro-F1 | wall time | published accuracy | command |")
     print("|---|---|---|---|---|---|---|")
+    gaps = {}
     for (dataset, experiment), r in sorted(newest.items()):
         resnet, inception = PUBLISHED.get(dataset, (None, None))
         published = {"resnet": resnet, "inception_time_ensemble": inception}.get(experiment)
         shown = "-" if published is None else f"{published:.1f}%"
+        if published is not None:
+            gaps.setdefault(experiment, []).append(100 * r["accuracy"] - published)
         print(f"| {dataset} | `{experiment}` | {100 * r['accuracy']:.1f}% | {r['macro_f1']:.3f} | "
               f"{r['seconds']:.0f} s | {shown} | `{r['command']}` |")
+    print()
+    for experiment, gap in sorted(gaps.items()):
+        print(f"`{experiment}` against its published accuracy on {len(gap)} datasets: mean "
+              f"{sum(gap) / len(gap):+.1f} points, worst {min(gap):+.1f}.")
 
 
 if __name__ == "__main__":
