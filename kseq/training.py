@@ -353,7 +353,8 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics["epochs"] = len(fitted.history.get("epoch", []))
     decision, fitted_decisions = decisions.fit_for_model(fitted.model, val_set, test_set, config)
     metrics.update(fitted_decisions)
-    saliency.plot_saliency(fitted.model, test_set, partial / "plots" / "saliency.png")
+    if isinstance(test_set.x, np.ndarray):  # shards stream from disk: no sequences in memory to draw
+        saliency.plot_saliency(fitted.model, test_set, partial / "plots" / "saliency.png")
     directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
 
