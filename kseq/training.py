@@ -24,6 +24,7 @@ from kseq.data.loading import load_datasets, stratified_split_index
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
 from kseq.data.sequence_set import SequenceSet
+from kseq.data.shards import ShardedFeatures
 from kseq.errors import InputError
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
@@ -260,13 +261,19 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
             metrics=["accuracy", MacroF1(num_classes), BalancedAccuracy(num_classes)],
             steps_per_execution=train_cfg["steps_per_execution"],
         )
-    try:
+    def batches(input_context=None):
         # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
-        dataset = make_train_dataset(
+        return make_train_dataset(
             x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=training_seed(train_cfg),
             target=config["sampler"]["target"], weights=sample_weight, epochs=train_cfg["epochs"],
-            first_epoch=completed_epochs(workdir) if resume else 0,
+            first_epoch=completed_epochs(workdir) if resume else 0, input_context=input_context,
         )
+
+    try:
+        if isinstance(x_fit, ShardedFeatures) and train_cfg["strategy"] == "multi_worker":
+            dataset = strategy.distribute_datasets_from_function(batches)  # each worker reads its own files
+        else:
+            dataset = batches()
     except ValueError as e:
         raise InputError(f"[sampler]: {e}") from None
     verbose = train_cfg["verbose"]

@@ -4,7 +4,7 @@ Trains the tiny heartbeat experiment under `train.strategy = "multi_worker"` wit
 the given loopback ports, then writes what the tests compare to `OUT_DIR/worker<index>.npz`: the
 trained weights, and the indices of the sequences this worker's replica was given at each step
 of the first epoch (from the same sampler stream fed through the same strategy, with each
-sequence's index in place of its features).
+sequence's index in place of its features), in memory and from shards.
 """
 
 import json
@@ -56,8 +56,21 @@ def main(argv):
                                 epochs=1)
     seen = [strategy.experimental_local_results(x)[0].numpy().ravel().astype(np.int64)
             for x, _ in strategy.experimental_distribute_dataset(stream)]
+    # The same from shards, as `training.fit` streams them: each worker's input pipeline reads its own files.
+    from kseq.data import SequenceSet, write_shards
+    from kseq.data.shards import open_split
+
+    id_set = SequenceSet(ids, fit_set.y, fit_set.class_names)
+    split = open_split(write_shards(f"{out_dir}/id-shards-{index}", id_set, validation_split=0, seed=0,
+                                    records_per_shard=50), "train")
+    shard_stream = strategy.distribute_datasets_from_function(lambda context: make_train_dataset(
+        split.x, split.y, batch_size=batch_size, seed=0, epochs=1, input_context=context))
+    shard_seen = [[strategy.experimental_local_results(part)[0].numpy().ravel().astype(np.int64) for part in batch]
+                  for batch in shard_stream]
     np.savez(f"{out_dir}/worker{index}.npz", *run.model.get_weights(),
-             seen=np.stack(seen), directory=str(run.directory), epochs=run.history["epoch"])
+             seen=np.stack(seen), shard_ids=np.stack([x for x, _ in shard_seen]),
+             shard_labels=np.stack([y for _, y in shard_seen]), directory=str(run.directory),
+             epochs=run.history["epoch"])
     print("worker", index, "done", run.directory, flush=True)
 
 

@@ -113,6 +113,20 @@ def test_each_worker_gets_its_own_half_of_every_balanced_global_batch(two_worker
     np.testing.assert_allclose(shares, 0.2, atol=0.07)  # uniform target; 832 draws, sd 0.014
 
 
+def test_from_shards_each_worker_reads_its_own_files_in_balanced_batches(two_workers):
+    """From shards, each worker's input pipeline draws its half of every global batch from its own
+    files: no sequence reaches both workers, and every record carries its own class."""
+    _, (w0, w1), _, single = two_workers
+    y = prepare_data(single.config)[0].y
+    steps = -(-len(y) // 64)
+    for w in (w0, w1):
+        assert w["shard_ids"].shape == w["shard_labels"].shape == (steps, 32)
+        np.testing.assert_array_equal(y[w["shard_ids"]], w["shard_labels"])
+    assert not set(w0["shard_ids"].ravel()) & set(w1["shard_ids"].ravel())
+    labels = np.concatenate([w0["shard_labels"], w1["shard_labels"]], axis=1)
+    np.testing.assert_allclose(np.bincount(labels.ravel(), minlength=5) / labels.size, 0.2, atol=0.07)
+
+
 def test_chief_rule_follows_tf_config(monkeypatch):
     config = load_config("ecg_cnn", ["train.strategy=multi_worker"])
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}

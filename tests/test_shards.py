@@ -4,9 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kseq.config import load_config
-from kseq.data import make_heartbeats
+from kseq.data import SequenceSet, make_heartbeats
 from kseq.data.loading import stratified_split
 from kseq.data.preprocess import fill_gaps
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
@@ -47,7 +48,7 @@ def test_shards_hold_every_sequence_once_with_its_class(tiny):
 
 
 def test_streamed_batches_are_balanced_and_epoch_e_depends_on_seed_and_e_only(tiny):
-    _, _, folder = tiny
+    train_set, _, folder = tiny
     split = open_split(folder, "train")
     stream = make_train_dataset(split.x, split.y, sampler="rejection", batch_size=64, seed=3, epochs=3)
     batches = [(x.numpy(), y.numpy()) for x, y in stream]
@@ -55,6 +56,10 @@ def test_streamed_batches_are_balanced_and_epoch_e_depends_on_seed_and_e_only(ti
     assert len(batches) == 3 * steps and all(len(y) == 64 for _, y in batches)
     shares = np.bincount(np.concatenate([y for _, y in batches]), minlength=5) / (3 * steps * 64)
     np.testing.assert_allclose(shares, 0.2, atol=0.03)  # uniform target; 2,304 draws, sd 0.008
+    fit = stratified_split(train_set, 0.1, 0)[0]
+    of_class = [set(rows_by_class(fill_gaps(fit.x, "spline"), fit.y, c)) for c in range(5)]
+    for x, y in batches:  # every drawn record is one of the class it is labelled with
+        assert all(row.tobytes() in of_class[label] for row, label in zip(x, y))
     resumed = [(x.numpy(), y.numpy()) for x, y in make_train_dataset(
         split.x, split.y, sampler="rejection", batch_size=64, seed=3, epochs=3, first_epoch=1)]
     for (xa, ya), (xb, yb) in zip(resumed, batches[steps:], strict=True):
@@ -62,6 +67,29 @@ def test_streamed_batches_are_balanced_and_epoch_e_depends_on_seed_and_e_only(ti
         np.testing.assert_array_equal(ya, yb)
     other = next(iter(make_train_dataset(split.x, split.y, batch_size=64, seed=4, epochs=1)))[0].numpy()
     assert not np.array_equal(other, batches[0][0])
+
+
+def test_each_input_pipeline_reads_its_own_files_in_balanced_per_replica_batches(tmp_path):
+    # Sequence i holds the value i, so a drawn record names itself; 4 classes, one with 2 files only.
+    y = np.repeat(np.arange(4), [600, 300, 160, 40])
+    ids = SequenceSet(np.arange(len(y), dtype=np.float32).reshape(-1, 1, 1), y, ("a", "b", "c", "d"))
+    split = open_split(write_shards(tmp_path / "ids", ids, validation_split=0, records_per_shard=40,
+                                    min_shards_per_class=2), "train")
+    seen = []
+    for pipeline_id in range(3):
+        context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=3)
+        stream = make_train_dataset(split.x, split.y, sampler="rejection", batch_size=60, seed=0, epochs=2,
+                                    input_context=context)
+        batches = [(x.numpy().ravel().astype(int), y.numpy()) for x, y in stream]
+        assert len(batches) == 2 * -(-len(y) // 60) and all(len(b) == 20 for b, _ in batches)
+        drawn, labels = (np.concatenate(parts) for parts in zip(*batches))
+        np.testing.assert_array_equal(y[drawn], labels)  # each record carries its own class
+        np.testing.assert_allclose(np.bincount(labels, minlength=4) / len(labels), 0.25, atol=0.04)
+        seen.append(set(drawn.tolist()))
+    for a, b in ((0, 1), (0, 2), (1, 2)):  # disjoint, except class d: 2 files for 3 pipelines, read by each
+        assert {i for i in seen[a] & seen[b] if y[i] != 3} == set()
+    assert set.union(*seen) >= set(np.flatnonzero(y == 3).tolist())
 
 
 def test_cli_converts_npz_and_training_from_shards_runs_end_to_end(tmp_path, capsys):

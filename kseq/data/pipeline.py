@@ -50,6 +50,7 @@ def make_train_dataset(
     weights=None,
     epochs: int | None = None,
     first_epoch: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """A training dataset of `(x, y)` batches (`(x, y, sample_weight)` for `class_weight`).
 
@@ -76,6 +77,9 @@ def make_train_dataset(
             `first_epoch .. epochs - 1` back to back, epoch `e` drawn from `(seed, e)` alone (for
             `fit(..., steps_per_epoch=steps_per_epoch(N, batch_size))` and resuming).
         first_epoch: with `epochs`, the first epoch drawn (the epochs an interrupted run completed).
+        input_context: shards only: one input pipeline's share under
+            `tf.distribute.Strategy.distribute_datasets_from_function` (its own files, per-replica
+            batches; see `shards.train_dataset`).
 
     Returns:
         A dataset whose every iteration is one fresh epoch (or, with `epochs`, the epochs from
@@ -90,7 +94,10 @@ def make_train_dataset(
         from kseq.data import shards
 
         return shards.train_dataset(x, np.asarray(y), sampler=sampler, batch_size=batch_size, seed=seed,
-                                    target=target, epochs=epochs, first_epoch=first_epoch)
+                                    target=target, epochs=epochs, first_epoch=first_epoch,
+                                    input_context=input_context)
+    if input_context is not None:
+        raise ValueError("input_context is for shards; arrays in memory are split by tf.distribute itself")
     x, y = _check_arrays(x, y)
     if y.min() < 0:
         raise ValueError(f"training labels must be >= 0; got {y.min()}")

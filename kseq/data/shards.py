@@ -7,12 +7,12 @@ Layout of a shard folder (written by `write_shards` or `python -m kseq.data.shar
     validation/...  test/...
 
 Why TFRecord: tf.data reads it natively (`TFRecordDataset`), record by record, with parallel
-interleaving and no Python in the loop; `tf.distribute` shards it across workers by file (auto-shard
-policy `FILE`); and raw float32 records decode with one `decode_raw` per batch. Why one class per
+interleaving and no Python in the loop; it is split across workers by file (each worker's input
+pipeline reads its own files of every class, see `train_dataset`); and raw float32 records decode with one `decode_raw` per batch. Why one class per
 shard: the index then knows every sequence's class and each class's count without reading a single
-feature, so class-balanced sampling is a mix of per-class streams
-(`tf.data.Dataset.sample_from_datasets` with the target class weights) and needs no pass over the
-data; each class keeps at least `min_shards_per_class` files so that it can be split by file among
+feature, so class-balanced sampling draws each batch's classes at the target class weights and
+takes the records from per-class streams (`tf.data.Dataset.choose_from_datasets`), with no pass
+over the data; each class keeps at least `min_shards_per_class` files so that it can be split by file among
 that many workers.
 
 `index.json` is written last, so a folder with an index is complete. Gaps (NaN) are filled when the
@@ -171,40 +171,60 @@ def _decode(shape):
     return lambda records: tf.reshape(tf.io.decode_raw(records, tf.float32), [-1, *shape])
 
 
-def _class_stream(files: list[str], label: int, seed: int) -> tf.data.Dataset:
-    """Endless `(record, label)` of one class: files in a reshuffled order, records through a shuffle buffer."""
+def _class_stream(files: list[str], seed: int) -> tf.data.Dataset:
+    """Endless raw records of one class: files in a reshuffled order, records through a shuffle buffer."""
     names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed).repeat()
     records = names.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4), block_length=1)
-    return records.shuffle(_SHUFFLE_BUFFER, seed=seed + 1).map(lambda r: (r, tf.constant(label, tf.int32)))
+    return records.shuffle(_SHUFFLE_BUFFER, seed=seed + 1)
 
 
 def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size: int, seed: int, target,
-                  epochs: int | None, first_epoch: int = 0) -> tf.data.Dataset:
+                  epochs: int | None, first_epoch: int = 0,
+                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """`make_train_dataset` on shards: epochs `first_epoch .. epochs - 1` of `ceil(N / batch_size)` batches.
 
-    The resampling samplers (`rejection`, `weighted`, `oversample`) mix the per-class streams by
-    `sample_from_datasets` with the target class weights (`oversample`: uniform over the classes
-    present), so every drawn sequence's class follows the target, as with rejection in memory;
-    `none` and `class_weight` mix them in proportion to the class counts (a shuffled stream of
-    all the data), `class_weight` adding each record's balanced weight. Epoch `e` is drawn from
-    `(seed, e)` alone, so a resumed run continues the stream. Records are read by file, so
-    `tf.distribute` shards them across workers by file.
+    Each batch's classes are drawn first, `batch_size` at a time (one stateless categorical draw
+    per batch), and its records are then taken from the per-class streams in that order
+    (`choose_from_datasets`); the drawn classes are the batch's labels. The resampling samplers
+    (`rejection`, `weighted`, `oversample`) draw the classes with the target class weights
+    (`oversample`: uniform over the classes present), so every drawn sequence's class follows the
+    target, as with rejection in memory; `none` and `class_weight` draw them in proportion to the
+    class counts (a shuffled stream of all the data), `class_weight` adding each record's balanced
+    weight. Why classes first: every per-record step of tf.data costs microseconds, and a label
+    attached to each record by a `map` cost 10 us of CPU a record, more than the small models
+    spend on it; drawn per batch, a record costs only its read, shuffle and choice (~7 us). Epoch `e`
+    is drawn from `(seed, e)` alone, so a resumed run continues the stream.
+
+    With `input_context` (from `tf.distribute.Strategy.distribute_datasets_from_function`), this
+    is one input pipeline's share: batches of the per-replica size, class draws of its own, and
+    every class's files split among the pipelines (a class with fewer files than pipelines is read
+    whole by each), so workers read disjoint files and the global batch keeps the target balance.
     """
+    pipelines, pipeline_id = (1, 0) if input_context is None else (input_context.num_input_pipelines,
+                                                                   input_context.input_pipeline_id)
+    local_replicas = 1 if input_context is None else input_context.num_replicas_in_sync // pipelines
+    per_batch = batch_size if input_context is None else input_context.get_per_replica_batch_size(batch_size)
     counts = np.bincount(y, minlength=max(x.classes) + 1)
     if sampler in ("rejection", "weighted", "oversample"):
         weights = pipeline._target_distribution("uniform" if sampler == "oversample" else target, counts)
     else:
         weights = counts / counts.sum()
     present = [c for c in range(len(counts)) if counts[c]]
-    steps = -(-len(y) // batch_size)
+    steps = -(-len(y) // batch_size) * local_replicas  # this pipeline's batches per epoch
+    logits = tf.constant(np.log([[float(weights[c]) for c in present]]), tf.float32)
+    labels_of_choice = tf.constant(present, tf.int32)
+
+    def files_of(c: int) -> list[str]:
+        files = [f for f, k in zip(x.files, x.classes) if k == c]
+        return files[pipeline_id::pipelines] if len(files) >= pipelines else files
 
     def epoch(e: int) -> tf.data.Dataset:
         seeds = np.random.SeedSequence([seed, e]).generate_state(len(present) + 1) % 2**31
-        streams = [_class_stream([f for f, k in zip(x.files, x.classes) if k == c], c, int(s))
-                   for c, s in zip(present, seeds)]
-        mixed = tf.data.Dataset.sample_from_datasets(streams, weights=[float(weights[c]) for c in present],
-                                                     seed=int(seeds[-1]))
-        return mixed.take(steps * batch_size).batch(batch_size)
+        streams = [_class_stream(files_of(c), int(s)) for c, s in zip(present, seeds)]
+        choices = tf.data.Dataset.range(steps).map(lambda i: tf.random.stateless_categorical(
+            logits, per_batch, seed=tf.stack([tf.constant(int(seeds[-1]), tf.int64), i * pipelines + pipeline_id]))[0])
+        records = tf.data.Dataset.choose_from_datasets(streams, choices.unbatch()).batch(per_batch)
+        return tf.data.Dataset.zip(records, choices.map(lambda c: tf.gather(labels_of_choice, c)))
 
     epoch_ids = list(range(first_epoch, epochs)) if epochs is not None else [first_epoch]
     batches = epoch(first_epoch).take(len(epoch_ids) and -1)  # nothing left to draw: an empty pass
@@ -217,7 +237,7 @@ def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size
     else:
         batches = batches.map(lambda r, yb: (decode(r), yb), num_parallel_calls=AUTOTUNE)
     batches = batches.apply(tf.data.experimental.assert_cardinality(len(epoch_ids) * steps))
-    return _options(batches.prefetch(AUTOTUNE), tf.data.experimental.AutoShardPolicy.FILE)
+    return _data_sharded(batches.prefetch(AUTOTUNE))
 
 
 def eval_dataset(x: ShardedFeatures, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
@@ -228,10 +248,12 @@ def eval_dataset(x: ShardedFeatures, y: np.ndarray | None, batch_size: int) -> t
         labels = tf.data.Dataset.from_tensor_slices(y.astype(np.int32)).batch(batch_size)
         batches = tf.data.Dataset.zip(batches, labels)
     batches = batches.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
-    return _options(batches.prefetch(AUTOTUNE), tf.data.experimental.AutoShardPolicy.DATA)
+    return _data_sharded(batches.prefetch(AUTOTUNE))
 
 
-def _options(dataset: tf.data.Dataset, policy) -> tf.data.Dataset:
+def _data_sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Handed to `experimental_distribute_dataset`, each worker keeps its part of every batch (the
+    per-class streams and their class draws are not a file source tf.distribute can split)."""
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = policy
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
