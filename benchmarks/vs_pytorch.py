@@ -10,9 +10,10 @@ every layer's inputs, the last step of both directions into one linear layer, th
 to its loss, `WeightedRandomSampler` weighted like kseq's sampler target (1/n_c for uniform,
 1/sqrt(n_c) for sqrt), and for the pain data the windows of the feature-transformed sequences
 (kseq's `FeatureTransform`, applied once beforehand; kseq applies it in its graph). No
-validation split: both train on the whole training split. A recurrent export's LiteRT model
-takes one sequence, so `ServingFunction` answers batch-1 calls on LiteRT and batches of 256 on
-TensorFlow (the "kseq on TensorFlow" rows then differ from kseq's by noise alone for batch 256).
+validation split: both train on the whole training split. A recurrent export's XLA-compiled
+signature takes one sequence, so `ServingFunction` answers batch-1 calls compiled by XLA and
+batches of 256 on TensorFlow (the "kseq on TensorFlow" rows then differ from kseq's by noise
+alone for batch 256).
 
 For `--model cnn`, both stacks train the seed's heartbeat CNN (Conv1d 1->32 k5 same + ReLU,
 Conv1d 32->64 k5 same + ReLU, MaxPool 2, Flatten, Dense 128 ReLU + Dropout, Dense 64 ReLU + Dropout, Dense 5 logits) on
@@ -24,8 +25,9 @@ the same synthetic MIT-BIH-shaped data (`kseq.data.synthetic.make_heartbeats`, g
   hyperparameters, compiled as `kseq.training` compiles it (its optimizer, loss, metrics and
   `steps_per_execution`), `fit` one epoch at a time. Serving: the export that
   `kseq.export.export_serving` wrote (SavedModel and its LiteRT compilation `model.tflite`),
-  loaded in a fresh process through `kseq.runtime.ServingFunction`, which runs LiteRT after
-  checking it against the SavedModel. The SavedModel's signature on TensorFlow (after
+  loaded in a fresh process through `kseq.runtime.ServingFunction`, which runs LiteRT (the CNN)
+  or the XLA-compiled signature (single requests to the recurrent models) after checking it
+  against the SavedModel. The SavedModel's signature on TensorFlow (after
   `kseq.runtime.configure_threads("serve")`) is timed beside it and printed as its own rows.
 - torch: `WeightedRandomSampler(1 / n_c per sample, num_samples=N, replacement=True)`, `DataLoader`
   batch 256 (`num_workers=0`), `AdamW`, the same focal loss. Serving: the saved `state_dict` in
@@ -228,8 +230,9 @@ class TorchTrain:
 class KseqServe:
     """The export that `kseq.export.export_serving` wrote, served through `kseq.runtime.ServingFunction`.
 
-    `ServingFunction` runs the export's LiteRT model (checked against the SavedModel on load);
-    the same SavedModel's signature on TensorFlow is timed beside it (`on_tensorflow`).
+    `ServingFunction` runs the export's LiteRT model or XLA-compiled signature (checked against
+    the SavedModel on load); the SavedModel's plain signature on TensorFlow is timed beside it
+    (`on_tensorflow`).
     """
 
     def __init__(self, data: dict, args: dict):
@@ -238,7 +241,10 @@ class KseqServe:
     def setup(self, path):
         from kseq import runtime
 
-        runtime.configure_threads("serve", **_thread_args(self.args["kseq_serve_threads"]))
+        # ServingFunction sends single requests to XLA or LiteRT and only batches to TensorFlow,
+        # whose default pools (one thread per core) serve batches fastest: no configure_threads.
+        if self.args["kseq_serve_threads"]:
+            runtime.configure_threads("serve", **_thread_args(self.args["kseq_serve_threads"]))
         import tensorflow as tf
 
         self.serving = runtime.ServingFunction(path)
@@ -617,7 +623,7 @@ def main(argv=None) -> None:
     parser.add_argument("--kseq-train-threads", default="", metavar="INTRA,INTER",
                         help="override kseq.runtime's training thread counts (0: TensorFlow's default)")
     parser.add_argument("--kseq-serve-threads", default="", metavar="INTRA,INTER",
-                        help="override kseq.runtime's serving thread counts (0: TensorFlow's default)")
+                        help="TensorFlow's thread counts in kseq's serving process (default: TensorFlow's own)")
     parser.add_argument("--tf-data-autotune", choices=("as-is", "off"), default="as-is",
                         help="off: turn tf.data autotuning off on kseq's training dataset (what-if)")
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)

@@ -29,6 +29,7 @@ from kseq.models.decision import Decision
 PARTIAL_PREFIX = ".partial-"
 _TRIAL_RUN = re.compile(r"-trial\d+$")  # how the run id of a tuning trial ends (`trial_run_id`)
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
+COMPILED_SIGNATURE = "serving_compiled"  # recurrent exports: `serving_default` compiled by XLA
 
 
 def new_run_id(seed: int) -> str:
@@ -109,39 +110,59 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     temperature-scaled probabilities and its decision (argmax after per-class offsets).
     `model.tflite` holds the same signature for LiteRT: with the variable batch for models
     without recurrent layers, and for a batch of exactly 1 for recurrent ones with a fixed time
-    axis (`export_litert`; `kseq.runtime.ServingFunction` sends single requests there).
+    axis (`export_litert`). Those recurrent models also get `serving_compiled`, the signature for
+    a batch of 1 compiled by XLA, which `kseq.runtime.ServingFunction` sends single requests to.
     """
-    names = tf.constant(list(class_names))
-
-    def serve(sequence):
+    def scores(sequence):
         logits = model(sequence, training=False)
         if decision is None:
             probabilities = tf.nn.softmax(logits, axis=-1)
-            class_id = tf.argmax(probabilities, axis=-1)
-        else:
-            probabilities, class_id = decision(logits), tf.argmax(decision.scores(logits), axis=-1)
-        return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
+            return probabilities, tf.argmax(probabilities, axis=-1)
+        return decision(logits), tf.argmax(decision.scores(logits), axis=-1)
 
-    _write_saved_model(model, serve, None, path)
+    recurrent, fixed_shape = _has_recurrent_layer(model), None not in model.input_shape[1:]
+    _write_saved_model(model, scores, class_names, None, path, compiled=recurrent and fixed_shape)
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
     write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
-    if not _has_recurrent_layer(model):
+    if not recurrent:
         export_litert(path)
-    elif None not in model.input_shape[1:]:
+    elif fixed_shape:
         # The converter lowers a recurrent loop to LiteRT's built-in WHILE op only when every
         # shape in it is known: a batch-1 copy of the signature, converted from a scratch folder.
         with tempfile.TemporaryDirectory(prefix="kseq-litert-") as scratch:
-            _write_saved_model(model, serve, 1, scratch)
+            _write_saved_model(model, scores, class_names, 1, scratch)
             export_litert(scratch, destination=path)
 
 
-def _write_saved_model(model: keras.Model, serve, batch_size: int | None, path) -> None:
-    """`serve` as the `serving_default` signature of a SavedModel at `path`, for batches of `batch_size` (None: any)."""
+def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int | None, path, *,
+                       compiled: bool = False) -> None:
+    """A SavedModel at `path` whose `serving_default` signature answers `scores(sequence)` ->
+    `(probabilities, class_id)` with the class names, for batches of `batch_size` (None: any).
+
+    With `compiled`, also `serving_compiled`: the same signature for a batch of 1, with `scores`
+    compiled by XLA (`jit_compile=True`; the class-name lookup, a string op, stays outside) on its
+    first call. It is for single requests to recurrent models: XLA fuses a recurrent step's small matmuls and
+    gate arithmetic into a few kernels, where TensorFlow's runtime dispatches every op of every
+    step (benchmarks/README.md, section vs_pytorch). `serving_default` stays uncompiled, for
+    servers without XLA and for the LiteRT converter.
+    """
     spec = tf.TensorSpec([batch_size, *model.input_shape[1:]], tf.float32, name="sequence")
+    names = tf.constant(list(class_names))
+
+    def signature(scorer):
+        def serve(sequence):
+            probabilities, class_id = scorer(sequence)
+            return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
+        return serve
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    archive.add_endpoint("serving_default", signature(scores), input_signature=[spec])
+    if compiled:  # one shape, so XLA compiles once
+        single = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="sequence")
+        archive.add_endpoint(COMPILED_SIGNATURE, signature(tf.function(scores, jit_compile=True, autograph=False)),
+                             input_signature=[single])
     archive.write_out(str(path), verbose=False)
 
 

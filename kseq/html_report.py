@@ -105,7 +105,7 @@ def _members(metrics: dict) -> str:
 def _serving(folder: Path) -> str:
     serving = folder / "serving"
     return f"""<pre>
-# Python, with kseq installed (LiteRT when serving/model.tflite exists, else TensorFlow)
+# Python, with kseq installed (the fastest runtime the export holds: XLA, LiteRT or TensorFlow)
 from kseq.runtime import ServingFunction
 serve = ServingFunction("{_e(serving)}")
 out = serve(x)   # x: float32 (N, T, F); out["probabilities"], out["class_id"], out["class_name"]

@@ -9,8 +9,10 @@ Measured on 2 CPU cores (see `benchmarks/README.md`, section vs_pytorch):
   any other split; one intra-op and one inter-op thread together are about 3x slower per step.
 - serving single requests on TensorFlow: every oneDNN kernel of a batch-1 call is tiny, and
   splitting it over the intra-op pool costs more in thread hand-offs than it saves; one intra-op
-  and one inter-op thread cut batch-1 latency by more than half. `ServingFunction` goes further
-  and runs the export's LiteRT model where there is one (for recurrent models: single requests).
+  and one inter-op thread cut batch-1 latency by more than half (role `serve`). `ServingFunction`
+  goes further: single requests to recurrent models run the export's XLA-compiled signature, and
+  other models run on the export's LiteRT model, so a process serving through it sends only
+  batches to TensorFlow and is fastest with TensorFlow's defaults (no `configure_threads`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kseq.export import LITERT_MODEL
+from kseq.export import COMPILED_SIGNATURE, LITERT_MODEL
 
-# Sizes the LiteRT probe gives a variable (None) input dimension, one per probe batch.
+# Sizes the probe gives a variable (None) input dimension, one per probe batch.
 _PROBE_SIZES = (16, 40)
 
 # role -> (intra_op, inter_op); None keeps TensorFlow's default (one per core).
@@ -72,20 +74,29 @@ class ServingFunction:
     """An exported signature (`serving_default`), called with NumPy and answering NumPy.
 
     `ServingFunction(path)(x)` returns the signature's outputs as a dict of NumPy arrays (for a
-    kseq export: `probabilities`, `class_id`, `class_name`). With `runtime="auto"` it runs on
-    LiteRT when the export holds `model.tflite` (`kseq.export.export_litert`) and `ai_edge_litert`
-    is installed, after the LiteRT answer to a probe batch has matched TensorFlow's; otherwise on
-    TensorFlow. `runtime="litert"` or `"tensorflow"` insists on one. `self.runtime` says which runs.
-    A LiteRT model compiled for one batch size (`litert_batch_size`: 1 for recurrent exports,
-    whose loops convert only at a fixed batch) answers calls of that size, and TensorFlow the rest.
+    kseq export: `probabilities`, `class_id`, `class_name`). `self.runtime` says what answers the
+    calls of `self.runtime_batch_size` (None: every call); other calls run on TensorFlow:
 
-    LiteRT matters for single requests: a TensorFlow signature call costs a few hundred
-    microseconds of dispatch and thread hand-offs on 2 cores, more than the seed CNN's whole
-    forward pass; LiteRT's XNNPACK kernels run on the calling thread (benchmarks/README.md).
+    - `"xla"`: the export's `serving_compiled` signature, the same computation compiled by XLA
+      for single requests (`kseq.export`; recurrent models with a fixed time axis).
+    - `"litert"`: the export's LiteRT model `model.tflite` (`kseq.export.export_litert`): every
+      batch size for models without recurrent layers, batch 1 for recurrent ones.
+    - `"tensorflow"`: the SavedModel's `serving_default` on TensorFlow's runtime.
+
+    `runtime="auto"` takes the first of these the export holds (and `ai_edge_litert`, for LiteRT,
+    is installed) whose answers to two probe batches match `serving_default`'s; naming a runtime
+    insists on it. The order is what measured fastest for single requests on 2 cores
+    (benchmarks/README.md, section vs_pytorch): a TensorFlow signature call costs a few hundred
+    microseconds of dispatch, more than the seed CNN's whole forward pass on LiteRT, whose
+    XNNPACK kernels run on the calling thread; and in a recurrent loop, where TensorFlow and
+    LiteRT dispatch every op of every step, XLA's fused step was 2-7x faster than LiteRT.
+    Batches of recurrent models stay on TensorFlow, whose multi-threaded kernels were as fast as
+    XLA's there or faster, and which needs no compilation per batch size.
     Calls are serialised by a lock, so one instance may be shared between threads.
     """
 
-    RUNTIMES = ("auto", "litert", "tensorflow")
+    RUNTIMES = ("auto", "xla", "litert", "tensorflow")
+    _NAMES = {"xla": "XLA", "litert": "LiteRT", "tensorflow": "TensorFlow"}
 
     def __init__(self, path, signature: str = "serving_default", *, runtime: str = "auto",
                  num_threads: int | None = None):
@@ -99,76 +110,107 @@ class ServingFunction:
             raise ValueError(f"{self.path}: signature {signature!r} takes {len(inputs)} inputs; expected one")
         (self._input_name, self._input_spec), = inputs.items()
         self._lock = threading.Lock()
-        self._litert = None
-        self.litert_batch_size = None  # the one batch size LiteRT answers; None: any
-        if runtime != "tensorflow":
-            self._litert = self._load_litert(signature, num_threads, required=runtime == "litert")
-        self.runtime = "litert" if self._litert is not None else "tensorflow"
+        self._fast = None  # the runner of `self.runtime` when it is not TensorFlow
+        self.runtime, self.runtime_batch_size = "tensorflow", None
+        reasons = {}
+        for candidate, load in (("xla", self._load_compiled), ("litert", self._load_litert)):
+            if runtime not in ("auto", candidate):
+                continue
+            try:
+                run, batch_size, what = load(signature, num_threads)
+                self._check(run, batch_size, what)
+            except _Unavailable as e:
+                reasons[candidate] = e
+                continue
+            self._fast, self.runtime, self.runtime_batch_size = run, candidate, batch_size
+            break
+        if runtime not in ("auto", "tensorflow") and self.runtime != runtime:
+            raise ValueError(f"{self.path}: cannot serve on {self._NAMES[runtime]}: {reasons[runtime]}")
+        for candidate, reason in reasons.items():  # an artifact the export holds but that cannot serve
+            if reason.present and runtime == "auto":
+                warnings.warn(f"{self.path}: serving on {self._NAMES[self.runtime]}, not {self._NAMES[candidate]}: "
+                              f"{reason}", stacklevel=2)
 
     def __call__(self, x) -> dict[str, np.ndarray]:
         x = np.asarray(x, dtype=self._input_spec.dtype.as_numpy_dtype)
-        if self._litert is not None and self.litert_batch_size in (None, len(x)):
+        if self._fast is not None and self.runtime_batch_size in (None, len(x)):
             with self._lock:
-                return self._litert(**{self._input_name: x})
+                return self._fast(x)
         return self._call_tensorflow(x)
 
     def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.signature(**{self._input_name: tf.constant(x)})
         return {name: value.numpy() for name, value in outputs.items()}
 
-    def _load_litert(self, signature: str, num_threads: int | None, required: bool):
-        """LiteRT's runner of `signature`, or None (an error if `required`) when it is missing or differs."""
+    def _load_compiled(self, signature: str, num_threads: int | None):
+        """`(runner, batch size, name)` of the export's XLA-compiled signature (compiled by the probes)."""
+        if signature != "serving_default" or COMPILED_SIGNATURE not in self.loaded.signatures:
+            raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature (recurrent models only)")
+        compiled = self.loaded.signatures[COMPILED_SIGNATURE]
+        batch = compiled.structured_input_signature[1][self._input_name].shape[0]
+
+        def run(x):
+            return {name: value.numpy() for name, value in compiled(**{self._input_name: tf.constant(x)}).items()}
+
+        return run, batch, COMPILED_SIGNATURE
+
+    def _load_litert(self, signature: str, num_threads: int | None):
+        """`(runner, batch size, file)` of the export's LiteRT model."""
         model = self.path / LITERT_MODEL
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
-            Interpreter = None
-        reason = ("ai_edge_litert is not installed (pip install ai-edge-litert)" if Interpreter is None
-                  else f"{model} does not exist" if not model.is_file() else None)
-        if reason is None:
-            try:
-                runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
-                                     ).get_signature_runner(signature)
-                batch = int(runner.get_input_details()[self._input_name]["shape_signature"][0])
-                self.litert_batch_size = batch if batch > 0 else None
-                reason = self._litert_mismatch(runner)
-            except Exception as e:  # noqa: BLE001 (a corrupt or incompatible file: TensorFlow still serves)
-                reason = f"{model} cannot be loaded or run: {_first_line(e)}"
-            if reason is None:
-                return runner
-            self.litert_batch_size = None
-            if not required:
-                warnings.warn(f"{self.path}: serving on TensorFlow, not LiteRT: {reason}", stacklevel=3)
-        if required:
-            raise ValueError(f"{self.path}: cannot serve on LiteRT: {reason}")
-        return None
+            raise _Unavailable("ai_edge_litert is not installed (pip install ai-edge-litert)") from None
+        if not model.is_file():
+            raise _Unavailable(f"{model} does not exist")
+        try:
+            runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
+                                 ).get_signature_runner(signature)
+            batch = int(runner.get_input_details()[self._input_name]["shape_signature"][0])
+        except Exception as e:  # noqa: BLE001 (a corrupt or incompatible file: TensorFlow still serves)
+            raise _Unavailable(f"{model} cannot be loaded or run: {_first_line(e)}", present=True) from None
+        batch = batch if batch > 0 else None
+        return (lambda x: runner(**{self._input_name: x})), batch, LITERT_MODEL
 
-    def _litert_mismatch(self, runner) -> str | None:
-        """Why LiteRT's answers to probe batches differ from TensorFlow's, or None.
+    def _check(self, run, batch_size: int | None, what: str) -> None:
+        """Raise `_Unavailable` when `run` fails or its answers to probe batches differ from TensorFlow's.
 
-        Probes are batches of 1 and 3 (two of `litert_batch_size` when the LiteRT model has a
-        fixed batch); a dimension the signature leaves variable (the time axis of a model built
-        with `(None, F)`) gets a different concrete size in each probe, so LiteRT must answer
-        variable lengths as TensorFlow does. The second probe ends in all-zero steps, the padding
-        that recurrent models mask, so their masked path is checked too.
+        Probes are batches of 1 and 3 (two of `batch_size` when it is fixed); a dimension the
+        signature leaves variable (the time axis of a model built with `(None, F)`) gets a
+        different concrete size in each probe, so the runtime must answer variable lengths as
+        TensorFlow does. The second probe ends in all-zero steps, the padding that recurrent
+        models mask, so their masked path is checked too.
         """
         shape = self._input_spec.shape.as_list()[1:]
         rng = np.random.default_rng(0)
-        batches = (1, 3) if self.litert_batch_size is None else (self.litert_batch_size,) * 2
+        batches = (1, 3) if batch_size is None else (batch_size,) * 2
         for probe, (batch, size) in enumerate(zip(batches, _PROBE_SIZES)):
             concrete = [size if d is None else d for d in shape]
             x = rng.standard_normal((batch, *concrete)).astype(self._input_spec.dtype.as_numpy_dtype)
             if probe:
                 x[:, x.shape[1] * 3 // 4:] = 0
-            expected, got = self._call_tensorflow(x), runner(**{self._input_name: x})
+            try:
+                expected, got = self._call_tensorflow(x), run(x)
+            except Exception as e:  # noqa: BLE001 (the runtime cannot run here: TensorFlow still serves)
+                raise _Unavailable(f"{what} fails on a probe batch of {batch}: {_first_line(e)}",
+                                   present=True) from None
             if got.keys() != expected.keys():
-                return f"outputs {sorted(got)} instead of {sorted(expected)}"
+                raise _Unavailable(f"{what} outputs {sorted(got)} instead of {sorted(expected)}", present=True)
             for name, value in expected.items():
                 close = (np.allclose(got[name], value, rtol=1e-4, atol=1e-5) if value.dtype.kind == "f"
                          else np.array_equal(got[name], value))
                 if got[name].shape != value.shape or not close:
-                    return f"output {name!r} differs from TensorFlow's on a probe batch of {batch}"
-        return None
+                    raise _Unavailable(f"{what}'s output {name!r} differs from TensorFlow's "
+                                       f"on a probe batch of {batch}", present=True)
+
+
+class _Unavailable(Exception):
+    """Why a runtime cannot serve an export; `present`: the export holds its artifact, which failed
+    to load, to run or to match TensorFlow's answers (worth a warning, unlike an absent one)."""
+
+    def __init__(self, reason: str, present: bool = False):
+        super().__init__(reason)
+        self.present = present
 
 
 def _first_line(error: Exception) -> str:

@@ -30,16 +30,16 @@ N, T, F, C = 6, 12, 3, 3
 CLASS_NAMES = ["a", "b", "c"]
 
 # name -> (tiny arguments, accepts input_shape (None, F), runtime its export serves on).
-# Recurrent models serve on TensorFlow: LiteRT's converter cannot lower Keras' RNN loops.
+# Recurrent models serve single requests on their XLA-compiled signature, batches on TensorFlow.
 BUILDERS = {
     "cnn": (dict(filters=[3], kernel_size=3, dense_units=[4], dropout=0.5), False, "litert"),
     "fcn": (dict(filters=[3, 4], kernel_sizes=[3, 3], dropout=0.5), True, "litert"),
     "resnet": (dict(filters=[3, 4], kernel_sizes=[3, 3], l2=1e-4), True, "litert"),
     "inception_time": (dict(filters=2, bottleneck_size=2, kernel_sizes=[5, 3], depth=3), True, "litert"),
     # Recurrent models: LiteRT for single requests (a batch-1 model), TensorFlow for batches.
-    "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "litert-batch-1"),
-    "hybrid": (dict(filters=[3], units=3, l1=1e-5), True, "litert-batch-1"),
-    "attention": (dict(units=3, attention_units=3, multi_head=2), True, "litert-batch-1"),
+    "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "xla-batch-1"),
+    "hybrid": (dict(filters=[3], units=3, l1=1e-5), True, "xla-batch-1"),
+    "attention": (dict(units=3, attention_units=3, multi_head=2), True, "xla-batch-1"),
 }
 
 
@@ -97,7 +97,7 @@ def test_builder_exports_and_serves(fitted, tmp_path):
     export_serving(model, tmp_path / "serving", CLASS_NAMES)
     serve = ServingFunction(tmp_path / "serving")
     runtime, _, batch = BUILDERS[name][2].partition("-batch-")
-    assert serve.runtime == runtime and serve.litert_batch_size == (int(batch) if batch else None)
+    assert serve.runtime == runtime and serve.runtime_batch_size == (int(batch) if batch else None)
     np.testing.assert_allclose(serve(x[:1])["probabilities"], softmax(model.predict(x[:1], verbose=0)), atol=1e-5)
     out = serve(x)
     expected = softmax(model.predict(x, verbose=0))

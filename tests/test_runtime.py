@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kseq
 from kseq import export, runtime
@@ -101,7 +102,7 @@ def test_a_litert_model_that_disagrees_is_not_used(serving_dir, tmp_path):
     mixed = tmp_path / "mixed"
     shutil.copytree(serving_dir, mixed)
     shutil.copy(tmp_path / "other" / export.LITERT_MODEL, mixed / export.LITERT_MODEL)
-    with pytest.warns(UserWarning, match="serving on TensorFlow, not LiteRT: output '\\w+' differs"):
+    with pytest.warns(UserWarning, match="serving on TensorFlow, not LiteRT: model.tflite's output '\\w+' differs"):
         assert runtime.ServingFunction(mixed).runtime == "tensorflow"
     with pytest.raises(ValueError, match="output '\w+' differs from TensorFlow's on a probe batch"):
         runtime.ServingFunction(mixed, runtime="litert")
@@ -146,10 +147,11 @@ def recurrent_model_and_dir(tmp_path_factory):
     return model, path
 
 
-def test_recurrent_exports_serve_single_requests_on_litert_and_batches_on_tensorflow(recurrent_model_and_dir):
+@pytest.mark.parametrize("name", ["xla", "litert"])
+def test_recurrent_exports_serve_single_requests_compiled_and_batches_on_tensorflow(recurrent_model_and_dir, name):
     model, path = recurrent_model_and_dir
-    serving = runtime.ServingFunction(path)
-    assert (serving.runtime, serving.litert_batch_size) == ("litert", 1)
+    serving = runtime.ServingFunction(path, runtime="auto" if name == "xla" else name)
+    assert (serving.runtime, serving.runtime_batch_size) == (name, 1)  # auto: XLA first
     x = np.random.default_rng(4).normal(size=(5, 15, 2)).astype(np.float32)
     x[1::2, 10:] = 0  # zero padding, masked by the model
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
@@ -164,17 +166,46 @@ def test_recurrent_exports_serve_single_requests_on_litert_and_batches_on_tensor
         single = serving(x[i : i + 1])
         assert np.abs(single["probabilities"] - expected[i : i + 1]).max() <= 1e-5
         assert single["class_id"].tolist() == [expected[i].argmax()]
+        assert [n.decode() for n in single["class_name"]] == [["a", "b", "c"][expected[i].argmax()]]
     with pytest.raises(AssertionError, match="went to TensorFlow"):
         serving(x[:2])
 
 
-def test_a_batch_1_litert_model_that_disagrees_is_not_used(recurrent_model_and_dir, tmp_path):
+def test_the_compiled_signature_is_xla_compiled_for_one_request(recurrent_model_and_dir):
     _, path = recurrent_model_and_dir
+    loaded = tf.saved_model.load(str(path))
+    compiled = loaded.signatures[export.COMPILED_SIGNATURE]
+    assert compiled.structured_input_signature[1]["sequence"].shape.as_list() == [1, 15, 2]
+    inner = [f for f in compiled.graph.as_graph_def().library.function if "_XlaMustCompile" in f.attr]
+    assert inner and all(f.attr["_XlaMustCompile"].b for f in inner)
+    plain = loaded.signatures["serving_default"]
+    assert not any("_XlaMustCompile" in f.attr for f in plain.graph.as_graph_def().library.function)
+
+
+def test_a_batch_1_runtime_that_disagrees_is_not_used(recurrent_model_and_dir, tmp_path):
+    model, path = recurrent_model_and_dir
     other = kseq.build_model("rnn", (15, 2), 3, cell="gru", bidirectional=True, layers=2, units=6)
     export.export_serving(other, tmp_path / "other", ["a", "b", "c"])
     mixed = tmp_path / "mixed"
     shutil.copytree(path, mixed)
     shutil.copy(tmp_path / "other" / export.LITERT_MODEL, mixed / export.LITERT_MODEL)
-    with pytest.warns(UserWarning, match="not LiteRT: output '\\w+' differs from TensorFlow's on a probe batch of 1"):
-        serving = runtime.ServingFunction(mixed)
-    assert (serving.runtime, serving.litert_batch_size) == ("tensorflow", None)
+    with pytest.raises(ValueError, match="cannot serve on LiteRT: .*output '\\w+' differs from TensorFlow's on a probe batch of 1"):
+        runtime.ServingFunction(mixed, runtime="litert")
+    assert runtime.ServingFunction(mixed).runtime == "xla"  # the compiled signature still agrees
+
+
+def test_a_compiled_signature_that_disagrees_is_not_used(recurrent_model_and_dir, monkeypatch):
+    _, path = recurrent_model_and_dir
+
+    def off_by_one_percent(self, signature, num_threads):
+        def run(x):
+            out = self._call_tensorflow(x)
+            return {**out, "probabilities": out["probabilities"] * 1.01}
+        return run, 1, export.COMPILED_SIGNATURE
+
+    monkeypatch.setattr(runtime.ServingFunction, "_load_compiled", off_by_one_percent)
+    with pytest.warns(UserWarning, match="serving on LiteRT, not XLA: serving_compiled's output 'probabilities' differs"):
+        serving = runtime.ServingFunction(path)
+    assert (serving.runtime, serving.runtime_batch_size) == ("litert", 1)
+    with pytest.raises(ValueError, match="cannot serve on XLA: serving_compiled's output"):
+        runtime.ServingFunction(path, runtime="xla")
