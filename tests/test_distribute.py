@@ -127,6 +127,24 @@ def test_from_shards_each_worker_reads_its_own_files_in_balanced_batches(two_wor
     np.testing.assert_allclose(np.bincount(labels.ravel(), minlength=5) / labels.size, 0.2, atol=0.07)
 
 
+def test_two_workers_train_from_shards_to_the_end(tmp_path):
+    """`--data shards/` under multi_worker: each worker streams its own files, both end with the
+    same weights, and the chief's run folder holds the whole test split's metrics."""
+    from kseq.data import make_heartbeats, write_shards
+
+    train_set, test_set = make_heartbeats(scale=0.01, seed=0)
+    folder = write_shards(tmp_path / "shards", train_set, test_set, records_per_shard=64)
+    finish(start_workers(tmp_path, *TWO_EPOCHS, "data.source=shards", f"data.path={folder}"))
+    w0, w1 = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    assert list(w0["epochs"]) == list(w1["epochs"]) == [0, 1]
+    for a, b in zip(weights(w0), weights(w1), strict=True):
+        np.testing.assert_array_equal(a, b)
+    (run,) = (tmp_path / "runs" / "ecg_cnn").iterdir()
+    assert str(w0["directory"]) == str(run) and str(w1["directory"]) == "None"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.sum(metrics["confusion_matrix"], axis=1).tolist() == np.bincount(test_set.y, minlength=5).tolist()
+
+
 def test_chief_rule_follows_tf_config(monkeypatch):
     config = load_config("ecg_cnn", ["train.strategy=multi_worker"])
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
