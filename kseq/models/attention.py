@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import keras
 
-from kseq.models.arguments import boolean, non_negative_int, positive_int, rate
-from kseq.models.head import classification_head
-from kseq.models.layers import AttentionPooling1D, kernel_regularizer
-from kseq.models.recurrent import RENAMED, REPURPOSED, recurrent_stack
+from kseq.models.arguments import non_negative_int, positive_int, rate
+from kseq.models.head import encoder_classifier
+from kseq.models.layers import AttentionPooling1D
+from kseq.models.recurrent import RENAMED, REPURPOSED, masked_recurrent_stack
 from kseq.models.registry import register_model
 
 
@@ -31,13 +31,9 @@ def attention_encoder(inputs, *, cell="gru", bidirectional=True, layers=1, units
         key_dim = positive_int("key_dim", key_dim)
     attention_dropout = rate("attention_dropout", attention_dropout)
     attention_units = positive_int("attention_units", attention_units)
-    x = inputs
-    if boolean("mask_zero_padding", mask_zero_padding):
-        x = keras.layers.Masking(mask_value=0.0, name="mask_padding")(x)
-    x = recurrent_stack(x, cell=cell, bidirectional=bidirectional, layers=layers, units=units,
-                        recurrent_input_dropout=recurrent_input_dropout,
-                        recurrent_dropout=recurrent_dropout, regularizer=regularizer,
-                        return_sequences=True)
+    x = masked_recurrent_stack(inputs, mask_zero_padding=mask_zero_padding, cell=cell, bidirectional=bidirectional,
+                               layers=layers, units=units, recurrent_input_dropout=recurrent_input_dropout,
+                               recurrent_dropout=recurrent_dropout, regularizer=regularizer, return_sequences=True)
     if multi_head:
         width = x.shape[-1]
         attended = keras.layers.MultiHeadAttention(
@@ -88,14 +84,10 @@ def build_attention(
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
-    features = attention_encoder(inputs, cell=cell, bidirectional=bidirectional, layers=layers, units=units,
-                                 recurrent_input_dropout=recurrent_input_dropout,
-                                 recurrent_dropout=recurrent_dropout, multi_head=multi_head,
-                                 key_dim=key_dim, attention_dropout=attention_dropout,
-                                 attention_units=attention_units, mask_zero_padding=mask_zero_padding,
-                                 regularizer=regularizer)
-    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
-                                 regularizer=regularizer)
-    return keras.Model(inputs, logits, name=name)
+    return encoder_classifier(attention_encoder, input_shape, num_classes, dense_units=dense_units,
+                              dropout=dropout, l1=l1, l2=l2, name=name, cell=cell,
+                              bidirectional=bidirectional, layers=layers, units=units,
+                              recurrent_input_dropout=recurrent_input_dropout,
+                              recurrent_dropout=recurrent_dropout, multi_head=multi_head, key_dim=key_dim,
+                              attention_dropout=attention_dropout, attention_units=attention_units,
+                              mask_zero_padding=mask_zero_padding)

@@ -7,8 +7,7 @@ from keras import layers
 
 from kseq.errors import InputError
 from kseq.models.arguments import positive_int, positive_ints
-from kseq.models.head import classification_head
-from kseq.models.layers import kernel_regularizer
+from kseq.models.head import encoder_classifier
 from kseq.models.registry import register_model
 
 
@@ -53,10 +52,6 @@ def build_cnn(
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
-    features = cnn_encoder(inputs, filters=filters, kernel_size=kernel_size, pool_size=pool_size,
-                           regularizer=regularizer)
-    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
-                                 regularizer=regularizer)
-    return keras.Model(inputs, logits, name=name)
+    return encoder_classifier(cnn_encoder, input_shape, num_classes, dense_units=dense_units, dropout=dropout,
+                              l1=l1, l2=l2, name=name, filters=filters, kernel_size=kernel_size,
+                              pool_size=pool_size)

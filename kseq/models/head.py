@@ -21,6 +21,7 @@ import warnings
 import keras
 
 from kseq.models.arguments import positive_int, positive_ints, rate
+from kseq.models.layers import kernel_regularizer
 
 
 def hidden_widths(dense_units) -> tuple[int, ...]:
@@ -28,7 +29,7 @@ def hidden_widths(dense_units) -> tuple[int, ...]:
     if isinstance(dense_units, int) and not isinstance(dense_units, bool):
         widths = [dense_units] if dense_units else []
         warnings.warn(f"dense_units={dense_units}: an int is deprecated; give a list of widths, {widths}",
-                      FutureWarning, stacklevel=5)  # the caller of build_model
+                      FutureWarning, stacklevel=6)  # the caller of build_model
         dense_units = widths
     return positive_ints("dense_units", dense_units, allow_empty=True)
 
@@ -49,3 +50,18 @@ def classification_head(features, num_classes, *, dense_units=(), dropout=0.0, r
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"dense{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
     return keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+
+
+def encoder_classifier(encoder, input_shape, num_classes, *, dense_units, dropout, l1, l2, name,
+                       **encoder_args) -> keras.Model:
+    """The model every builder returns: input `sequence` -> `encoder` -> `classification_head` -> logits.
+
+    `encoder(inputs, regularizer=..., **encoder_args)` gives the features; the L1/L2 penalty
+    (`l1`, `l2`) goes on every kernel of the encoder and the head alike.
+    """
+    regularizer = kernel_regularizer(l1, l2)
+    inputs = keras.Input(shape=input_shape, name="sequence")
+    features = encoder(inputs, regularizer=regularizer, **encoder_args)
+    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
+                                 regularizer=regularizer)
+    return keras.Model(inputs, logits, name=name)

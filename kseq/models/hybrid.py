@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 
 from kseq.models.arguments import boolean, positive_int, positive_ints
-from kseq.models.head import classification_head
-from kseq.models.layers import PooledPaddingMask, batch_normalization, kernel_regularizer
+from kseq.models.head import encoder_classifier
+from kseq.models.layers import PooledPaddingMask, batch_normalization
 from kseq.models.recurrent import RENAMED, REPURPOSED, recurrent_stack
 from kseq.models.registry import register_model
 
@@ -86,13 +86,9 @@ def build_hybrid(
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
-    features = hybrid_encoder(inputs, filters=filters, kernel_size=kernel_size, pool_size=pool_size,
-                              batch_norm=batch_norm, cell=cell, bidirectional=bidirectional,
-                              layers=layers, units=units, recurrent_input_dropout=recurrent_input_dropout,
-                              recurrent_dropout=recurrent_dropout, mask_zero_padding=mask_zero_padding,
-                              regularizer=regularizer)
-    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
-                                 regularizer=regularizer)
-    return keras.Model(inputs, logits, name=name)
+    return encoder_classifier(hybrid_encoder, input_shape, num_classes, dense_units=dense_units,
+                              dropout=dropout, l1=l1, l2=l2, name=name, filters=filters,
+                              kernel_size=kernel_size, pool_size=pool_size, batch_norm=batch_norm, cell=cell,
+                              bidirectional=bidirectional, layers=layers, units=units,
+                              recurrent_input_dropout=recurrent_input_dropout,
+                              recurrent_dropout=recurrent_dropout, mask_zero_padding=mask_zero_padding)

@@ -10,8 +10,7 @@ import keras
 
 from kseq.errors import InputError
 from kseq.models.arguments import boolean, one_of, positive_int, positive_ints, rate
-from kseq.models.head import classification_head
-from kseq.models.layers import kernel_regularizer
+from kseq.models.head import encoder_classifier
 from kseq.models.registry import register_model
 
 # cell name -> (Keras layer, short name used in layer names such as "bigru_1")
@@ -76,6 +75,15 @@ def recurrent_stack(x, *, cell, bidirectional, layers, units, recurrent_input_dr
     return x
 
 
+def masked_recurrent_stack(inputs, *, mask_zero_padding, **stack_args):
+    """`recurrent_stack` on `inputs`, with `mask_zero_padding` behind `keras.layers.Masking(0.0)`,
+    so all-zero steps (padding) are skipped."""
+    x = inputs
+    if boolean("mask_zero_padding", mask_zero_padding):
+        x = keras.layers.Masking(mask_value=0.0, name="mask_padding")(x)
+    return recurrent_stack(x, **stack_args)
+
+
 def rnn_encoder(inputs, *, cell="gru", bidirectional=False, layers=1, units=64, recurrent_input_dropout=0.0,
                 recurrent_dropout=0.0, pooling="last", mask_zero_padding=True, regularizer=None):
     """[Masking] -> recurrent stack -> last state or masked mean over time: (B, T, F) -> (B, width), any T.
@@ -85,13 +93,10 @@ def rnn_encoder(inputs, *, cell="gru", bidirectional=False, layers=1, units=64, 
     exactly 0 in every feature is skipped too.
     """
     pooling = one_of("pooling", pooling, POOLINGS)
-    x = inputs
-    if boolean("mask_zero_padding", mask_zero_padding):
-        x = keras.layers.Masking(mask_value=0.0, name="mask_padding")(x)
-    x = recurrent_stack(x, cell=cell, bidirectional=bidirectional, layers=layers, units=units,
-                        recurrent_input_dropout=recurrent_input_dropout,
-                        recurrent_dropout=recurrent_dropout, regularizer=regularizer,
-                        return_sequences=pooling != "last")
+    x = masked_recurrent_stack(inputs, mask_zero_padding=mask_zero_padding, cell=cell, bidirectional=bidirectional,
+                               layers=layers, units=units, recurrent_input_dropout=recurrent_input_dropout,
+                               recurrent_dropout=recurrent_dropout, regularizer=regularizer,
+                               return_sequences=pooling != "last")
     if pooling == "average":
         x = keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
     return x
@@ -130,12 +135,8 @@ def build_rnn(
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel, recurrent kernels included.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
-    features = rnn_encoder(inputs, cell=cell, bidirectional=bidirectional, layers=layers, units=units,
-                           recurrent_input_dropout=recurrent_input_dropout,
-                           recurrent_dropout=recurrent_dropout, pooling=pooling,
-                           mask_zero_padding=mask_zero_padding, regularizer=regularizer)
-    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
-                                 regularizer=regularizer)
-    return keras.Model(inputs, logits, name=name)
+    return encoder_classifier(rnn_encoder, input_shape, num_classes, dense_units=dense_units, dropout=dropout,
+                              l1=l1, l2=l2, name=name, cell=cell, bidirectional=bidirectional, layers=layers,
+                              units=units, recurrent_input_dropout=recurrent_input_dropout,
+                              recurrent_dropout=recurrent_dropout, pooling=pooling,
+                              mask_zero_padding=mask_zero_padding)

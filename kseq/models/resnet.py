@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 
 from kseq.models.arguments import positive_ints
-from kseq.models.head import classification_head
-from kseq.models.layers import batch_normalization, conv_bn, kernel_regularizer
+from kseq.models.head import encoder_classifier
+from kseq.models.layers import batch_normalization, conv_bn
 from kseq.models.registry import register_model
 
 
@@ -63,9 +63,6 @@ def build_resnet(
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
     """
-    regularizer = kernel_regularizer(l1, l2)
-    inputs = keras.Input(shape=input_shape, name="sequence")
-    features = resnet_encoder(inputs, filters=filters, kernel_sizes=kernel_sizes, regularizer=regularizer)
-    logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
-                                 regularizer=regularizer)
-    return keras.Model(inputs, logits, name=name)
+    return encoder_classifier(resnet_encoder, input_shape, num_classes, dense_units=dense_units,
+                              dropout=dropout, l1=l1, l2=l2, name=name, filters=filters,
+                              kernel_sizes=kernel_sizes)
