@@ -24,7 +24,6 @@ import numpy as np
 from scipy.special import log_softmax
 
 from kseq import calibration, evaluation
-from kseq.data.pipeline import make_eval_dataset
 from kseq.errors import InputError
 from kseq.models.decision import Decision
 
@@ -181,12 +180,3 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
         "test_reliability_after": calibration.reliability(y_test, calibrated_test),
     }
     return layer, {"decisions": decisions, "calibration": calibrated}
-
-
-def fit_for_model(model, val_set, test_set, config: dict) -> tuple[Decision | None, dict]:
-    """`decide` on a fitted model's logits for a run's validation and test splits (`SequenceSet`s)."""
-    def logits(data):
-        return model.predict(make_eval_dataset(data.x, batch_size=config["sampler"]["batch_size"]), verbose=0)
-
-    val_logits, y_val = (None, None) if val_set is None else (logits(val_set), val_set.y)
-    return decide(val_logits, y_val, logits(test_set), test_set.y, test_set.class_names, config["decisions"])

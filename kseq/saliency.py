@@ -121,11 +121,11 @@ def pick_examples(probabilities: np.ndarray, y: np.ndarray) -> list[tuple[int, s
     return picks
 
 
-def plot_saliency(model: keras.Model, test_set, path, batch_size: int = 256):
-    """`plots/saliency.png`: for each class, its most and least confident test sequences, drawn
-    over their importance for the predicted class (`kseq.plots.plot_saliency`)."""
-    logits = model.predict(test_set.x, batch_size=batch_size, verbose=0)
-    probabilities = softmax(np.asarray(logits, np.float64), axis=-1)
+def plot_saliency(model: keras.Model, test_set, test_logits, path):
+    """`plots/saliency.png`: for each class, its most and least confident test sequences (by the
+    softmax of `test_logits`, the model's logits on `test_set`), drawn over their importance for
+    the predicted class (`kseq.plots.plot_saliency`)."""
+    probabilities = softmax(np.asarray(test_logits, np.float64), axis=-1)
     picks = pick_examples(probabilities, test_set.y)
     index = np.array([i for i, _ in picks])
     explanation = explain(model, test_set.x[index])

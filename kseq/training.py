@@ -355,13 +355,18 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     if not chief:  # the chief evaluates and writes the run; this worker's state was temporary
         shutil.rmtree(partial, ignore_errors=True)
         return Run(directory=None, config=config, metrics={}, history=fitted.history, model=fitted.model)
-    metrics = evaluate_on_test(fitted.model, test_set, config["sampler"]["batch_size"])
+    batch_size = config["sampler"]["batch_size"]
+    test_logits = predict_logits(fitted.model, test_set.x, batch_size)  # once: metrics, decisions, saliency
+    metrics = evaluate_on_test(test_logits, test_set)
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
     metrics["epochs"] = len(fitted.history.get("epoch", []))
-    decision, fitted_decisions = decisions.fit_for_model(fitted.model, val_set, test_set, config)
+    val_logits, y_val = (None, None) if val_set is None else (predict_logits(fitted.model, val_set.x, batch_size),
+                                                              val_set.y)
+    decision, fitted_decisions = decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names,
+                                                  config["decisions"])
     metrics.update(fitted_decisions)
     if isinstance(test_set.x, np.ndarray):  # shards stream from disk: no sequences in memory to draw
-        saliency.plot_saliency(fitted.model, test_set, partial / "plots" / "saliency.png")
+        saliency.plot_saliency(fitted.model, test_set, test_logits, partial / "plots" / "saliency.png")
     directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
 
@@ -373,8 +378,12 @@ def throughput(samples: int, fit_seconds: float, step_seconds: float) -> dict:
             "train_samples_per_second": samples / step_seconds if step_seconds else 0.0}
 
 
-def evaluate_on_test(model: keras.Model, test_set: SequenceSet, batch_size: int) -> dict:
-    """`evaluation.report` of the model's softmax probabilities on the test split."""
-    logits = model.predict(make_eval_dataset(test_set.x, batch_size=batch_size), verbose=0)
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+def predict_logits(model: keras.Model, x, batch_size: int) -> np.ndarray:
+    """The model's logits for `x` (an array, or shards streamed from disk), in batches."""
+    return model.predict(make_eval_dataset(x, batch_size=batch_size), verbose=0)
+
+
+def evaluate_on_test(test_logits: np.ndarray, test_set: SequenceSet) -> dict:
+    """`evaluation.report` of the softmax probabilities of the model's logits on the test split."""
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(test_logits, axis=-1))
     return evaluation.report(test_set.y, probabilities, test_set.class_names)
