@@ -27,8 +27,8 @@ the same synthetic MIT-BIH-shaped data (`kseq.data.synthetic.make_heartbeats`, g
   `kseq.export.export_serving` wrote (SavedModel and its LiteRT compilation `model.tflite`),
   loaded in a fresh process through `kseq.runtime.ServingFunction`, which runs LiteRT (the CNN)
   or the XLA-compiled signature (single requests to the recurrent models) after checking it
-  against the SavedModel. The SavedModel's signature on TensorFlow (after
-  `kseq.runtime.configure_threads("serve")`) is timed beside it and printed as its own rows.
+  against the SavedModel; the process starts with `kseq.runtime.configure_threads("serve")`. The
+  SavedModel's signature on TensorFlow is timed beside it and printed as its own rows.
 - torch: `WeightedRandomSampler(1 / n_c per sample, num_samples=N, replacement=True)`, `DataLoader`
   batch 256 (`num_workers=0`), `AdamW`, the same focal loss. Serving: the saved `state_dict` in
   a fresh process, the eager model `eval()` under `torch.inference_mode()`, returning the same
@@ -241,10 +241,7 @@ class KseqServe:
     def setup(self, path):
         from kseq import runtime
 
-        # ServingFunction sends single requests to XLA or LiteRT and only batches to TensorFlow,
-        # whose default pools (one thread per core) serve batches fastest: no configure_threads.
-        if self.args["kseq_serve_threads"]:
-            runtime.configure_threads("serve", **_thread_args(self.args["kseq_serve_threads"]))
+        runtime.configure_threads("serve", **_thread_args(self.args["kseq_serve_threads"]))
         import tensorflow as tf
 
         self.serving = runtime.ServingFunction(path)
@@ -623,7 +620,7 @@ def main(argv=None) -> None:
     parser.add_argument("--kseq-train-threads", default="", metavar="INTRA,INTER",
                         help="override kseq.runtime's training thread counts (0: TensorFlow's default)")
     parser.add_argument("--kseq-serve-threads", default="", metavar="INTRA,INTER",
-                        help="TensorFlow's thread counts in kseq's serving process (default: TensorFlow's own)")
+                        help="override kseq.runtime's serving thread counts (0: TensorFlow's default)")
     parser.add_argument("--tf-data-autotune", choices=("as-is", "off"), default="as-is",
                         help="off: turn tf.data autotuning off on kseq's training dataset (what-if)")
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)

@@ -7,12 +7,15 @@ Measured on 2 CPU cores (see `benchmarks/README.md`, section vs_pytorch):
 
 - training: TensorFlow's defaults (one intra-op and one inter-op thread per core) are as fast as
   any other split; one intra-op and one inter-op thread together are about 3x slower per step.
-- serving single requests on TensorFlow: every oneDNN kernel of a batch-1 call is tiny, and
-  splitting it over the intra-op pool costs more in thread hand-offs than it saves; one intra-op
-  and one inter-op thread cut batch-1 latency by more than half (role `serve`). `ServingFunction`
-  goes further: single requests to recurrent models run the export's XLA-compiled signature, and
-  other models run on the export's LiteRT model, so a process serving through it sends only
-  batches to TensorFlow and is fastest with TensorFlow's defaults (no `configure_threads`).
+- serving (role `serve`): one intra-op thread, and TensorFlow's default inter-op pool (one
+  thread per core). A single request's kernels are too small to split: on two intra-op threads
+  the pain biGRU's XLA call kept both cores busy (CPU time 1.8x its wall time) for 10% less wall
+  time at best, and on these shared cores it varied from 2.1 to 4.3 ms from process to process,
+  where on one thread it took 2.3-2.7 ms. The inter-op pool still runs independent parts of a
+  batch side by side (the two directions of a bidirectional layer): batches of 256 to the
+  pain biGRU on TensorFlow ran at 716-837 sequences/s, against 587-735 on the default pools and
+  458 with one inter-op thread as well. `ServingFunction` sends single requests to XLA (recurrent
+  models) or LiteRT, and batches of recurrent models to TensorFlow.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from kseq.export import COMPILED_SIGNATURE, LITERT_MODEL
 _PROBE_SIZES = (16, 40)
 
 # role -> (intra_op, inter_op); None keeps TensorFlow's default (one per core).
-ROLES = {"train": (None, None), "serve": (1, 1)}
+ROLES = {"train": (None, None), "serve": (1, None)}
 
 
 def configure_threads(role: str = "train", *, intra_op: int | None = None, inter_op: int | None = None) -> dict:
@@ -92,7 +95,9 @@ class ServingFunction:
     LiteRT dispatch every op of every step, XLA's fused step was 2-7x faster than LiteRT.
     Batches of recurrent models stay on TensorFlow, whose multi-threaded kernels were as fast as
     XLA's there or faster, and which needs no compilation per batch size.
-    Calls are serialised by a lock, so one instance may be shared between threads.
+    Start a serving process with `configure_threads("serve")`, so that each single request runs on
+    one core. One instance may be shared between threads: TensorFlow and XLA calls run side by
+    side, LiteRT calls one at a time (an interpreter is not reentrant).
     """
 
     RUNTIMES = ("auto", "xla", "litert", "tensorflow")
@@ -109,7 +114,6 @@ class ServingFunction:
         if len(inputs) != 1:
             raise ValueError(f"{self.path}: signature {signature!r} takes {len(inputs)} inputs; expected one")
         (self._input_name, self._input_spec), = inputs.items()
-        self._lock = threading.Lock()
         self._fast = None  # the runner of `self.runtime` when it is not TensorFlow
         self.runtime, self.runtime_batch_size = "tensorflow", None
         reasons = {}
@@ -134,8 +138,7 @@ class ServingFunction:
     def __call__(self, x) -> dict[str, np.ndarray]:
         x = np.asarray(x, dtype=self._input_spec.dtype.as_numpy_dtype)
         if self._fast is not None and self.runtime_batch_size in (None, len(x)):
-            with self._lock:
-                return self._fast(x)
+            return self._fast(x)
         return self._call_tensorflow(x)
 
     def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -170,7 +173,13 @@ class ServingFunction:
         except Exception as e:  # noqa: BLE001 (a corrupt or incompatible file: TensorFlow still serves)
             raise _Unavailable(f"{model} cannot be loaded or run: {_first_line(e)}", present=True) from None
         batch = batch if batch > 0 else None
-        return (lambda x: runner(**{self._input_name: x})), batch, LITERT_MODEL
+        lock = threading.Lock()  # an interpreter runs one call at a time
+
+        def run(x):
+            with lock:
+                return runner(**{self._input_name: x})
+
+        return run, batch, LITERT_MODEL
 
     def _check(self, run, batch_size: int | None, what: str) -> None:
         """Raise `_Unavailable` when `run` fails or its answers to probe batches differ from TensorFlow's.

@@ -25,13 +25,14 @@ def _run(code: str) -> str:
     return result.stdout
 
 
-def test_configure_threads_serve_sets_one_and_one_before_start():
+def test_configure_threads_serve_sets_one_intra_op_thread_before_start():
     out = _run("""
         from kseq import runtime
         print(runtime.configure_threads("serve"))
         print(runtime.configure_threads("serve"))  # idempotent
     """)
-    assert out.splitlines() == ["{'intra_op': 1, 'inter_op': 1}"] * 2
+    # One intra-op thread; the inter-op pool keeps TensorFlow's default (0: one per core).
+    assert out.splitlines() == ["{'intra_op': 1, 'inter_op': 0}"] * 2
 
 
 def test_configure_threads_after_start_raises_clearly():
@@ -169,6 +170,17 @@ def test_recurrent_exports_serve_single_requests_compiled_and_batches_on_tensorf
         assert [n.decode() for n in single["class_name"]] == [["a", "b", "c"][expected[i].argmax()]]
     with pytest.raises(AssertionError, match="went to TensorFlow"):
         serving(x[:2])
+
+
+def test_single_requests_on_xla_are_safe_to_share_between_threads(recurrent_model_and_dir):
+    model, path = recurrent_model_and_dir
+    serving = runtime.ServingFunction(path)
+    assert serving.runtime == "xla"  # no lock: XLA calls from several threads run side by side
+    x = np.random.default_rng(5).normal(size=(24, 15, 2)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: serving(x[i : i + 1])["probabilities"][0], range(len(x))))
+    np.testing.assert_allclose(np.stack(got), expected, atol=1e-5)
 
 
 def test_the_compiled_signature_is_xla_compiled_for_one_request(recurrent_model_and_dir):
