@@ -142,7 +142,11 @@ class ServingFunction:
         return self._call_tensorflow(x)
 
     def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self.signature(**{self._input_name: tf.constant(x)})
+        return self._answer(self.signature, x)
+
+    def _answer(self, function, x: np.ndarray) -> dict[str, np.ndarray]:
+        """A SavedModel signature's outputs for `x`, as NumPy arrays."""
+        outputs = function(**{self._input_name: tf.constant(x)})
         return {name: value.numpy() for name, value in outputs.items()}
 
     def _load_compiled(self, signature: str, num_threads: int | None):
@@ -151,11 +155,7 @@ class ServingFunction:
             raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature (recurrent models only)")
         compiled = self.loaded.signatures[COMPILED_SIGNATURE]
         batch = compiled.structured_input_signature[1][self._input_name].shape[0]
-
-        def run(x):
-            return {name: value.numpy() for name, value in compiled(**{self._input_name: tf.constant(x)}).items()}
-
-        return run, batch, COMPILED_SIGNATURE
+        return (lambda x: self._answer(compiled, x)), batch, COMPILED_SIGNATURE
 
     def _load_litert(self, signature: str, num_threads: int | None):
         """`(runner, batch size, file)` of the export's LiteRT model."""
