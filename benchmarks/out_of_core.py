@@ -44,7 +44,7 @@ def child(task: dict) -> None:
         print(json.dumps({"sequences": len(train)}))
         return
     from kseq.config import load_config
-    from kseq.training import train as train_run
+    from kseq.training.trainer import train as train_run
 
     overrides = [f"data.scale={task['scale']}", f"train.epochs={task['epochs']}", "train.verbose=0"]
     if task["kind"] == "shards":

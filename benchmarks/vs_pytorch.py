@@ -22,12 +22,12 @@ the same synthetic MIT-BIH-shaped data (`kseq.data.synthetic.make_heartbeats`, g
 (lr 1e-3, weight decay 1e-4) and the focal loss of `ecg_cnn.toml`:
 
 - kseq: `make_train_dataset(..., sampler="rejection")`, `build_model("cnn", ...)` with ecg_cnn's
-  hyperparameters, compiled as `kseq.training` compiles it (its optimizer, loss, metrics and
+  hyperparameters, compiled as `kseq.training.trainer` compiles it (its optimizer, loss, metrics and
   `steps_per_execution`), `fit` one epoch at a time. Serving: the export that
-  `kseq.export.export_serving` wrote (SavedModel and its LiteRT compilation `model.tflite`),
-  loaded in a fresh process through `kseq.runtime.ServingFunction`, which runs LiteRT (the CNN)
+  `kseq.serving.export.export_serving` wrote (SavedModel and its LiteRT compilation `model.tflite`),
+  loaded in a fresh process through `kseq.serving.runtime.ServingFunction`, which runs LiteRT (the CNN)
   or the XLA-compiled signature (single requests to the recurrent models) after checking it
-  against the SavedModel; the process starts with `kseq.runtime.configure_threads("serve")`. The
+  against the SavedModel; the process starts with `kseq.serving.runtime.configure_threads("serve")`. The
   SavedModel's signature on TensorFlow is timed beside it and printed as its own rows.
 - torch: `WeightedRandomSampler(1 / n_c per sample, num_samples=N, replacement=True)`, `DataLoader`
   batch 256 (`num_workers=0`), `AdamW`, the same focal loss. Serving: the saved `state_dict` in
@@ -82,7 +82,7 @@ def _median_time(fn, repeats: int = 1) -> float:
 
 
 class KseqTrain:
-    """kseq's training path: config, sampler, model, compile and fit as `kseq.training` does."""
+    """kseq's training path: config, sampler, model, compile and fit as `kseq.training.trainer` does."""
 
     def __init__(self, data: dict, args: dict):
         self.args, self.data = args, data
@@ -91,13 +91,13 @@ class KseqTrain:
         self.steps = math.ceil(len(self.y) / self.batch)
 
     def setup(self):
-        from kseq import runtime
+        from kseq.serving import runtime
 
         runtime.configure_threads("train", **_thread_args(self.args["kseq_train_threads"]))
         import keras
         import tensorflow as tf
 
-        from kseq import training
+        from kseq.training import trainer
         from kseq.config import load_config
         from kseq.data.pipeline import make_train_dataset
         from kseq.metrics import BalancedAccuracy, MacroF1
@@ -107,10 +107,10 @@ class KseqTrain:
         keras.utils.set_random_seed(0)
         self.num_classes = int(self.y.max()) + 1
         transform = json.loads(self.args["transform"]) if self.args["transform"] else None
-        model = training.build_window_model(config, self.x.shape[1:], self.num_classes, transform)
+        model = trainer.build_window_model(config, self.x.shape[1:], self.num_classes, transform)
         model.compile(
-            optimizer=training.make_optimizer(config["optimizer"], self.steps, config["train"]["epochs"]),
-            loss=training.make_loss(config["loss"], self.y, self.num_classes),
+            optimizer=trainer.make_optimizer(config["optimizer"], self.steps, config["train"]["epochs"]),
+            loss=trainer.make_loss(config["loss"], self.y, self.num_classes),
             metrics=["accuracy", MacroF1(self.num_classes), BalancedAccuracy(self.num_classes)],
             steps_per_execution=config["train"]["steps_per_execution"],
         )
@@ -149,7 +149,7 @@ class KseqTrain:
         return logits.argmax(-1).tolist()
 
     def export(self, path):
-        from kseq import export
+        from kseq.serving import export
 
         export.export_serving(self.sequence_model(), path, [f"c{i}" for i in range(self.num_classes)])
 
@@ -228,7 +228,7 @@ class TorchTrain:
 
 
 class KseqServe:
-    """The export that `kseq.export.export_serving` wrote, served through `kseq.runtime.ServingFunction`.
+    """The export that `kseq.serving.export.export_serving` wrote, served through `kseq.serving.runtime.ServingFunction`.
 
     `ServingFunction` runs the export's LiteRT model or XLA-compiled signature (checked against
     the SavedModel on load); the SavedModel's plain signature on TensorFlow is timed beside it
@@ -239,7 +239,7 @@ class KseqServe:
         self.args, self.x = args, data["x_test"]
 
     def setup(self, path):
-        from kseq import runtime
+        from kseq.serving import runtime
 
         runtime.configure_threads("serve", **_thread_args(self.args["kseq_serve_threads"]))
         import tensorflow as tf
@@ -316,7 +316,7 @@ class TorchServe:
 
 
 def _thread_args(setting: str) -> dict:
-    """"INTRA,INTER" -> keyword arguments of `kseq.runtime.configure_threads`; "" -> its defaults."""
+    """"INTRA,INTER" -> keyword arguments of `kseq.serving.runtime.configure_threads`; "" -> its defaults."""
     if not setting:
         return {}
     intra, inter = (int(n) for n in setting.split(","))
@@ -534,14 +534,14 @@ def make_data(model: str, scale: float, path: str) -> dict:
     """The experiment's data, prepared as its config says, saved for the workers.
 
     Heartbeats (`cnn`, `gru`): gap-filled as the config does; both stacks train on the beats.
-    Pain (`bigru`): the feature transform fitted on the training split (`kseq.training.prepare_arrays`,
+    Pain (`bigru`): the feature transform fitted on the training split (`kseq.training.trainer.prepare_arrays`,
     no validation split); kseq trains on the raw windows (its model applies the transform), torch
     on the windows of the transformed sequences. Returns what the driver and the workers need.
     """
     import keras
     import numpy as np
 
-    from kseq import training
+    from kseq.training import trainer
     from kseq.config import load_config
     from kseq.data.preprocess import windows_to_examples
     from kseq.data.synthetic import make_heartbeats, make_pain
@@ -553,7 +553,7 @@ def make_data(model: str, scale: float, path: str) -> dict:
         train, test = make_pain(seed=0, n_test=600)  # 661 training sequences; 600 test ones fill batches of 256
     else:
         train, test = make_heartbeats(scale=scale, seed=0)
-    fit_set, _, test_set, transform, _ = training.prepare_arrays(config, train, test)
+    fit_set, _, test_set, transform, _ = trainer.prepare_arrays(config, train, test)
     # Any NaN a gap filler leaves (a feature with no valid sample) becomes 0 for both stacks.
     x_train, x_test = (np.nan_to_num(a, nan=0.0).astype(np.float32) for a in (fit_set.x, test_set.x))
     torch_x_train, torch_x_test = x_train, x_test
@@ -618,9 +618,9 @@ def main(argv=None) -> None:
     parser.add_argument("--torch-loader", choices=("batched", "seed"), default="batched",
                         help="batched (default): one indexing op per batch; seed: per-sample collation")
     parser.add_argument("--kseq-train-threads", default="", metavar="INTRA,INTER",
-                        help="override kseq.runtime's training thread counts (0: TensorFlow's default)")
+                        help="override kseq.serving.runtime's training thread counts (0: TensorFlow's default)")
     parser.add_argument("--kseq-serve-threads", default="", metavar="INTRA,INTER",
-                        help="override kseq.runtime's serving thread counts (0: TensorFlow's default)")
+                        help="override kseq.serving.runtime's serving thread counts (0: TensorFlow's default)")
     parser.add_argument("--tf-data-autotune", choices=("as-is", "off"), default="as-is",
                         help="off: turn tf.data autotuning off on kseq's training dataset (what-if)")
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)

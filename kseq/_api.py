@@ -5,16 +5,16 @@ from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, WarmupCo
 from kseq.config import load_config
 from kseq.data import SequenceSet
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.estimator import SequenceClassifier
-from kseq.evaluation import report
-from kseq.export import export_serving
+from kseq.reporting.evaluation import report
+from kseq.serving.export import export_serving
 from kseq.losses import FocalLoss, SmoothedCrossentropy, balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
 from kseq.models import build_model, model_names, register_model
-from kseq.runtime import ServingFunction, configure_threads
-from kseq.saliency import explain
-from kseq.training import Run, train
+from kseq.serving.runtime import ServingFunction, configure_threads
+from kseq.reporting.saliency import explain
+from kseq.training.trainer import Run, train
 
 __all__ = [
     "BalancedAccuracy", "ClassRecall", "ClassificationReport", "ConfusionMatrixLogger", "FocalLoss",

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 from sklearn import metrics as skm
 
-from kseq.plots import plot_confusion_matrix
+from kseq.reporting.plots import plot_confusion_matrix
 
 
 def _predict(model, validation_data, batch_size):

@@ -5,8 +5,8 @@ against `DEFAULTS`, so a typo in a TOML file or `--set` fails with the key's nam
 being silently ignored, and their values are checked against the default's type and `CHOICES`
 (`check_values`), all without importing TensorFlow, so bad input is answered at once. `[model]`,
 `[loss]` and `[search]` are free-form: their keys are the builder's, the loss's and the search
-space's own arguments. The keys in `kseq.recipe.AUTO_KEYS` may be `"auto"`: resolved from the
-training set when a run starts (see `kseq.recipe`).
+space's own arguments. The keys in `kseq.training.recipe.AUTO_KEYS` may be `"auto"`: resolved from the
+training set when a run starts (see `kseq.training.recipe`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import tomli_w
 
-from kseq.errors import InputError
-from kseq.recipe import AUTO_KEYS, is_auto
+from kseq.utils.errors import InputError
+from kseq.training.recipe import AUTO_KEYS, is_auto
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,7 +69,7 @@ DEFAULTS: dict = {
         "steps_per_execution": 1,
         "verbose": "auto",
     },
-    # Fitted on the validation split after training (kseq.decisions); skipped without one.
+    # Fitted on the validation split after training (kseq.serving.decisions); skipped without one.
     "decisions": {
         "thresholds": "macro_f1",  # macro_f1: per-class offsets maximising validation macro-F1 | none: argmax
         "recall_floor": {},  # class name -> minimum validation recall, e.g. {F = 0.95}
@@ -132,7 +132,7 @@ def _type_name(kind) -> str:
 def check_values(config: dict, source: str = "config") -> None:
     """Reject a fixed key whose value has the wrong type or is not one of its `CHOICES`.
 
-    `"auto"` is accepted for the keys of `kseq.recipe.AUTO_KEYS`. Numbers accept ints and floats
+    `"auto"` is accepted for the keys of `kseq.training.recipe.AUTO_KEYS`. Numbers accept ints and floats
     alike; nothing else is converted.
     """
     for section, defaults in DEFAULTS.items():

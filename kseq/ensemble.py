@@ -15,9 +15,9 @@ thousandth of a vote so that argmax is the decision. `soft`: the mean of the mem
 probabilities. The ensemble is one Keras model (`build_ensemble`) outputting log-probabilities,
 so like every kseq model its softmax gives probabilities. Every member and the ensemble are
 evaluated on the same test split: the one the members' configs describe (rebuilt with
-`kseq.training.prepare_data`), or the files on the command line. The report goes to a new folder
+`kseq.training.trainer.prepare_data`), or the files on the command line. The report goes to a new folder
 `<output-dir>/<ensemble-name>/<id>/` (name `ensemble` unless a named ensemble), written whole or
-not at all: `ensemble.toml` (members, vote, test data), `metrics.json` (`kseq.evaluation.report`
+not at all: `ensemble.toml` (members, vote, test data), `metrics.json` (`kseq.reporting.evaluation.report`
 of the ensemble plus `members`, each member's folder and metrics), `model.keras` (load it after
 `import kseq`), `plots/confusion_matrix.png` and `report.html`. As for a run, the `[decisions]`
 of the members' config are fitted on the validation split their config describes (per-class
@@ -53,9 +53,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from kseq import decisions, evaluation, export, html_report, plots
+from kseq.serving import decisions, export
+from kseq.reporting import evaluation, html_report, plots
 from kseq.config import dump_config, load_config
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.models.voting import VOTE_LAYERS
 
 if sys.version_info >= (3, 11):
@@ -190,7 +191,7 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
 
     `data_files` (keys data, labels, test_data, test_labels) replaces the members' test split.
     """
-    from kseq.training import prepare_data
+    from kseq.training.trainer import prepare_data
 
     data_files = data_files or {}
     check_members(members, same_test_split=not data_files.get("data"))
@@ -245,7 +246,7 @@ def write_folder(output_dir, name: str, recipe: dict, metrics: dict, model: kera
 
 def export_ensemble(model: keras.Model, directory, class_names, decision=None) -> Path:
     """Write the ensemble as a TF SavedModel at `directory` (with its fitted `decision`, when it has
-    one: `kseq.decisions`), under a temporary name, then rename."""
+    one: `kseq.serving.decisions`), under a temporary name, then rename."""
     directory = Path(directory)
     if directory.exists():
         raise InputError(f"--export {directory}: already exists; refusing to overwrite it")
@@ -290,7 +291,7 @@ def member_config(entry, overrides=(), seed=None, data_files=None) -> dict:
 
 def train_members(entries, output_dir, overrides=(), seed=None, data_files=None) -> list[Path]:
     """Train every member (after checking they can vote together) and return their run folders."""
-    from kseq.training import train
+    from kseq.training.trainer import train
 
     configs = [member_config(entry, overrides, seed, data_files) for entry in entries]
     if len(configs) < 2:

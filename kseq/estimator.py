@@ -2,7 +2,7 @@
 
 It is the config path without the files: `fit` turns its parameters into the same config a
 generic experiment has (`kseq/experiments/configs/resnet.toml` and friends), then runs the very
-steps `kseq.training.train` runs (gap filling, the validation policy, the recipe's resolved
+steps `kseq.training.trainer.train` runs (gap filling, the validation policy, the recipe's resolved
 values, the model with its in-graph preprocessing, the sampler, `fit`), so a notebook and the
 command line train the same way. It follows scikit-learn's rules: `__init__` stores its
 arguments, `fit` sets the attributes ending in `_`, and `clone`, `get_params`/`set_params`,
@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from kseq.config import check_values, load_config, merge_into
 from kseq.data.sequence_set import SequenceSet
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 # The generic recipe the estimator's config starts from; its parameters then replace values.
 _BASE_EXPERIMENT = "resnet"
@@ -57,7 +57,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         sampler: how training batches are drawn (`kseq.make_train_dataset`): "none", "rejection",
             "weighted", "oversample" or "class_weight".
         sampler_target: the class distribution "rejection" and "weighted" aim for.
-        batch_size, steps: numbers, or "auto" (resolved from the data: `kseq.recipe`).
+        batch_size, steps: numbers, or "auto" (resolved from the data: `kseq.training.recipe`).
         learning_rate, weight_decay, schedule: AdamW and its schedule ("cosine" or "constant").
         normalize: "series" (per-series z-normalisation inside the model) or "none".
         fill_gaps: how NaN bursts are interpolated before the model ("linear", "spline", "none").
@@ -126,7 +126,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 which matches a weighted loss in expectation. Needs `sampler="none"` or
                 `"weighted"`.
         """
-        from kseq import training
+        from kseq.training import trainer
 
         x = _as_sequences(X)
         labels = column_or_1d(y, warn=True)
@@ -157,11 +157,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"validation_data has labels {unknown} that are not in y")
             validation_set = SequenceSet(_as_sequences(x_val), np.searchsorted(self.classes_, y_val), names)
         try:
-            fit_set, val_set, _, transform, fit_index = training.prepare_arrays(config, train_set,
+            fit_set, val_set, _, transform, fit_index = trainer.prepare_arrays(config, train_set,
                                                                                  validation_set=validation_set)
-            config = training.resolve_recipe(config, fit_set, val_set, announce=bool(self.verbose))
+            config = trainer.resolve_recipe(config, fit_set, val_set, announce=bool(self.verbose))
             with tempfile.TemporaryDirectory(prefix="kseq-fit-") as work:
-                fitted = training.fit(config, fit_set, val_set, transform, Path(work),
+                fitted = trainer.fit(config, fit_set, val_set, transform, Path(work),
                                       sample_weight=None if sample_weight is None else sample_weight[fit_index])
         except InputError as e:
             raise ValueError(str(e)) from None
@@ -171,13 +171,13 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities `(N, C)`, columns in the order of `classes_`."""
-        from kseq import training
+        from kseq.training import trainer
 
         check_is_fitted(self, "model_")
         x = _as_sequences(X)
         if x.shape[1:] != tuple(self.input_shape_):
             raise ValueError(f"X has sequences of shape {x.shape[1:]}; the model was fitted on {tuple(self.input_shape_)}")
-        return training.predict_proba(self.model_, x, self.config_)
+        return trainer.predict_proba(self.model_, x, self.config_)
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each sequence, as one of `classes_`."""
@@ -188,7 +188,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         """Write the fitted model as a run folder writes it: `model.keras`, `serving/` (SavedModel,
         plus `model.tflite` where it converts), `config.toml` and `history.csv`, under a temporary
         name then renamed, so it serves exactly like a model trained from the command line."""
-        from kseq import export
+        from kseq.serving import export
 
         check_is_fitted(self, "model_")
         return export.write_model_folder(Path(path), self.model_, self.config_, self.history_,

@@ -1,7 +1,7 @@
 """Streaming class-balanced metrics for sparse integer labels and logits (or probabilities).
 
 Macro-F1 has one definition throughout kseq (this metric, `val_macro_f1` in training, early
-stopping and tuning, and `kseq.evaluation.report`): the unweighted mean of per-class F1 over all
+stopping and tuning, and `kseq.reporting.evaluation.report`): the unweighted mean of per-class F1 over all
 `num_classes` classes, a class with no true and no predicted sample scoring 0, i.e.
 `sklearn.metrics.f1_score(average="macro", labels=range(num_classes), zero_division=0)`.
 Averaging only over the classes seen would let a class the model never predicts vanish from

@@ -2,7 +2,7 @@
 
 `python -m kseq.tune EXPERIMENT --trials N [--storage URL] [--study NAME] [--set section.key=value]`
 
-Every trial is an ordinary run (`kseq.training.train`) with the sampled values applied, scored by
+Every trial is an ordinary run (`kseq.training.trainer.train`) with the sampled values applied, scored by
 its best validation macro-F1 and pruned epoch by epoch against the median of earlier trials.
 Workers share a study through Optuna's own storage: a journal file under `--output-dir` on one
 host, or a PostgreSQL/MySQL URL across machines, where heartbeats fail (and retry) the trials of
@@ -40,9 +40,11 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 from optuna_integration import KerasPruningCallback
 from sqlalchemy.engine import make_url
 
-from kseq import export, html_report, training
+from kseq.serving import export
+from kseq.reporting import html_report
+from kseq.training import trainer
 from kseq.config import DEFAULTS, FREE_FORM, load_config, parse_override
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 OBJECTIVE = "val_macro_f1"
 SEARCHABLE = tuple(s for s in DEFAULTS if s not in ("experiment", "search"))
@@ -162,7 +164,7 @@ def make_objective(experiment: str, overrides, space: dict, output_dir):
         run_id = export.trial_run_id(config["train"]["seed"], trial.number)
         try:
             # optuna_integration's callback subclasses `keras.callbacks.Callback`, so it works with Keras 3.
-            run = training.train(config, output_dir, callbacks=[KerasPruningCallback(trial, OBJECTIVE)],
+            run = trainer.train(config, output_dir, callbacks=[KerasPruningCallback(trial, OBJECTIVE)],
                                  run_id=run_id)
         except BaseException:
             # A pruned or failed trial is over, not interrupted (tuning never resumes a trial):

@@ -41,6 +41,6 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One finished tiny `ecg_cnn` run (its folder, metrics and model)."""
-    from kseq.training import train
+    from kseq.training.trainer import train
 
     return train(load_config("ecg_cnn", TINY_ECG), tmp_path_factory.mktemp("runs"))

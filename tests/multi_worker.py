@@ -23,7 +23,7 @@ def main(argv):
     import keras
     import numpy as np
 
-    from kseq import training
+    from kseq.training import trainer
     from kseq.config import load_config
     from kseq.data.pipeline import make_train_dataset
     from tests.conftest import TINY_ECG
@@ -43,20 +43,21 @@ def main(argv):
     callbacks = [HangAfterFirstEpoch()] if hang else []
     state = None
     if resume:
-        from kseq import distribute, export
+        from kseq.training import distribute
+        from kseq.serving import export
 
         state = distribute.latest_state(f"{out_dir}/runs", "ecg_cnn", config, export.latest_partial)
-    run = training.train(config, f"{out_dir}/runs", resume=state, callbacks=callbacks)
+    run = trainer.train(config, f"{out_dir}/runs", resume=state, callbacks=callbacks)
 
-    fit_set = training.prepare_data(run.config)[0]
-    strategy = training.make_strategy("multi_worker")
+    fit_set = trainer.prepare_data(run.config)[0]
+    strategy = trainer.make_strategy("multi_worker")
     ids = np.arange(len(fit_set.y), dtype=np.float32).reshape(-1, 1, 1)
     batch_size = run.config["sampler"]["batch_size"]
     stream = make_train_dataset(ids, fit_set.y, batch_size=batch_size, seed=run.config["train"]["seed"],
                                 epochs=1)
     seen = [strategy.experimental_local_results(x)[0].numpy().ravel().astype(np.int64)
             for x, _ in strategy.experimental_distribute_dataset(stream)]
-    # The same from shards, as `training.fit` streams them: each worker's input pipeline reads its own files.
+    # The same from shards, as `trainer.fit` streams them: each worker's input pipeline reads its own files.
     from kseq.data import SequenceSet, write_shards
     from kseq.data.shards import open_split
 

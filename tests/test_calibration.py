@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from kseq import calibration
+from kseq.serving import calibration
 
 
 def softmax(z):

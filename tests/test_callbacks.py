@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, StepTimer, WarmupCosineDecay
 from kseq.losses import FocalLoss
 from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
-from kseq.plots import plot_history
+from kseq.reporting.plots import plot_history
 
 HELPER = Path(__file__).with_name("helpers_existing_stack.py")
 NAMES = ["normal", "rare", "very_rare"]

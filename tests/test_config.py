@@ -1,7 +1,7 @@
 import pytest
 
 from kseq.config import DEFAULTS, dump_config, experiment_names, load_config, parse_override
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 
 def test_named_experiment_resolves_with_defaults():

@@ -4,8 +4,8 @@ import pytest
 from scipy.special import log_softmax
 from sklearn.metrics import f1_score, recall_score
 
-from kseq import decisions
-from kseq.errors import InputError
+from kseq.serving import decisions
+from kseq.utils.errors import InputError
 from kseq.models.decision import Decision
 
 SETTINGS = {"thresholds": "macro_f1", "recall_floor": {}, "calibrate": True}

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kseq import distribute
+from kseq.training import distribute
 from kseq.config import load_config
 from kseq.data.pipeline import make_train_dataset
-from kseq.errors import InputError
-from kseq.training import prepare_data, train
+from kseq.utils.errors import InputError
+from kseq.training.trainer import prepare_data, train
 from tests.conftest import TINY_ECG
 
 ROOT = Path(__file__).parent.parent

@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from kseq import ensemble, export, runtime
-from kseq.errors import InputError
+from kseq import ensemble
+from kseq.serving import export, runtime
+from kseq.utils.errors import InputError
 from kseq.models import build_model, voting
 from tests.conftest import TINY_ECG
 

@@ -12,8 +12,8 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.utils import estimator_checks
 
 from kseq import SequenceClassifier
-from kseq.runtime import ServingFunction
-from kseq.training import train
+from kseq.serving.runtime import ServingFunction
+from kseq.training.trainer import train
 
 SMALL = {"filters": [8, 8], "kernel_sizes": [5, 3]}
 

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from kseq.evaluation import headline, report
+from kseq.reporting.evaluation import headline, report
 
 
 def test_report_matches_hand_computed_case():

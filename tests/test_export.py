@@ -6,10 +6,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from kseq import build_model, export
+from kseq import build_model
+from kseq.serving import export
 from kseq.models.decision import Decision
 from kseq.models.preprocessing import sequence_classifier
-from kseq.runtime import ServingFunction
+from kseq.serving.runtime import ServingFunction
 
 
 def softmax(logits):

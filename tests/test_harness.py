@@ -1,8 +1,8 @@
 """The shared harness every model builder and every kseq layer passes, as keras-hub's tests do.
 
 Builders: each registered builder, with the tiny arguments in `BUILDERS`, builds, fits one step,
-saves and reloads as `.keras` with equal outputs, exports and serves (`kseq.export` and
-`kseq.runtime.ServingFunction`) with equal probabilities, and accepts a variable time dimension
+saves and reloads as `.keras` with equal outputs, exports and serves (`kseq.serving.export` and
+`kseq.serving.runtime.ServingFunction`) with equal probabilities, and accepts a variable time dimension
 where `BUILDERS` says it does (and otherwise refuses it with a clear error). A new builder must
 be added to `BUILDERS`, or the suite fails.
 
@@ -18,13 +18,13 @@ import pytest
 
 from kseq import InputError, build_model, model_names
 from kseq.data.preprocess import fit_feature_transform
-from kseq.export import export_serving
+from kseq.serving.export import export_serving
 from kseq.models.layers import AttentionPooling1D, PooledPaddingMask
 from kseq.models.preprocessing import (AverageWindows, FeatureTransform, FoldWindows, SeriesNormalization,
                                        SlidingWindows)
 from kseq.models.decision import Decision
 from kseq.models.voting import MajorityVote, SoftVote
-from kseq.runtime import ServingFunction
+from kseq.serving.runtime import ServingFunction
 
 N, T, F, C = 6, 12, 3, 3
 CLASS_NAMES = ["a", "b", "c"]

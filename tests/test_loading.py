@@ -5,7 +5,7 @@ from kseq.config import infer_source
 from kseq.data.loading import check_pair, load_datasets, stratified_split
 from kseq.data.sequence_set import SequenceSet
 from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 
 def labelled(counts):

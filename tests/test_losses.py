@@ -174,8 +174,8 @@ def test_focal_num_classes_round_trips_and_matches_keras(batch):
 
 
 def test_get_loss_with_a_wrong_alpha_from_a_config_is_an_input_error():
-    from kseq.errors import InputError
-    from kseq.training import make_loss
+    from kseq.utils.errors import InputError
+    from kseq.training.trainer import make_loss
 
     with pytest.raises(InputError, match=r"\[loss\]: alpha has 2 entries but num_classes is 5"):
         make_loss({"name": "focal", "gamma": 2.0, "alpha": [0.5, 0.5]}, np.arange(10) % 5, 5)

@@ -133,7 +133,7 @@ def test_macro_f1_is_one_definition_everywhere_when_a_class_is_absent():
     """Perfect predictions on a split without class 2: 2/3 over all three classes, in the
     streaming metric, the validation callback and the test report alike (not 1.0 over two)."""
     from kseq.callbacks import ClassificationReport
-    from kseq.evaluation import report
+    from kseq.reporting.evaluation import report
 
     y = np.array([0, 0, 1, 1, 1])
     logits = np.eye(3, dtype="float32")[y]

@@ -13,7 +13,7 @@ from kseq.data.preprocess import (
     sliding_windows,
     windows_to_examples,
 )
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 # --------------------------------------------------------------------------- fill_gaps
 

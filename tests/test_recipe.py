@@ -1,13 +1,13 @@
-"""`kseq.recipe`: every "auto" value resolved by the documented rule, checked by hand-computed cases."""
+"""`kseq.training.recipe`: every "auto" value resolved by the documented rule, checked by hand-computed cases."""
 
 import math
 
 import numpy as np
 import pytest
 
-from kseq import recipe
+from kseq.training import recipe
 from kseq.config import load_config
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 
 def generic(**data):

@@ -6,7 +6,7 @@ import re
 import numpy as np
 from matplotlib.image import imread
 
-from kseq import html_report
+from kseq.reporting import html_report
 from tests.browser import open_page
 
 CONTROL = """<!DOCTYPE html><html><head><title>control</title></head><body>

@@ -1,4 +1,4 @@
-"""kseq.runtime: thread configuration and the serving caller (LiteRT checked against TensorFlow).
+"""kseq.serving.runtime: thread configuration and the serving caller (LiteRT checked against TensorFlow).
 
 Thread pools can only be set before TensorFlow's runtime starts, so those checks run in a
 fresh interpreter.
@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import kseq
-from kseq import export, runtime
+from kseq.serving import export, runtime
 
 
 def _run(code: str) -> str:
@@ -27,7 +27,7 @@ def _run(code: str) -> str:
 
 def test_configure_threads_serve_sets_one_intra_op_thread_before_start():
     out = _run("""
-        from kseq import runtime
+        from kseq.serving import runtime
         print(runtime.configure_threads("serve"))
         print(runtime.configure_threads("serve"))  # idempotent
     """)
@@ -38,7 +38,7 @@ def test_configure_threads_serve_sets_one_intra_op_thread_before_start():
 def test_configure_threads_after_start_raises_clearly():
     out = _run("""
         import tensorflow as tf
-        from kseq import runtime
+        from kseq.serving import runtime
         tf.constant(1.0) + 1.0
         print(runtime.configure_threads("train"))  # defaults: nothing to change, no error
         try:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import kseq
-from kseq import build_model, saliency
+from kseq import build_model
+from kseq.reporting import saliency
 
 T, WINDOW = 100, slice(60, 75)
 

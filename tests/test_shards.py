@@ -11,10 +11,10 @@ from kseq.data import SequenceSet, make_heartbeats
 from kseq.data.loading import stratified_split
 from kseq.data.preprocess import fill_gaps
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
-from kseq.data.shard import main as shard_main
+from kseq.cli.shard import main as shard_main
 from kseq.data.shards import open_split, read_index, write_shards
-from kseq.errors import InputError
-from kseq.training import train
+from kseq.utils.errors import InputError
+from kseq.training.trainer import train
 from tests.conftest import TINY_ECG
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, load_ts, sources
 from kseq.data.sources import PAIN_FEATURE_COLUMNS, parse_pain_frames, signal_lengths
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 def _raises(match, call, *args, **kwargs):
     """Assert `call` raises InputError whose message matches every regex in `match`."""

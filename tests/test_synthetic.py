@@ -8,7 +8,7 @@ import pytest
 from kseq.data import load_heartbeat_csv, load_pain_csv, make_heartbeats, make_pain
 from kseq.data.sources import PAIN_FEATURE_COLUMNS, signal_lengths
 from kseq.data.synthetic import HEARTBEAT_COUNTS, write_heartbeat_csv, write_pain_csv
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 @pytest.fixture(scope="module")
 def full():

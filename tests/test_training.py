@@ -11,8 +11,8 @@ import tensorflow as tf
 from scipy.special import log_softmax
 
 from kseq.config import load_config
-from kseq.errors import InputError
-from kseq.training import prepare_data, train
+from kseq.utils.errors import InputError
+from kseq.training.trainer import prepare_data, train
 from tests.conftest import TINY_ECG
 
 ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots", "report.html"}
@@ -122,7 +122,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from kseq.config import load_config
-        from kseq.training import prepare_data, train
+        from kseq.training.trainer import prepare_data, train
         config = load_config("ecg_cnn", {TINY_ECG!r} + ["train.strategy=mirrored"])
         import keras
 
@@ -144,7 +144,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 def test_pain_bigru_config_builds_three_bidirectional_gru_100():
-    from kseq.training import build_window_model
+    from kseq.training.trainer import build_window_model
 
     config = load_config("pain_bigru")
     model = build_window_model(config, (config["preprocess"]["window"], 38), 3, transform=None)

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from kseq import tune
 from kseq.config import load_config
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.experiments import run
 from tests.browser import open_page
 from tests.conftest import TINY_ECG
@@ -334,7 +334,7 @@ def test_failed_trial_leaves_no_partial_run_for_resume(tmp_path, monkeypatch):
 
 def test_resume_never_picks_a_trial_folder_left_by_a_killed_worker(tmp_path):
     """A killed worker cannot clean up; `latest_partial` must skip its trial's folder, even a newer one."""
-    from kseq import export
+    from kseq.serving import export
 
     config = load_config("ecg_cnn", TINY_ECG)
     interrupted = export.start_run(tmp_path, "ecg_cnn", config, "20250101-000000-seed0-aaaaaa")

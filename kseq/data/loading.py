@@ -9,7 +9,7 @@ import numpy as np
 from kseq.config import CHOICES
 from kseq.data import sources, synthetic
 from kseq.data.sequence_set import SequenceSet
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 SOURCES = CHOICES["data", "source"]
 MIN_TRAINING_SERIES = 2  # per class: stratified validation/test splits and per-class statistics need two

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 GAP_METHODS = ("spline", "linear", "none")
 

@@ -1,6 +1,6 @@
 """Data larger than memory: sequences in TFRecord shards, one class per shard, streamed by tf.data.
 
-Layout of a shard folder (written by `write_shards` or `python -m kseq.data.shard`):
+Layout of a shard folder (written by `write_shards` or `python -m kseq.cli.shard`):
 
     index.json                       class names, (T, F), and per split the shards: file, class, count
     train/c<class>-<k>.tfrecord      one record per sequence: its T * F float32 values, raw bytes
@@ -35,7 +35,7 @@ from kseq.data import pipeline
 from kseq.data.loading import stratified_split
 from kseq.data.preprocess import fill_gaps as fill
 from kseq.data.sequence_set import SequenceSet
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 INDEX = "index.json"
 FORMAT = "kseq-shards/1"
@@ -123,7 +123,7 @@ def read_index(path) -> dict:
     try:
         index = json.loads(index_path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{path}: not a shard folder (no {INDEX}); write one with python -m kseq.data.shard") from None
+        raise InputError(f"{path}: not a shard folder (no {INDEX}); write one with python -m kseq.cli.shard") from None
     except ValueError as e:
         raise InputError(f"{index_path}: not valid JSON: {e}") from None
     if index.get("format") != FORMAT:

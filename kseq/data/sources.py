@@ -1,6 +1,6 @@
 """Loaders for the real file formats, each returning a `SequenceSet` (or a train/test pair).
 
-Every problem with a file raises `kseq.errors.InputError` naming the file, the line (1-based, as an
+Every problem with a file raises `kseq.utils.errors.InputError` naming the file, the line (1-based, as an
 editor shows it) or field, and what was expected. The happy paths are vectorised; the slower
 line-by-line scans run only to explain a file that failed to parse.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kseq.data.sequence_set import SequenceSet
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 HEARTBEAT_CLASSES = ("N", "S", "V", "F", "Q")
 HEARTBEAT_SAMPLES = 187

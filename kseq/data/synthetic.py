@@ -23,7 +23,7 @@ from kseq.data.sources import (
     parse_pain_frames,
     signal_lengths,
 )
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 # Real MIT-BIH class counts (N, S, V, F, Q) of the Kaggle train and test files.
 HEARTBEAT_COUNTS = {"train": (72471, 2223, 5788, 641, 6431), "test": (18118, 556, 1448, 162, 1608)}

@@ -1,7 +1,7 @@
 """Run a named experiment: `python -m kseq.experiments.run NAME_OR_TOML [options]`.
 
 Parses arguments, resolves and checks the config and the data files' names, and only then loads
-TensorFlow (seconds) and calls `kseq.training.train`, so bad input is answered at once: one line
+TensorFlow (seconds) and calls `kseq.training.trainer.train`, so bad input is answered at once: one line
 on stderr, exit code 2, and no run folder. A named ensemble (`--list` shows them) trains its
 members and votes, as `python -m kseq.ensemble --experiment NAME`.
 """
@@ -40,12 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_data_files(args: argparse.Namespace) -> None:
     """Every data file named on the command line exists and is a format kseq reads."""
-    from kseq.errors import InputError
+    from kseq.utils.errors import InputError
 
     if args.data and os.path.isdir(args.data):  # shards: the folder holds every split
         if not os.path.isfile(os.path.join(args.data, "index.json")):
             raise InputError(f"--data {args.data}: a folder must hold shards (index.json); "
-                             "write them with python -m kseq.data.shard")
+                             "write them with python -m kseq.cli.shard")
         if args.test_data or args.labels:
             raise InputError(f"--data {args.data}: shards hold their own labels and test split; "
                              "drop --labels and --test-data")
@@ -72,7 +72,7 @@ def ensemble_names() -> list[str]:
 def resolve_config(args: argparse.Namespace) -> dict:
     """The experiment's config with the command line's data files, seed, params and overrides applied."""
     from kseq.config import infer_source, load_config
-    from kseq.errors import InputError
+    from kseq.utils.errors import InputError
 
     params = {}
     if args.params:
@@ -95,7 +95,7 @@ def resolve_config(args: argparse.Namespace) -> dict:
 def ensemble_args(args: argparse.Namespace) -> list[str]:
     """The `python -m kseq.ensemble` arguments that train and vote the named ensemble `args.experiment`."""
     if args.resume or args.params:
-        from kseq.errors import InputError
+        from kseq.utils.errors import InputError
 
         raise InputError(f"{args.experiment} is a named ensemble: --resume and --params apply to single experiments")
     argv = ["--experiment", args.experiment, "--output-dir", args.output_dir]
@@ -110,8 +110,8 @@ def ensemble_args(args: argparse.Namespace) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from kseq.config import experiment_names
-    from kseq.errors import InputError
-    from kseq.tf_import import import_tensorflow
+    from kseq.utils.errors import InputError
+    from kseq.utils.tf_import import import_tensorflow
 
     ensembles = ensemble_names()
     if args.list:
@@ -131,15 +131,17 @@ def main(argv=None) -> int:
             return ensemble.main(forwarded)
         config = resolve_config(args)
         import_tensorflow(args.verbose)
-        from kseq import distribute, evaluation, export, training
+        from kseq.training import distribute, trainer
+        from kseq.reporting import evaluation
+        from kseq.serving import export
 
         resume = None
-        if args.resume:  # a multi-worker job's other workers continue their own state (kseq.distribute)
+        if args.resume:  # a multi-worker job's other workers continue their own state (kseq.training.distribute)
             resume = distribute.latest_state(args.output_dir, config["experiment"]["name"], config,
                                              export.latest_partial)
             if resume is None:
                 raise InputError(f"--resume: no interrupted run of {config['experiment']['name']} in {args.output_dir}")
-        run = training.train(config, args.output_dir, resume=resume)
+        run = trainer.train(config, args.output_dir, resume=resume)
     except (InputError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

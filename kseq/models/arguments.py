@@ -6,14 +6,14 @@ the layer's argument (`rate`, `units`), not the one the user gave; these name th
 >>> rate("dropout", 1.5)
 Traceback (most recent call last):
 ...
-kseq.errors.InputError: dropout must be in [0, 1); got 1.5
+kseq.utils.errors.InputError: dropout must be in [0, 1); got 1.5
 """
 
 from __future__ import annotations
 
 from numbers import Integral, Real
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 
 def _is_int(value) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.models.arguments import positive_int, positive_ints
 from kseq.models.head import encoder_classifier
 from kseq.models.registry import register_model

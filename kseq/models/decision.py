@@ -1,8 +1,8 @@
 """`Decision`: the fitted decision rule (temperature and per-class offsets) as a layer of the export.
 
-A run's `model.keras` stays the raw network (logits out). Its serving export (`kseq.export`)
+A run's `model.keras` stays the raw network (logits out). Its serving export (`kseq.serving.export`)
 appends this layer, so TensorFlow Serving, `tf.saved_model.load` and LiteRT all answer with the
-decision fitted on the validation split (`kseq.decisions`), not the argmax of the raw softmax.
+decision fitted on the validation split (`kseq.serving.decisions`), not the argmax of the raw softmax.
 """
 
 from __future__ import annotations

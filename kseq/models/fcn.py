@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.models.arguments import positive_ints
 from kseq.models.head import encoder_classifier
 from kseq.models.layers import conv_bn

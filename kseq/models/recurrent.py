@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.models.arguments import boolean, one_of, positive_int, positive_ints, rate
 from kseq.models.head import encoder_classifier
 from kseq.models.registry import register_model

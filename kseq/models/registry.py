@@ -16,7 +16,7 @@ from typing import Callable
 
 import keras
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {}
 _RENAMED: dict[str, dict[str, str]] = {}
@@ -83,7 +83,7 @@ def build_model(name: str, input_shape, num_classes: int, **hp) -> keras.Model:
     """Build the registered model `name`; it outputs logits of shape (batch, num_classes).
 
     `input_shape` is (steps, features), steps None for any length where the model allows it.
-    Unknown model: KeyError; unknown argument or bad value: `kseq.errors.InputError`.
+    Unknown model: KeyError; unknown argument or bad value: `kseq.utils.errors.InputError`.
     """
     if name not in _BUILDERS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(model_names())}")

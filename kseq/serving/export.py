@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import html_report, plots
+from kseq.reporting import html_report, plots
 from kseq.config import dump_config
 from kseq.models.decision import Decision
 
@@ -106,12 +106,12 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     Input `sequence` float32 [None, T, F]; outputs `probabilities` [None, C], `class_id` [None]
     (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
     Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
-    their argmax; with one (`kseq.decisions`, fitted on the validation split) they are its
+    their argmax; with one (`kseq.serving.decisions`, fitted on the validation split) they are its
     temperature-scaled probabilities and its decision (argmax after per-class offsets).
     `model.tflite` holds the same signature for LiteRT: with the variable batch for models
     without recurrent layers, and for a batch of exactly 1 for recurrent ones with a fixed time
     axis (`export_litert`). Those recurrent models also get `serving_compiled`, the signature for
-    a batch of 1 compiled by XLA, which `kseq.runtime.ServingFunction` sends single requests to.
+    a batch of 1 compiled by XLA, which `kseq.serving.runtime.ServingFunction` sends single requests to.
     """
     def scores(sequence):
         logits = model(sequence, training=False)
@@ -222,7 +222,7 @@ def write_model_folder(path: Path, model: keras.Model, config: dict, history: di
 def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names,
               decision: Decision | None = None) -> Path:
     """Write a finished run's model, SavedModel, metrics, plots and `report.html`, drop its resume
-    state, rename. `decision` (`kseq.decisions`) goes into the SavedModel, not `model.keras`."""
+    state, rename. `decision` (`kseq.serving.decisions`) goes into the SavedModel, not `model.keras`."""
     write_model(partial, model, class_names, decision)
     write_json(partial / "metrics.json", metrics)
     plots.plot_history(history, partial / "plots" / "training_curves.png")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kseq.export import COMPILED_SIGNATURE, LITERT_MODEL
+from kseq.serving.export import COMPILED_SIGNATURE, LITERT_MODEL
 
 # Sizes the probe gives a variable (None) input dimension, one per probe batch.
 _PROBE_SIZES = (16, 40)
@@ -67,7 +67,7 @@ def configure_threads(role: str = "train", *, intra_op: int | None = None, inter
             set_(int(n))
         except RuntimeError as e:
             raise RuntimeError(
-                f"kseq.runtime.configure_threads: TensorFlow's runtime has already started, so its "
+                f"kseq.serving.runtime.configure_threads: TensorFlow's runtime has already started, so its "
                 f"{key} thread count can no longer change; call it at the start of the process ({e})"
             ) from None
     return {key: get() for key, (get, _) in setters.items()}
@@ -81,8 +81,8 @@ class ServingFunction:
     calls of `self.runtime_batch_size` (None: every call); other calls run on TensorFlow:
 
     - `"xla"`: the export's `serving_compiled` signature, the same computation compiled by XLA
-      for single requests (`kseq.export`; recurrent models with a fixed time axis).
-    - `"litert"`: the export's LiteRT model `model.tflite` (`kseq.export.export_litert`): every
+      for single requests (`kseq.serving.export`; recurrent models with a fixed time axis).
+    - `"litert"`: the export's LiteRT model `model.tflite` (`kseq.serving.export.export_litert`): every
       batch size for models without recurrent layers, batch 1 for recurrent ones.
     - `"tensorflow"`: the SavedModel's `serving_default` on TensorFlow's runtime.
 

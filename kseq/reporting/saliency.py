@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.special import softmax
 
-from kseq import plots
+from kseq.reporting import plots
 
 METHODS = ("auto", "grad_cam", "integrated_gradients")
 IG_STEPS = 64
@@ -124,7 +124,7 @@ def pick_examples(probabilities: np.ndarray, y: np.ndarray) -> list[tuple[int, s
 def plot_saliency(model: keras.Model, test_set, test_logits, path):
     """`plots/saliency.png`: for each class, its most and least confident test sequences (by the
     softmax of `test_logits`, the model's logits on `test_set`), drawn over their importance for
-    the predicted class (`kseq.plots.plot_saliency`)."""
+    the predicted class (`kseq.reporting.plots.plot_saliency`)."""
     probabilities = softmax(np.asarray(test_logits, np.float64), axis=-1)
     picks = pick_examples(probabilities, test_set.y)
     index = np.array([i for i, _ in picks])

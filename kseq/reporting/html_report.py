@@ -106,7 +106,7 @@ def _serving(folder: Path) -> str:
     serving = folder / "serving"
     return f"""<pre>
 # Python, with kseq installed (the fastest runtime the export holds: XLA, LiteRT or TensorFlow)
-from kseq.runtime import ServingFunction, configure_threads
+from kseq.serving.runtime import ServingFunction, configure_threads
 configure_threads("serve")   # first, before TensorFlow runs: one core per request
 serve = ServingFunction("{_e(serving)}")
 out = serve(x)   # x: float32 (N, T, F); out["probabilities"], out["class_id"], out["class_name"]

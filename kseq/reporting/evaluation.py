@@ -10,7 +10,7 @@ def report(y_true, y_prob, class_names, y_pred=None) -> dict:
     """Metrics of predicted probabilities `y_prob` (N, C) against integer labels `y_true` (N,).
 
     The predictions are the argmax of `y_prob`, or `y_pred` when given (a tuned decision,
-    `kseq.decisions`).
+    `kseq.serving.decisions`).
 
     Keys: accuracy, macro_f1, balanced_accuracy, per_class {name: precision, recall, f1,
     support}, confusion_matrix (rows true, columns predicted), class_names. `macro_f1` averages
@@ -42,7 +42,7 @@ def report(y_true, y_prob, class_names, y_pred=None) -> dict:
 
 def headline(metrics: dict) -> str:
     """The numbers a user looks at first: one line for the argmax, and when a run fitted them
-    (`kseq.decisions`), one for the tuned decision its export serves and one for calibration."""
+    (`kseq.serving.decisions`), one for the tuned decision its export serves and one for calibration."""
     lines = [_scores(metrics)]
     if metrics.get("decisions", {}).get("fitted"):
         lines.append(f"tuned decision (served): {_scores(metrics['decisions']['test'])}")

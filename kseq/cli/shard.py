@@ -1,4 +1,4 @@
-"""Convert a dataset to shards: `python -m kseq.data.shard DATA [--test-data ...] --out DIR`.
+"""Convert a dataset to shards: `python -m kseq.cli.shard DATA [--test-data ...] --out DIR`.
 
 Reads any source kseq reads (heartbeat CSV, pain CSV with `--labels`, `.npz`, UCR/UEA `.ts`) the
 way a run does (`kseq.data.loading.load_datasets`: a training file without a test file is split by
@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kseq.data.shard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m kseq.cli.shard", description=__doc__.splitlines()[0])
     parser.add_argument("data", help="training file: heartbeat CSV, pain features CSV, .npz or .ts")
     parser.add_argument("--labels", default="", help="labels CSV for DATA (pain format)")
     parser.add_argument("--test-data", default="", help="test file in the same format")
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from kseq.config import DEFAULTS, infer_source
-    from kseq.errors import InputError
+    from kseq.utils.errors import InputError
 
     try:
         for flag in ("data", "labels", "test_data", "test_labels"):
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         source = infer_source(args.data, args.labels, "heartbeat_csv")
         data = {**DEFAULTS["data"], "source": source, "path": args.data, "labels": args.labels,
                 "test_path": args.test_data, "test_labels": args.test_labels, "test_split": args.test_split}
-        from kseq.tf_import import import_tensorflow
+        from kseq.utils.tf_import import import_tensorflow
 
         import_tensorflow()
         from kseq.data.loading import load_datasets

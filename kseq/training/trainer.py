@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq import decisions, distribute, evaluation, export, recipe, saliency
+from kseq.serving import decisions, export
+from kseq.training import distribute, recipe
+from kseq.reporting import evaluation, saliency
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split_index
@@ -25,7 +27,7 @@ from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
 from kseq.data.sequence_set import SequenceSet
 from kseq.data.shards import ShardedFeatures
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import build_model
@@ -91,7 +93,7 @@ def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet |
     """Gap-fill, hold out the validation split, and fit the feature transform on the fit split only.
 
     The validation split is `validation_set` when given, else `data.validation_split` of
-    `train_set` (stratified; resolved here when `"auto"`, see `kseq.recipe`, and set in
+    `train_set` (stratified; resolved here when `"auto"`, see `kseq.training.recipe`, and set in
     `config["data"]` to the number used), else none. Returns `(fit_set, val_set, test_set,
     transform, fit_index)`: `val_set` is None without validation, `transform` None when no
     feature step is configured, and `fit_index` the rows of `train_set` that `fit_set` holds.
@@ -126,7 +128,7 @@ def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet |
 
 
 def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, announce: bool = True) -> dict:
-    """`config` with every `"auto"` resolved for these splits (`kseq.recipe`); prints the `resolved:` line."""
+    """`config` with every `"auto"` resolved for these splits (`kseq.training.recipe`); prints the `resolved:` line."""
     x_fit, _ = to_examples(fit_set, config["preprocess"])
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
                             validation=val_set is not None)
@@ -329,8 +331,8 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     """Train the experiment `config` describes and write its run folder under `output_dir`.
 
     Read the data the config names (`prepare_data`), resolve its `"auto"` values, `fit`, evaluate
-    on the test split, fit the `[decisions]` on the validation split (`kseq.decisions`), draw the
-    saliency figure (`kseq.saliency`) and write the run. `resume` is the `.partial-*` folder of an
+    on the test split, fit the `[decisions]` on the validation split (`kseq.serving.decisions`), draw the
+    saliency figure (`kseq.reporting.saliency`) and write the run. `resume` is the `.partial-*` folder of an
     interrupted run: its saved config is used and training continues from its last completed
     epoch. Extra `callbacks` go to `fit` (Optuna's pruner uses this). `run_id` names the run folder (default:
     time, seed and a random tag). Bad input leaves no folder behind.

@@ -58,7 +58,7 @@ def plot_reliability(calibration: dict, path) -> Path:
     """Reliability diagram of the test split before and after temperature scaling.
 
     Bars: accuracy per confidence bin; the diagonal is perfect calibration. Reads the bin tables
-    `kseq.decisions.decide` stores in `metrics.json["calibration"]`.
+    `kseq.serving.decisions.decide` stores in `metrics.json["calibration"]`.
     """
     fig = Figure(figsize=(9, 4), layout="constrained")
     for i, when in enumerate(("before", "after")):
@@ -82,7 +82,7 @@ def plot_reliability(calibration: dict, path) -> Path:
 
 def plot_saliency(signals, importances, titles, method: str, path, max_features: int = 3) -> Path:
     """Each signal (T, F) (its first `max_features` features) drawn over its importance (T,) as a
-    heat strip, two panels a row (`kseq.saliency.plot_saliency`)."""
+    heat strip, two panels a row (`kseq.reporting.saliency.plot_saliency`)."""
     rows = -(-len(signals) // 2)
     fig = Figure(figsize=(12, 2.4 * rows), layout="constrained")
     for k, (signal, importance, title) in enumerate(zip(signals, importances, titles)):

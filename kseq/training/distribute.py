@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from kseq.config import dump_config
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 WORKER_PREFIX = ".worker-"
 

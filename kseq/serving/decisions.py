@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_softmax
 
-from kseq import calibration, evaluation
-from kseq.errors import InputError
+from kseq.serving import calibration
+from kseq.reporting import evaluation
+from kseq.utils.errors import InputError
 from kseq.models.decision import Decision
 
 MAX_ROUNDS = 20
@@ -128,7 +129,7 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
     Returns the `Decision` layer for the export (None without a validation split: serving keeps
     the argmax) and `{"decisions": ..., "calibration": ...}` for `metrics.json`: the temperature,
     the offsets by class name, validation macro-F1 with and without them, the test report with
-    them (`kseq.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
+    them (`kseq.reporting.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
     before and after temperature scaling with its reliability table.
     """
     if val_logits is None or len(y_val) == 0:

@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from kseq.errors import InputError
+from kseq.utils.errors import InputError
 
 AUTO = "auto"
 MIN_VALIDATION_PER_CLASS = 10

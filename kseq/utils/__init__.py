@@ -1,0 +1,1 @@
+"""Private helpers every wing uses: one place each, never copied."""
