@@ -553,7 +553,8 @@ def make_data(model: str, scale: float, path: str) -> dict:
         train, test = make_pain(seed=0, n_test=600)  # 661 training sequences; 600 test ones fill batches of 256
     else:
         train, test = make_heartbeats(scale=scale, seed=0)
-    fit_set, _, test_set, transform, _ = trainer.prepare_arrays(config, train, test)
+    splits = trainer.prepare_arrays(config, train, test)
+    fit_set, test_set, transform = splits.fit, splits.test, splits.transform
     # Any NaN a gap filler leaves (a feature with no valid sample) becomes 0 for both stacks.
     x_train, x_test = (np.nan_to_num(a, nan=0.0).astype(np.float32) for a in (fit_set.x, test_set.x))
     torch_x_train, torch_x_test = x_train, x_test

@@ -196,7 +196,8 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
     data_files = data_files or {}
     check_members(members, same_test_split=not data_files.get("data"))
     config = apply_data_files(copy.deepcopy(members[0].config), **data_files)
-    _, val_set, test_set, _ = prepare_data(config)
+    splits = prepare_data(config)
+    val_set, test_set = splits.validation, splits.test
     shape = members[0].model.input_shape[1:]
     if test_set.class_names != members[0].class_names or test_set.x.shape[1:] != shape:
         raise InputError(f"test data: classes {list(test_set.class_names)} and shape {test_set.x.shape[1:]} "

@@ -157,12 +157,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"validation_data has labels {unknown} that are not in y")
             validation_set = SequenceSet(_as_sequences(x_val), np.searchsorted(self.classes_, y_val), names)
         try:
-            fit_set, val_set, _, transform, fit_index = trainer.prepare_arrays(config, train_set,
-                                                                                 validation_set=validation_set)
-            config = trainer.resolve_recipe(config, fit_set, val_set, announce=bool(self.verbose))
+            splits = trainer.prepare_arrays(config, train_set, validation_set=validation_set)
+            config = trainer.resolve_recipe(config, splits.fit, splits.validation, announce=bool(self.verbose))
             with tempfile.TemporaryDirectory(prefix="kseq-fit-") as work:
-                fitted = trainer.fit(config, fit_set, val_set, transform, Path(work),
-                                      sample_weight=None if sample_weight is None else sample_weight[fit_index])
+                fitted = trainer.fit(config, splits.fit, splits.validation, splits.transform, Path(work),
+                                     sample_weight=None if sample_weight is None else sample_weight[splits.fit_index])
         except InputError as e:
             raise ValueError(str(e)) from None
         self.model_, self.history_, self.config_ = fitted.model, fitted.history, config

@@ -49,7 +49,7 @@ def main(argv):
         state = distribute.latest_state(f"{out_dir}/runs", "ecg_cnn", config, export.latest_partial)
     run = trainer.train(config, f"{out_dir}/runs", resume=state, callbacks=callbacks)
 
-    fit_set = trainer.prepare_data(run.config)[0]
+    fit_set = trainer.prepare_data(run.config).fit
     strategy = trainer.make_strategy("multi_worker")
     ids = np.arange(len(fit_set.y), dtype=np.float32).reshape(-1, 1, 1)
     batch_size = run.config["sampler"]["batch_size"]

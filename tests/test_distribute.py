@@ -103,7 +103,7 @@ def test_each_worker_gets_its_own_half_of_every_balanced_global_batch(two_worker
     """Worker 0's share of each step followed by worker 1's is exactly the one-process sampler's
     batch: nothing duplicated across workers, nothing dropped, the class balance kept."""
     _, (w0, w1), _, single = two_workers
-    fit_set = prepare_data(single.config)[0]
+    fit_set = prepare_data(single.config).fit
     ids = np.arange(len(fit_set.y), dtype=np.float32).reshape(-1, 1, 1)
     reference = np.stack([x.numpy().ravel().astype(np.int64) for x, _ in
                           make_train_dataset(ids, fit_set.y, batch_size=64, seed=0, epochs=1)])
@@ -117,7 +117,7 @@ def test_from_shards_each_worker_reads_its_own_files_in_balanced_batches(two_wor
     """From shards, each worker's input pipeline draws its half of every global batch from its own
     files: no sequence reaches both workers, and every record carries its own class."""
     _, (w0, w1), _, single = two_workers
-    y = prepare_data(single.config)[0].y
+    y = prepare_data(single.config).fit.y
     steps = -(-len(y) // 64)
     for w in (w0, w1):
         assert w["shard_ids"].shape == w["shard_labels"].shape == (steps, 32)

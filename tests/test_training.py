@@ -96,7 +96,7 @@ def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):
 
     monkeypatch.setattr("kseq.callbacks.time", _TickingClock())
     run = train(load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5"]), tmp_path)
-    fit_labels = prepare_data(run.config)[0].y
+    fit_labels = prepare_data(run.config).fit.y
     assert run.metrics["train_step_seconds"] == 2 * math.ceil(len(fit_labels) / 64)
     assert run.metrics["train_samples_per_second"] == 64.0
 
@@ -187,7 +187,7 @@ def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
     fitted = run.metrics["decisions"]
     assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned"] == 0.0
     # The floor binds on the validation split: recompute V's recall there from the saved model.
-    _, val_set, _, _ = prepare_data(load_config("ecg_cnn", TINY_ECG))
+    val_set = prepare_data(load_config("ecg_cnn", TINY_ECG)).validation
     log_p = log_softmax(run.model.predict(val_set.x, verbose=0) / fitted["temperature"], axis=-1)
     predicted = (log_p + list(fitted["offsets"].values())).argmax(-1)
     v = val_set.class_names.index("V")

@@ -47,3 +47,21 @@ class SequenceSet:
         """The rows at `index`, keeping class and feature names."""
         lengths = None if self.lengths is None else self.lengths[index]
         return dataclasses.replace(self, x=self.x[index], y=self.y[index], lengths=lengths)
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """The splits one run uses, as `kseq.training.trainer.prepare_data` hands them on.
+
+    `fit` trains the weights, `validation` (None without one) early-stops and fits the decisions,
+    `test` is reported. `transform` is the feature transform fitted on `fit` (None when no feature
+    step is configured) and `fit_index` the rows of the training set that `fit` holds (None for
+    shards, which are split on disk). The splits are `SequenceSet`s, or `ShardSplit`s streamed from
+    a shard folder.
+    """
+
+    fit: SequenceSet
+    validation: SequenceSet | None
+    test: SequenceSet | None
+    transform: dict | None = None
+    fit_index: np.ndarray | None = None

@@ -34,7 +34,7 @@ import tensorflow as tf
 from kseq.data import pipeline
 from kseq.data.loading import stratified_split
 from kseq.data.preprocess import fill_gaps as fill
-from kseq.data.sequence_set import SequenceSet
+from kseq.data.sequence_set import SequenceSet, Splits
 from kseq.utils.errors import InputError
 
 INDEX = "index.json"
@@ -146,8 +146,8 @@ def open_split(path, split: str) -> ShardSplit | None:
     return ShardSplit(x=x, y=y, class_names=tuple(index["class_names"]))
 
 
-def prepare(config: dict) -> tuple[ShardSplit, ShardSplit | None, ShardSplit, None]:
-    """`training.prepare_data` for `data.source = "shards"`: `(fit, validation, test, None)`.
+def prepare(config: dict) -> Splits:
+    """`kseq.training.trainer.prepare_data` for `data.source = "shards"`: the splits, streamed from disk.
 
     The shards' own gap filling and validation split are written into `config`, so the run's
     `config.toml` says what was done.
@@ -163,7 +163,7 @@ def prepare(config: dict) -> tuple[ShardSplit, ShardSplit | None, ShardSplit, No
         raise InputError(f"{path}: no test shards; write them with --test-data")
     config["preprocess"]["fill_gaps"] = index["fill_gaps"]
     config["data"]["validation_split"] = index["validation_split"] if val_split is not None else 0.0
-    return fit_split, val_split, test_split, None
+    return Splits(fit_split, val_split, test_split)
 
 
 def _decode(shape):

@@ -25,7 +25,7 @@ from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split_index
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
-from kseq.data.sequence_set import SequenceSet
+from kseq.data.sequence_set import SequenceSet, Splits
 from kseq.data.shards import ShardedFeatures
 from kseq.utils.errors import InputError
 from kseq.losses import balanced_class_weights, get_loss
@@ -72,8 +72,8 @@ def training_seed(train_cfg: dict) -> int:
     return int(np.random.SeedSequence([train_cfg["seed"], train_cfg["restart"]]).generate_state(1)[0] % 2**31)
 
 
-def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, SequenceSet, dict | None]:
-    """Load the files `[data]` names, then `prepare_arrays`: `(fit_set, val_set, test_set, transform)`.
+def prepare_data(config: dict) -> Splits:
+    """Load the files `[data]` names, then `prepare_arrays`.
 
     Shards (`data.source = "shards"`) are not loaded: their splits stream from disk (`kseq.data.shards`)."""
     if config["data"]["source"] == "shards":
@@ -85,18 +85,16 @@ def prepare_data(config: dict) -> tuple[SequenceSet, SequenceSet | None, Sequenc
         raise InputError("training data: some sequences have no label (give --labels)")
     if (test_set.y < 0).any():
         raise InputError("test data: some sequences have no label (give --test-labels)")
-    return prepare_arrays(config, train_set, test_set)[:4]
+    return prepare_arrays(config, train_set, test_set)
 
 
 def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet | None = None,
-                   validation_set: SequenceSet | None = None):
+                   validation_set: SequenceSet | None = None) -> Splits:
     """Gap-fill, hold out the validation split, and fit the feature transform on the fit split only.
 
     The validation split is `validation_set` when given, else `data.validation_split` of
     `train_set` (stratified; resolved here when `"auto"`, see `kseq.training.recipe`, and set in
-    `config["data"]` to the number used), else none. Returns `(fit_set, val_set, test_set,
-    transform, fit_index)`: `val_set` is None without validation, `transform` None when no
-    feature step is configured, and `fit_index` the rows of `train_set` that `fit_set` holds.
+    `config["data"]` to the number used), else none.
     """
     seed, pre = config["train"]["seed"], config["preprocess"]
     train_set, test_set, validation_set = (
@@ -124,7 +122,7 @@ def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet |
             merge=pre["merge"] or None,
             groups=pre["groups"] or None,
         )
-    return fit_set, val_set, test_set, transform, fit_index
+    return Splits(fit_set, val_set, test_set, transform, fit_index)
 
 
 def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, announce: bool = True) -> dict:
@@ -340,7 +338,8 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     if resume is not None:
         config = load_config(str(resume / "config.toml"))
     config = copy.deepcopy(config)
-    fit_set, val_set, test_set, transform = prepare_data(config)
+    splits = prepare_data(config)
+    fit_set, val_set, test_set, transform = splits.fit, splits.validation, splits.test, splits.transform
     decisions.check_settings(config["decisions"], fit_set.class_names)
     config = resolve_recipe(config, fit_set, val_set)
     chief = distribute.is_chief(config)
