@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kseq.data.sampling import balanced_weights
+
 
 def balanced_class_weights(y, num_classes: int) -> np.ndarray:
     """Per-class weights `n_samples / (num_classes * count)`: scikit-learn's "balanced" mode.
@@ -27,7 +29,7 @@ def balanced_class_weights(y, num_classes: int) -> np.ndarray:
     missing = np.flatnonzero(counts == 0)
     if missing.size:
         raise ValueError(f"classes {missing.tolist()} do not occur in y; balanced weights need every class.")
-    return y.size / (num_classes * counts)
+    return balanced_weights(counts)
 
 
 def _check_class_weights(class_weights):

@@ -21,6 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from kseq.config import CHOICES
+from kseq.data import shards
+from kseq.data.sampling import acceptance, balanced_weights, target_distribution
+from kseq.data.shards import ShardedFeatures
 
 SAMPLERS = CHOICES["sampler", "kind"]
 
@@ -32,7 +35,6 @@ _CANDIDATE_SLACK = 1.1
 _MAX_CANDIDATES = 1 << 20
 
 AUTOTUNE = tf.data.AUTOTUNE
-
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches in one epoch of `n` samples: `ceil(n / batch_size)`, as `num_samples=n` in PyTorch."""
@@ -59,7 +61,10 @@ def make_train_dataset(
             from disk with the same samplers (see `shards.train_dataset`).
         y: integer labels `(N,)` in `[0, C)`; `C = max(y) + 1`.
         sampler: one of `SAMPLERS`:
-            - `"none"`: shuffle and batch.
+            - `"none"`: shuffle and batch: in memory each series once an epoch. On shards, which
+              cannot be permuted whole, each record's class is drawn in proportion to the class
+              counts and the record taken from that class's shuffled stream: the data's own class
+              distribution, but drawn with replacement rather than as a permutation.
             - `"rejection"`: rejection resampling towards `target`; candidates drawn uniformly,
               each kept with probability `(t_c / p_c) / max_k(t_k / p_k)` for its class `c`.
             - `"weighted"`: `torch.utils.data.WeightedRandomSampler(weights, N, replacement=True)`:
@@ -85,14 +90,12 @@ def make_train_dataset(
         A dataset whose every iteration is one fresh epoch (or, with `epochs`, the epochs from
         `first_epoch` on) of `ceil(N / batch_size)` batches of
         x float32 `(B, T, F)` and y int32 `(B,)`. Resampling samplers (`rejection`, `weighted`,
-        `oversample`) yield full batches only; `none` and `class_weight` visit each sample once
-        per epoch, so their last batch may be partial.
+        `oversample`) yield full batches only; in memory, `none` and `class_weight` visit each
+        sample once per epoch, so their last batch may be partial.
     """
     if _on_disk(x):
         if weights is not None:
             raise ValueError("per-sample weights are not available on shards; the samplers weigh classes")
-        from kseq.data import shards
-
         return shards.train_dataset(x, np.asarray(y), sampler=sampler, batch_size=batch_size, seed=seed,
                                     target=target, epochs=epochs, first_epoch=first_epoch,
                                     input_context=input_context)
@@ -114,12 +117,12 @@ def make_train_dataset(
     steps = steps_per_epoch(len(y), batch_size)
     # Each sampler: how many keys one epoch takes, and keys -> that epoch's batches of indices.
     if sampler == "rejection":
-        accept = _acceptance(_target_distribution(target, counts), counts)[y]
+        accept = acceptance(target_distribution(target, counts), counts)[y]
         group = min(_BATCHES_PER_DRAW, steps)
         key_count, one_epoch = -(-steps // group), _rejection_batches(accept, batch_size, group, steps)
     elif sampler == "weighted":
         if weights is None:
-            weights = (_target_distribution(target, counts) / np.maximum(counts, 1))[y]
+            weights = (target_distribution(target, counts) / np.maximum(counts, 1))[y]
         draw = _weighted_draw(weights, len(y), batch_size)
         key_count, one_epoch = steps, lambda keys: keys.map(draw, num_parallel_calls=AUTOTUNE)
     elif sampler == "oversample":
@@ -131,15 +134,13 @@ def make_train_dataset(
         indices = one_epoch(_keys(seed, key_count))
     else:
         indices = _epochs(seed, key_count, one_epoch, int(first_epoch), int(epochs), steps)
-    sample_weight = _balanced_weights(y, counts) if sampler == "class_weight" else None
+    sample_weight = balanced_weights(counts)[y].astype(np.float32) if sampler == "class_weight" else None
     return _without_autotune(indices.map(_gather(x, y, sample_weight), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
 
 
 def make_eval_dataset(x, y=None, batch_size: int = 256) -> tf.data.Dataset:
     """Ordered batches of `x` (or of `(x, y)`), every sample once, no shuffling."""
     if _on_disk(x):
-        from kseq.data import shards
-
         return shards.eval_dataset(x, None if y is None else np.asarray(y), int(batch_size))
     x, y = (_check_x(x), None) if y is None else _check_arrays(x, y)
     batch_size = int(batch_size)
@@ -151,14 +152,12 @@ def make_eval_dataset(x, y=None, batch_size: int = 256) -> tf.data.Dataset:
 
 def _on_disk(x) -> bool:
     """True for the features of a shard folder's split (`kseq.data.shards`), streamed rather than held."""
-    from kseq.data.shards import ShardedFeatures  # here: shards builds on this module
-
     return isinstance(x, ShardedFeatures)
 
 
 def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Autotuning off: dropping an epoch's iterator otherwise waits out the autotune thread's
-    current sleep (sleeps double from 10 ms), padding some epochs to 2.55 / 5.11 / 10.23 s."""
+    current sleep, and those sleeps double each time, padding some epochs by seconds."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
@@ -180,42 +179,6 @@ def _check_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
     if len(y) == 0:
         raise ValueError("cannot build a dataset from zero sequences")
     return x, y.astype(np.int64)
-
-
-def _target_distribution(target, counts: np.ndarray) -> np.ndarray:
-    """Per-class target probabilities `t` from a name or a list, normalised to sum to one."""
-    present = counts > 0
-    if isinstance(target, str):
-        if target == "uniform":
-            t = present.astype(np.float64)
-        elif target == "sqrt":
-            t = np.sqrt(counts, dtype=np.float64)
-        else:
-            raise ValueError(f"unknown target {target!r}; use 'uniform', 'sqrt' or per-class probabilities")
-    else:
-        t = np.asarray(target, dtype=np.float64)
-        if t.shape != counts.shape:
-            raise ValueError(
-                f"target has {t.size} entries but y has {counts.size} classes (labels 0..{counts.size - 1})"
-            )
-        if not np.all(np.isfinite(t)) or np.any(t < 0) or t.sum() == 0:
-            raise ValueError(f"target probabilities must be finite, non-negative and not all zero; got {t.tolist()}")
-        if np.any(t[~present] > 0):
-            absent = np.flatnonzero(~present & (t > 0)).tolist()
-            raise ValueError(f"target gives weight to classes absent from y: {absent}")
-    return t / t.sum()
-
-
-def _acceptance(t: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per-class acceptance probability `(t_c / p_c) / max_k(t_k / p_k)`; 0 for absent classes."""
-    ratio = np.divide(t, counts / counts.sum(), out=np.zeros_like(t), where=counts > 0)
-    return (ratio / ratio.max()).astype(np.float32)
-
-
-def _balanced_weights(y: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """sklearn's `compute_class_weight("balanced")`, `N / (C * n_c)`, looked up per sample."""
-    per_class = len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1))
-    return per_class[y].astype(np.float32)
 
 
 def _on_cpu(structure):
