@@ -11,6 +11,8 @@ from kseq.serving import export
 from kseq.models.decision import Decision
 from kseq.models.preprocessing import sequence_classifier
 from kseq.serving.runtime import ServingFunction
+from kseq.training import run_folder
+from kseq.utils.files import write_json
 
 
 def softmax(logits):
@@ -136,20 +138,20 @@ def test_finalize_never_replaces_an_existing_run(tmp_path):
     partial.mkdir(parents=True)
     (tmp_path / "exp" / "r1").mkdir()
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
-        export.finalize(partial)
+        run_folder.finalize(partial)
     assert partial.exists()
 
 
 def test_start_run_writes_config_and_latest_partial_finds_it(tmp_path, tiny_config):
-    partial = export.start_run(tmp_path, "ecg_cnn", tiny_config)
+    partial = run_folder.start_run(tmp_path, "ecg_cnn", tiny_config)
     assert partial.name.startswith(".partial-")
     assert (partial / "config.toml").read_text().startswith("[experiment]")
-    assert export.latest_partial(tmp_path, "ecg_cnn") == partial
-    assert export.finalize(partial).name == partial.name.removeprefix(".partial-")
-    assert export.latest_partial(tmp_path, "ecg_cnn") is None
+    assert run_folder.latest_partial(tmp_path, "ecg_cnn") == partial
+    assert run_folder.finalize(partial).name == partial.name.removeprefix(".partial-")
+    assert run_folder.latest_partial(tmp_path, "ecg_cnn") is None
 
 
 def test_write_text_leaves_no_temporary_file(tmp_path):
-    export.write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": [1, 2]})
+    write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": [1, 2]})
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
     assert (tmp_path / "m.json").read_text().startswith('{\n  "a": 0.5')

@@ -3,7 +3,6 @@
 import json
 import re
 
-import numpy as np
 from matplotlib.image import imread
 
 from kseq.reporting import html_report

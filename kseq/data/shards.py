@@ -25,17 +25,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from kseq.data import pipeline
 from kseq.data.loading import stratified_split
 from kseq.data.preprocess import fill_gaps as fill
+from kseq.data.sampling import balanced_weights, target_distribution
 from kseq.data.sequence_set import SequenceSet, Splits
 from kseq.utils.errors import InputError
+from kseq.utils.files import write_atomically, write_text
 
 INDEX = "index.json"
 FORMAT = "kseq-shards/1"
@@ -103,18 +103,17 @@ def write_shards(path, train: SequenceSet, test: SequenceSet | None = None, *, v
                 _write_records(path / name, x[chunk])
                 shards.append({"file": name, "class": c, "count": len(chunk)})
         index["splits"][split] = shards
-    tmp = path / f".{INDEX}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(index, indent=1) + "\n")
-    os.replace(tmp, path / INDEX)
+    write_text(path / INDEX, json.dumps(index, indent=1) + "\n")
     return path
 
 
 def _write_records(path: Path, x: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tf.io.TFRecordWriter(str(tmp)) as writer:
-        for sequence in np.ascontiguousarray(x, dtype=np.float32):
-            writer.write(sequence.tobytes())
-    os.replace(tmp, path)
+    def write(tmp):
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for sequence in np.ascontiguousarray(x, dtype=np.float32):
+                writer.write(sequence.tobytes())
+
+    write_atomically(path, write)
 
 
 def read_index(path) -> dict:
@@ -190,10 +189,11 @@ def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size
     (`oversample`: uniform over the classes present), so every drawn sequence's class follows the
     target, as with rejection in memory; `none` and `class_weight` draw them in proportion to the
     class counts (a shuffled stream of all the data), `class_weight` adding each record's balanced
-    weight. Why classes first: every per-record step of tf.data costs microseconds, and a label
-    attached to each record by a `map` cost 10 us of CPU a record, more than the small models
-    spend on it; drawn per batch, a record costs only its read, shuffle and choice (~7 us). Epoch `e`
-    is drawn from `(seed, e)` alone, so a resumed run continues the stream.
+    weight. Why classes first: every per-record step of tf.data costs CPU time, and a label
+    attached to each record by a `map` cost more than the small models spend on the record;
+    drawn per batch, a record costs only its read, shuffle and choice (benchmarks/README.md,
+    section out_of_core). Epoch `e` is drawn from `(seed, e)` alone, so a resumed run continues
+    the stream.
 
     With `input_context` (from `tf.distribute.Strategy.distribute_datasets_from_function`), this
     is one input pipeline's share: batches of the per-replica size, class draws of its own, and
@@ -206,7 +206,7 @@ def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size
     per_batch = batch_size if input_context is None else input_context.get_per_replica_batch_size(batch_size)
     counts = np.bincount(y, minlength=max(x.classes) + 1)
     if sampler in ("rejection", "weighted", "oversample"):
-        weights = pipeline._target_distribution("uniform" if sampler == "oversample" else target, counts)
+        weights = target_distribution("uniform" if sampler == "oversample" else target, counts)
     else:
         weights = counts / counts.sum()
     present = [c for c in range(len(counts)) if counts[c]]
@@ -232,7 +232,7 @@ def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size
         batches = batches.concatenate(epoch(e))
     decode = _decode(x.shape[1:])
     if sampler == "class_weight":  # sklearn's balanced weight N / (C * n_c), as in memory
-        per_class = tf.constant(len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), tf.float32)
+        per_class = tf.constant(balanced_weights(counts), tf.float32)
         batches = batches.map(lambda r, yb: (decode(r), yb, tf.gather(per_class, yb)), num_parallel_calls=AUTOTUNE)
     else:
         batches = batches.map(lambda r, yb: (decode(r), yb), num_parallel_calls=AUTOTUNE)

@@ -25,8 +25,8 @@ import dataclasses
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy.special import softmax
 
+from kseq.utils.scores import softmax
 from kseq.reporting import plots
 
 METHODS = ("auto", "grad_cam", "integrated_gradients")
@@ -125,7 +125,7 @@ def plot_saliency(model: keras.Model, test_set, test_logits, path):
     """`plots/saliency.png`: for each class, its most and least confident test sequences (by the
     softmax of `test_logits`, the model's logits on `test_set`), drawn over their importance for
     the predicted class (`kseq.reporting.plots.plot_saliency`)."""
-    probabilities = softmax(np.asarray(test_logits, np.float64), axis=-1)
+    probabilities = softmax(test_logits)
     picks = pick_examples(probabilities, test_set.y)
     index = np.array([i for i, _ in picks])
     explanation = explain(model, test_set.x[index])

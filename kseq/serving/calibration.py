@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 
 BINS = 15
 # Temperatures searched, as log T: from 1/20 to 20, far wider than any network needs.
@@ -39,10 +39,6 @@ def fit_temperature(logits, y) -> float:
     found = minimize_scalar(lambda log_t: negative_log_likelihood(logits, y, np.exp(log_t)),
                             bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-5})
     return float(np.exp(found.x))
-
-
-def calibrated_probabilities(logits, temperature: float) -> np.ndarray:
-    return softmax(np.asarray(logits, np.float64) / temperature, axis=-1)
 
 
 def reliability(y, probabilities, bins: int = BINS) -> dict:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_softmax
 
+from kseq.utils.scores import softmax
 from kseq.serving import calibration
 from kseq.reporting import evaluation
 from kseq.utils.errors import InputError
@@ -148,7 +149,7 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
     else:
         offsets = fit_offsets(val_log_p, y_val, floors)
     test_log_p = log_softmax(test_logits / temperature, axis=-1)
-    raw_test, calibrated_test = calibration.calibrated_probabilities(test_logits, 1.0), np.exp(test_log_p)
+    raw_test, calibrated_test = softmax(test_logits), np.exp(test_log_p)
     floor_vector = np.zeros(num_classes)
     floor_vector[list(floors)] = list(floors.values())
     val_argmax = objective(y_val, val_log_p.argmax(1), num_classes, floor_vector)

@@ -1,103 +1,25 @@
-"""Run artifacts: the run folder, written whole under a temporary name and then renamed.
+"""Export a trained model for serving: `model.keras`, a TF SavedModel and its LiteRT model.
 
-`saved_models/<experiment>/.partial-<run-id>/` holds a run while it trains (with its
-`BackupAndRestore` state, so an interrupted run can be resumed); `finalize` renames it to
-`<run-id>/` in one step, so a run folder appears whole or not at all and never replaces another.
+The SavedModel's `serving_default` takes raw sequences and answers probabilities, class ids and
+class names, with the fitted decision (`kseq.serving.decisions`) inside when there is one, so a
+server needs nothing of kseq's Python to answer as the run was evaluated.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import secrets
-import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq.reporting import html_report, plots
 from kseq.config import dump_config
 from kseq.models.decision import Decision
-
-PARTIAL_PREFIX = ".partial-"
-_TRIAL_RUN = re.compile(r"-trial\d+$")  # how the run id of a tuning trial ends (`trial_run_id`)
+from kseq.utils.files import new_folder, write_atomically, write_text
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
 COMPILED_SIGNATURE = "serving_compiled"  # recurrent exports: `serving_default` compiled by XLA
-
-
-def new_run_id(seed: int) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}-{secrets.token_hex(3)}"
-
-
-def trial_run_id(seed: int, number: int) -> str:
-    """The run id of tuning trial `number`: recognisable, so `latest_partial` never resumes it."""
-    return f"{new_run_id(seed)}-trial{number}"
-
-
-def partial_dir(output_dir, experiment: str, run_id: str) -> Path:
-    """Where run `run_id` of `experiment` lives while it trains."""
-    return Path(output_dir) / experiment / f"{PARTIAL_PREFIX}{run_id}"
-
-
-def start_run(output_dir, experiment: str, config: dict, run_id: str | None = None) -> Path:
-    """Create the partial folder of a new run and write its resolved `config.toml` there."""
-    partial = partial_dir(output_dir, experiment, run_id or new_run_id(config["train"]["seed"]))
-    partial.mkdir(parents=True)
-    write_text(partial / "config.toml", dump_config(config))
-    return partial
-
-
-def latest_partial(output_dir, experiment: str) -> Path | None:
-    """The most recent interrupted run of `experiment`, if any.
-
-    Tuning trials' folders are never candidates: a pruned or failed trial is over, not
-    interrupted, and one whose worker was killed belongs to the study (which reruns it), not
-    to `run --resume`.
-    """
-    runs = sorted(p for p in (Path(output_dir) / experiment).glob(f"{PARTIAL_PREFIX}*")
-                  if not _TRIAL_RUN.search(p.name))
-    return runs[-1] if runs else None
-
-
-def finalize(partial: Path) -> Path:
-    """Rename the finished partial folder to its run id; never replaces an existing folder."""
-    final = partial.with_name(partial.name.removeprefix(PARTIAL_PREFIX))
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; refusing to overwrite another run")
-    os.rename(partial, final)
-    return final
-
-
-def write_atomically(path: Path, write) -> None:
-    """Call `write(tmp)` on a temporary path unique to this process, then rename it to `path`.
-
-    A reader never sees half a file, and concurrent writers (tuning workers) never share a
-    temporary file: the last rename wins whole.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    write_atomically(path, lambda tmp: tmp.write_text(text))
-
-
-def write_json(path: Path, data: dict) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_to_builtin) + "\n")
-
-
-def _to_builtin(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def export_serving(model: keras.Model, path, class_names, decision: Decision | None = None) -> None:
@@ -206,30 +128,8 @@ def write_model(folder: Path, model: keras.Model, class_names, decision: Decisio
 def write_model_folder(path: Path, model: keras.Model, config: dict, history: dict, class_names) -> Path:
     """A fitted model's folder outside any run (`SequenceClassifier.export`): `model.keras`,
     `serving/`, `config.toml` and `history.csv`, written under a temporary name, then renamed."""
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{path} already exists; refusing to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{PARTIAL_PREFIX}{path.name}-{secrets.token_hex(3)}")
-    partial.mkdir()
-    write_model(partial, model, class_names)
-    write_text(partial / "config.toml", dump_config(config))
-    write_text(partial / "history.csv", pd.DataFrame(history).to_csv(index=False))
-    os.rename(partial, path)
-    return path
-
-
-def write_run(partial: Path, model: keras.Model, metrics: dict, history: dict, class_names,
-              decision: Decision | None = None) -> Path:
-    """Write a finished run's model, SavedModel, metrics, plots and `report.html`, drop its resume
-    state, rename. `decision` (`kseq.serving.decisions`) goes into the SavedModel, not `model.keras`."""
-    write_model(partial, model, class_names, decision)
-    write_json(partial / "metrics.json", metrics)
-    plots.plot_history(history, partial / "plots" / "training_curves.png")
-    plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), class_names,
-                                partial / "plots" / "confusion_matrix.png")
-    if metrics.get("calibration", {}).get("fitted"):
-        plots.plot_reliability(metrics["calibration"], partial / "plots" / "reliability.png")
-    shutil.rmtree(partial / "backup", ignore_errors=True)
-    write_text(partial / "report.html", html_report.render(partial))
-    return finalize(partial)
+    with new_folder(path) as partial:
+        write_model(partial, model, class_names)
+        write_text(partial / "config.toml", dump_config(config))
+        write_text(partial / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    return Path(path)

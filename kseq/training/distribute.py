@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kseq.config import dump_config
 from kseq.utils.errors import InputError
+from kseq.utils.files import write_text
 
 WORKER_PREFIX = ".worker-"
 
@@ -101,9 +102,7 @@ def start_worker(output_dir, config: dict) -> Path:
     folder = worker_dir(output_dir, config["experiment"]["name"])
     shutil.rmtree(folder, ignore_errors=True)  # a crashed job's state, not resumed: start over
     folder.mkdir(parents=True)
-    tmp = folder / ".config.toml.tmp"
-    tmp.write_text(dump_config(config))
-    os.replace(tmp, folder / "config.toml")
+    write_text(folder / "config.toml", dump_config(config))
     return folder
 
 

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from kseq.serving import decisions, export
-from kseq.training import distribute, recipe
+from kseq.utils.scores import softmax
+from kseq.serving import decisions
+from kseq.training import distribute, recipe, run_folder
 from kseq.reporting import evaluation, saliency
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
@@ -321,7 +322,7 @@ def predict_proba(model: keras.Model, x: np.ndarray, config: dict) -> np.ndarray
     pre = config["preprocess"]
     x = fill_gaps(x, pre["fill_gaps"], pre["spline_order"])
     logits = model.predict(make_eval_dataset(x, batch_size=config["sampler"]["batch_size"]), verbose=0)
-    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    return softmax(logits)
 
 
 def train(config: dict, output_dir="saved_models", *, resume: Path | None = None, callbacks=(),
@@ -343,7 +344,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     decisions.check_settings(config["decisions"], fit_set.class_names)
     config = resolve_recipe(config, fit_set, val_set)
     chief = distribute.is_chief(config)
-    partial = resume or (export.start_run(output_dir, config["experiment"]["name"], config, run_id) if chief
+    partial = resume or (run_folder.start_run(output_dir, config["experiment"]["name"], config, run_id) if chief
                          else distribute.start_worker(output_dir, config))
     try:
         fitted = fit(config, fit_set, val_set, transform, partial, resume=resume is not None, callbacks=callbacks)
@@ -368,7 +369,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics.update(fitted_decisions)
     if isinstance(test_set.x, np.ndarray):  # shards stream from disk: no sequences in memory to draw
         saliency.plot_saliency(fitted.model, test_set, test_logits, partial / "plots" / "saliency.png")
-    directory = export.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
+    directory = run_folder.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
 
 
@@ -386,5 +387,5 @@ def predict_logits(model: keras.Model, x, batch_size: int) -> np.ndarray:
 
 def evaluate_on_test(test_logits: np.ndarray, test_set: SequenceSet) -> dict:
     """`evaluation.report` of the softmax probabilities of the model's logits on the test split."""
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(test_logits, axis=-1))
+    probabilities = softmax(test_logits)
     return evaluation.report(test_set.y, probabilities, test_set.class_names)
