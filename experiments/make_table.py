@@ -35,7 +35,7 @@ def ensemble_row(folder: Path) -> str:
     metrics = json.loads((folder / "metrics.json").read_text())
     recipe = tomllib.loads((folder / "ensemble.toml").read_text())
     members = [Path(m).parent.name for m in recipe["members"]]
-    command = "python -m kseq.ensemble " + " ".join(f"saved_models/{m}/<run-id>" for m in members)
+    command = "python -m kseq.cli.ensemble " + " ".join(f"saved_models/{m}/<run-id>" for m in members)
     return (
         f"| ensemble ({recipe['vote']}) of {', '.join(f'`{m}`' for m in members)} | vote | "
         f"{recipe['data']['scale']:g} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} "

@@ -3,11 +3,11 @@
 `import kseq` registers every kseq layer, loss, metric and schedule with Keras, so `.keras`
 files that use them load with `keras.saving.load_model` and no `custom_objects`.
 
-The one exception is a process started as the experiment runner (`python -m
-kseq.experiments.run ...`): Python imports this package before the runner's module, and the
-runner checks its input before TensorFlow loads (seconds), so bad input is answered at once. It
-imports what it uses itself (training registers every Keras object); the public names load on
-first access.
+The one exception is a process started as one of kseq's command lines (`python -m
+kseq.experiments.run`, `python -m kseq.cli.*`, or the `kseq-run` script): Python imports this
+package before the command's module, and the command checks its input before TensorFlow loads
+(seconds), so bad input is answered at once. It imports what it uses itself (training registers
+every Keras object); the public names load on first access.
 """
 
 import os
@@ -18,13 +18,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 __version__ = "0.1.0"
 
 
-def _started_as_runner() -> bool:
-    """True when this process is `python -m kseq.experiments.run`, which runs after this package loads."""
+_COMMANDS = ("kseq.experiments.run", "kseq.cli.")  # modules run with `python -m`
+_SCRIPTS = ("kseq-run",)  # console scripts (pyproject.toml)
+
+
+def _started_as_command() -> bool:
+    """True when this process is one of kseq's command lines, which run after this package loads."""
     argv = getattr(sys, "orig_argv", [])
-    return "-m" in argv[:-1] and argv[argv.index("-m") + 1] == "kseq.experiments.run"
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1].startswith(_COMMANDS)
+    return os.path.basename(sys.argv[0]) in _SCRIPTS
 
 
-if _started_as_runner():
+if _started_as_command():
 
     def __getattr__(name):
         """A submodule, or a name of the public API (which then loads whole), on first use."""

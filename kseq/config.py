@@ -12,6 +12,7 @@ training set when a run starts (see `kseq.training.recipe`).
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -50,13 +51,20 @@ DEFAULTS: dict = {
         "stride": 0,
         "normalize": "none",  # none | series (per-series z-normalisation, in the saved model)
     },
+    # kind: rejection | weighted | oversample (class-balanced batches, drawn with replacement) |
+    # none | class_weight (in memory: each series once an epoch, shuffled; on shards: classes drawn
+    # in proportion to their counts from per-class streams, so an epoch is a sample of the data
+    # with replacement, not a permutation; class_weight adds the balanced weights).
     "sampler": {"kind": "rejection", "target": "uniform", "batch_size": 256},
     "model": {"name": "cnn"},
     "loss": {"name": "crossentropy"},
     "optimizer": {"name": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "schedule": "constant"},
     "train": {
         "epochs": 10,
-        "steps": 0,  # 0: train `epochs`; a number or "auto": a budget of optimizer steps (sets epochs)
+        # 0: train `epochs`. A number or "auto": a budget of optimizer steps, rounded UP to whole
+        # epochs (steps=40 at 12 steps an epoch trains 4 epochs, 48 steps); the resolved line and
+        # config.toml give the steps actually taken.
+        "steps": 0,
         "seed": 0,
         # 0, 1, 2, ...: another initialisation and batch order on the same data and split (the
         # members of an ensemble such as InceptionTime's five); 0 is the seed itself.
@@ -92,6 +100,9 @@ CHOICES = {
 # Fixed keys whose value may take another type than their default's.
 _ALSO = {("preprocess", "groups"): dict, ("sampler", "target"): list, ("train", "verbose"): int}
 CONFIG_DIR = resources.files("kseq.experiments") / "configs"
+ENSEMBLE_DIR = CONFIG_DIR / "ensembles"
+RUN_FILES = ("config.toml", "model.keras", "metrics.json")  # what a finished run folder holds
+VOTES = ("majority", "soft")  # kseq.models.voting.VOTE_LAYERS, named here so a command checks them before Keras loads
 
 
 def experiment_names() -> list[str]:
@@ -171,6 +182,20 @@ def infer_source(path: str, labels: str, default: str) -> str:
     return {"synthetic_ecg": "heartbeat_csv", "synthetic_pain": "pain_csv"}.get(default, default)
 
 
+def with_data_files(config: dict, files: dict) -> dict:
+    """`config` with data files in its `[data]` section, as the command lines' `--data`, `--labels`,
+    `--test-data` and `--test-labels` give them (`files` by those names, `test_data` for
+    `--test-data`): the source is inferred from the training file, and without a test file the
+    training file is split (`data.test_split`)."""
+    if files.get("test_data") and not files.get("data"):
+        raise InputError("--test-data needs --data (the training file)")
+    if files.get("data"):
+        config["data"].update(path=files["data"], labels=files.get("labels") or "",
+                              source=infer_source(files["data"], files.get("labels"), config["data"]["source"]),
+                              test_path=files.get("test_data") or "", test_labels=files.get("test_labels") or "")
+    return config
+
+
 def parse_override(text: str) -> tuple[str, str, object]:
     """`section.key=value` -> (section, key, value); the value is read as TOML, else as a string."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
@@ -208,3 +233,51 @@ def load_config(name_or_path: str, overrides=(), params: dict | None = None) -> 
 def dump_config(config: dict) -> str:
     """The config as TOML text (what a run saves as `config.toml`)."""
     return tomli_w.dumps(config)
+
+
+def ensemble_names() -> list[str]:
+    """The named ensembles shipped in `kseq/experiments/configs/ensembles/`."""
+    return sorted(p.name[:-5] for p in ENSEMBLE_DIR.iterdir() if p.name.endswith(".toml"))
+
+
+def read_named_ensemble(name_or_path: str) -> dict:
+    """A named ensemble (`configs/ensembles/<name>.toml`) or TOML path -> {vote, members}."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        names = ensemble_names()
+        if name_or_path not in names:
+            raise InputError(f"unknown ensemble {name_or_path!r}; named ensembles: {', '.join(names)}")
+        path = ENSEMBLE_DIR / f"{name_or_path}.toml"
+    try:
+        with open(path, "rb") as f:
+            spec = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"{path}: {e}") from None
+    if set(spec) - {"vote", "members"} or not isinstance(spec.get("members"), list):
+        raise InputError(f"{path}: expected keys vote and members (a list); got {', '.join(sorted(spec))}")
+    if spec.get("vote", "majority") not in VOTES:
+        raise InputError(f"{path}: vote must be one of {', '.join(VOTES)}; got {spec['vote']!r}")
+    return {"name": path.name.removesuffix(".toml"), "vote": spec.get("vote", "majority"), "members": spec["members"]}
+
+
+def read_run(directory) -> tuple[dict, tuple[str, ...]]:
+    """A finished run folder's config and class names, checked before any model is loaded."""
+    directory = Path(directory)
+    missing = [name for name in RUN_FILES if not (directory / name).is_file()]
+    if missing:
+        raise InputError(f"{directory}: not a run folder (no {', '.join(missing)})")
+    try:
+        class_names = tuple(json.loads((directory / "metrics.json").read_text())["class_names"])
+    except (json.JSONDecodeError, KeyError) as e:
+        raise InputError(f"{directory}: metrics.json has no readable class_names ({e})") from None
+    return load_config(str(directory / "config.toml")), class_names
+
+
+def check_tuning(trials: int, timeout: float | None, heartbeat: int, retries: int) -> None:
+    """A tuning worker's trials, timeout, heartbeat and retries, in range (`kseq.tune.tune`; checked before Keras loads)."""
+    if trials < 1:
+        raise InputError("--trials must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise InputError("--timeout must be positive")
+    if heartbeat < 1 or retries < 0:
+        raise InputError("--heartbeat must be at least 1 and --retries at least 0")

@@ -1,13 +1,6 @@
 """Ensembles: finished runs vote, are evaluated side by side, and are served as one SavedModel.
 
-```
-python -m kseq.ensemble RUN_DIR RUN_DIR [...]                  # vote over finished runs
-python -m kseq.ensemble --train pain_bigru pain_lstm [...]     # train each named experiment, then vote
-python -m kseq.ensemble --experiment pain_ensemble             # a named ensemble (members + vote)
-```
-Options: `--vote majority|soft`, `--data/--labels/--test-data/--test-labels` (evaluate on these
-files; with `--train`, also train on them), `--seed N` and `--set section.key=value` (for the
-members `--train`/`--experiment` trains), `--output-dir DIR`, `--export DIR`.
+The command line is `python -m kseq.cli.ensemble` (`kseq.cli.ensemble`); this module is the library.
 
 `majority`: every member votes its argmax; a tie goes to the tied class with the highest summed
 probability; the ensemble's probabilities are the vote shares, the tie-break winner given an extra
@@ -39,34 +32,22 @@ with per-member overrides; command-line `--set` applies after them.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
-import json
-import os
-import secrets
-import sys
-from importlib import resources
 from pathlib import Path
 
 import keras
 import numpy as np
-from keras import ops
 
-from kseq.serving import decisions, export
-from kseq.reporting import evaluation, html_report, plots
-from kseq.config import dump_config, load_config
-from kseq.utils.errors import InputError
+from kseq.config import VOTES, dump_config, load_config, read_run, with_data_files
 from kseq.models.voting import VOTE_LAYERS
+from kseq.reporting import evaluation, html_report, plots
+from kseq.serving import decisions, export
+from kseq.training import run_folder
+from kseq.utils.errors import InputError
+from kseq.utils.scores import softmax
+from kseq.utils.files import new_folder, write_json, write_text
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-RUN_FILES = ("config.toml", "model.keras", "metrics.json")
-ENSEMBLE_DIR = resources.files("kseq.experiments") / "configs" / "ensembles"
-VOTES = tuple(VOTE_LAYERS)
 
 
 @dataclasses.dataclass
@@ -94,16 +75,8 @@ class Ensemble:
 
 def load_member(directory) -> Member:
     """A run folder's config, class names and model (preprocessing inside it)."""
-    directory = Path(directory)
-    missing = [name for name in RUN_FILES if not (directory / name).is_file()]
-    if missing:
-        raise InputError(f"{directory}: not a run folder (no {', '.join(missing)})")
-    try:
-        class_names = tuple(json.loads((directory / "metrics.json").read_text())["class_names"])
-    except (json.JSONDecodeError, KeyError) as e:
-        raise InputError(f"{directory}: metrics.json has no readable class_names ({e})") from None
-    config = load_config(str(directory / "config.toml"))
-    return Member(directory, config, class_names, keras.saving.load_model(directory / "model.keras"))
+    config, class_names = read_run(directory)
+    return Member(Path(directory), config, class_names, keras.saving.load_model(Path(directory) / "model.keras"))
 
 
 def load_members(directories) -> list[Member]:
@@ -163,28 +136,6 @@ def build_ensemble(models: list[keras.Model], vote: str = "majority", name: str 
     return keras.Model(inputs, outputs, name=name)
 
 
-def predict_proba(model: keras.Model, x, batch_size: int = 256) -> np.ndarray:
-    """Probabilities (N, C) of any kseq model (a run's or an ensemble's): softmax of its output."""
-    return softmax(model.predict(x, batch_size=batch_size, verbose=0))
-
-
-def softmax(logits) -> np.ndarray:
-    return keras.ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(logits), axis=-1))
-
-
-def apply_data_files(config: dict, data=None, labels=None, test_data=None, test_labels=None) -> dict:
-    """`config` with the command line's data files in its `[data]` section, as `kseq.experiments.run`."""
-    from kseq.config import infer_source
-
-    if test_data and not data:
-        raise InputError("--test-data needs --data (the training file the configs' preprocessing was fitted on)")
-    if data:
-        source = infer_source(data, labels, config["data"]["source"])
-        config["data"].update(path=data, labels=labels or "", source=source,
-                              test_path=test_data or "", test_labels=test_labels or "")
-    return config
-
-
 def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_models", name: str = "ensemble",
              data_files: dict | None = None) -> Ensemble:
     """Evaluate every member and the vote on one test split and write the ensemble folder.
@@ -195,7 +146,7 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
 
     data_files = data_files or {}
     check_members(members, same_test_split=not data_files.get("data"))
-    config = apply_data_files(copy.deepcopy(members[0].config), **data_files)
+    config = with_data_files(copy.deepcopy(members[0].config), data_files)
     splits = prepare_data(config)
     val_set, test_set = splits.validation, splits.test
     shape = members[0].model.input_shape[1:]
@@ -232,17 +183,17 @@ def vote_outputs(members: list[Member], model: keras.Model, x) -> tuple[list[np.
 
 def write_folder(output_dir, name: str, recipe: dict, metrics: dict, model: keras.Model, class_names) -> Path:
     """`<output_dir>/<name>/<id>/`, written under `.partial-<id>` and renamed when complete."""
-    partial = Path(output_dir) / name / f"{export.PARTIAL_PREFIX}{export.new_run_id(recipe['seed'])}"
+    partial = run_folder.partial_dir(output_dir, name, run_folder.new_run_id(recipe["seed"]))
     partial.mkdir(parents=True)
-    export.write_text(partial / "ensemble.toml", dump_config(recipe))
-    export.write_json(partial / "metrics.json", metrics)
+    write_text(partial / "ensemble.toml", dump_config(recipe))
+    write_json(partial / "metrics.json", metrics)
     model.save(partial / "model.keras")
     plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), class_names,
                                 partial / "plots" / "confusion_matrix.png", title=f"{name} ({recipe['vote']} vote)")
     if metrics.get("calibration", {}).get("fitted"):
         plots.plot_reliability(metrics["calibration"], partial / "plots" / "reliability.png")
-    export.write_text(partial / "report.html", html_report.render(partial))
-    return export.finalize(partial)
+    write_text(partial / "report.html", html_report.render(partial))
+    return run_folder.finalize(partial)
 
 
 def export_ensemble(model: keras.Model, directory, class_names, decision=None) -> Path:
@@ -251,31 +202,9 @@ def export_ensemble(model: keras.Model, directory, class_names, decision=None) -
     directory = Path(directory)
     if directory.exists():
         raise InputError(f"--export {directory}: already exists; refusing to overwrite it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    partial = directory.with_name(f"{export.PARTIAL_PREFIX}{directory.name}-{secrets.token_hex(3)}")
-    export.export_serving(model, partial, class_names, decision)
-    os.rename(partial, directory)
+    with new_folder(directory) as partial:
+        export.export_serving(model, partial, class_names, decision)
     return directory
-
-
-def read_named_ensemble(name_or_path: str) -> dict:
-    """A named ensemble (`configs/ensembles/<name>.toml`) or TOML path -> {vote, members}."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
-        names = sorted(p.name[:-5] for p in ENSEMBLE_DIR.iterdir() if p.name.endswith(".toml"))
-        if name_or_path not in names:
-            raise InputError(f"unknown ensemble {name_or_path!r}; named ensembles: {', '.join(names)}")
-        path = ENSEMBLE_DIR / f"{name_or_path}.toml"
-    try:
-        with open(path, "rb") as f:
-            spec = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"{path}: {e}") from None
-    if set(spec) - {"vote", "members"} or not isinstance(spec.get("members"), list):
-        raise InputError(f"{path}: expected keys vote and members (a list); got {', '.join(sorted(spec))}")
-    if spec.get("vote", "majority") not in VOTES:
-        raise InputError(f"{path}: vote must be one of {', '.join(VOTES)}; got {spec['vote']!r}")
-    return {"name": path.name.removesuffix(".toml"), "vote": spec.get("vote", "majority"), "members": spec["members"]}
 
 
 def member_config(entry, overrides=(), seed=None, data_files=None) -> dict:
@@ -287,7 +216,7 @@ def member_config(entry, overrides=(), seed=None, data_files=None) -> dict:
     config = load_config(entry, overrides)
     if seed is not None:
         config["train"]["seed"] = seed
-    return apply_data_files(config, **(data_files or {}))
+    return with_data_files(config, data_files or {})
 
 
 def train_members(entries, output_dir, overrides=(), seed=None, data_files=None) -> list[Path]:
@@ -299,76 +228,3 @@ def train_members(entries, output_dir, overrides=(), seed=None, data_files=None)
         raise InputError(f"an ensemble needs at least two members; got {len(configs)}")
     check_configs(configs, [c["experiment"]["name"] for c in configs])
     return [train(config, output_dir).directory for config in configs]
-
-
-def format_table(ensemble: Ensemble) -> str:
-    """Members and the ensemble side by side: accuracy, macro-F1 and balanced accuracy."""
-    rows = [(f"{Path(m['directory']).parent.name}/{Path(m['directory']).name}", m["model"], m["metrics"])
-            for m in ensemble.metrics["members"]]
-    rows.append((f"ensemble ({ensemble.metrics['vote']} vote)", "", ensemble.metrics))
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'member':<{width}}  {'model':<14} {'accuracy':>8} {'macro_f1':>8} {'balanced_accuracy':>17}"]
-    lines += [f"{label:<{width}}  {model:<14} {m['accuracy']:>8.4f} {m['macro_f1']:>8.4f} "
-              f"{m['balanced_accuracy']:>17.4f}" for label, model, m in rows]
-    return "\n".join(lines)
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m kseq.ensemble", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="finished run folders to vote")
-    parser.add_argument("--train", nargs="+", metavar="EXPERIMENT", help="train these named experiments, then vote")
-    parser.add_argument("--experiment", metavar="NAME",
-                        help="a named ensemble (or its TOML file): train its members, then vote")
-    parser.add_argument("--vote", choices=VOTES, help="majority (default) or soft")
-    parser.add_argument("--data", help="training data: heartbeat CSV, pain features CSV or .npz")
-    parser.add_argument("--labels", help="labels CSV for --data (pain format)")
-    parser.add_argument("--test-data", help="test data in the same format as --data")
-    parser.add_argument("--test-labels", help="labels CSV for --test-data (pain format)")
-    parser.add_argument("--output-dir", default="saved_models", help="where run and ensemble folders go")
-    parser.add_argument("--export", metavar="DIR", help="also write the ensemble as one TF SavedModel at DIR")
-    parser.add_argument("--seed", type=int, help="seed of the members to train")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config value of every member to train (repeatable)")
-    return parser.parse_args(argv)
-
-
-def run(args: argparse.Namespace) -> tuple[Ensemble, Path | None]:
-    """Resolve the members (training them if asked), evaluate the vote, write and export it."""
-    sources = sum(map(bool, (args.runs, args.train, args.experiment)))
-    if sources != 1:
-        raise InputError("give run folders, --train EXPERIMENT [...] or --experiment NAME (exactly one)")
-    if args.runs and (args.set or args.seed is not None):
-        raise InputError("--set and --seed apply to members being trained (--train, --experiment), not run folders")
-    if args.export and Path(args.export).exists():
-        raise InputError(f"--export {args.export}: already exists; refusing to overwrite it")
-    data_files = {"data": args.data, "labels": args.labels,
-                  "test_data": args.test_data, "test_labels": args.test_labels}
-    name, vote, runs = "ensemble", args.vote or "majority", args.runs
-    if args.experiment:
-        spec = read_named_ensemble(args.experiment)
-        name, vote = spec["name"], args.vote or spec["vote"]
-    if not runs:
-        entries = spec["members"] if args.experiment else args.train
-        runs = train_members(entries, args.output_dir, args.set, args.seed, data_files)
-    ensemble = evaluate(load_members(runs), vote, args.output_dir, name, data_files)
-    exported = (export_ensemble(ensemble.model, args.export, ensemble.metrics["class_names"], ensemble.decision)
-                if args.export else None)
-    return ensemble, exported
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        ensemble, exported = run(args)
-    except (InputError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(ensemble))
-    print(f"ensemble folder: {ensemble.directory}")
-    if exported:
-        print(f"SavedModel: {exported}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
 """Hyperparameter search with Optuna over an experiment's `[search]` table.
 
-`python -m kseq.tune EXPERIMENT --trials N [--storage URL] [--study NAME] [--set section.key=value]`
+The command line is `python -m kseq.cli.tune EXPERIMENT --trials N [--storage URL] [--study NAME]
+[--set section.key=value]`; this module is the library (`tune(...)`).
 
 Every trial is an ordinary run (`kseq.training.trainer.train`) with the sampled values applied, scored by
 its best validation macro-F1 and pruned epoch by epoch against the median of earlier trials.
@@ -12,14 +13,11 @@ params, all its trials, two plots and a `report.html`.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
-import shlex
 import shutil
 import socket
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -40,36 +38,17 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 from optuna_integration import KerasPruningCallback
 from sqlalchemy.engine import make_url
 
-from kseq.serving import export
+from kseq.config import DEFAULTS, FREE_FORM, check_tuning, load_config, parse_override
 from kseq.reporting import html_report
-from kseq.training import trainer
-from kseq.config import DEFAULTS, FREE_FORM, load_config, parse_override
+from kseq.training import run_folder, trainer
 from kseq.utils.errors import InputError
+from kseq.utils.files import write_atomically, write_text
 
 OBJECTIVE = "val_macro_f1"
 SEARCHABLE = tuple(s for s in DEFAULTS if s not in ("experiment", "search"))
 RANGE_FIELDS = {"low", "high", "log", "step"}
 RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
 SCHEMA_ATTEMPTS = 5  # connections tried while other workers create Optuna's tables
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m kseq.tune", description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", help="a named experiment or a TOML file with a [search] table")
-    parser.add_argument("--trials", type=int, required=True, help="trials this worker runs")
-    parser.add_argument("--storage", help="database URL shared by all workers, e.g. postgresql://user@host/db "
-                        "(default: a journal file <output-dir>/<experiment>/optuna-journal.log)")
-    parser.add_argument("--study", help="study name (default: the experiment's name)")
-    parser.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
-    parser.add_argument("--output-dir", default="saved_models", help="where run folders go (default: saved_models)")
-    parser.add_argument("--heartbeat", type=int, default=60,
-                        help="database storages: seconds between a running trial's heartbeats; a trial "
-                             "silent for twice as long is marked failed (default: 60)")
-    parser.add_argument("--retries", type=int, default=2,
-                        help="database storages: times a trial whose worker died is run again (default: 2)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config value in every trial (repeatable)")
-    return parser.parse_args(argv)
 
 
 def parse_search_space(search: dict) -> dict[str, BaseDistribution]:
@@ -161,7 +140,7 @@ def make_objective(experiment: str, overrides, space: dict, output_dir):
         params = {key: suggest(trial, key, distribution) for key, distribution in space.items()}
         config = load_config(experiment, overrides, params)
         keras.utils.clear_session(free_memory=True)  # one process trains many models
-        run_id = export.trial_run_id(config["train"]["seed"], trial.number)
+        run_id = run_folder.trial_run_id(config["train"]["seed"], trial.number)
         try:
             # optuna_integration's callback subclasses `keras.callbacks.Callback`, so it works with Keras 3.
             run = trainer.train(config, output_dir, callbacks=[KerasPruningCallback(trial, OBJECTIVE)],
@@ -169,7 +148,7 @@ def make_objective(experiment: str, overrides, space: dict, output_dir):
         except BaseException:
             # A pruned or failed trial is over, not interrupted (tuning never resumes a trial):
             # leave nothing behind for `run --resume` to pick up.
-            shutil.rmtree(export.partial_dir(output_dir, config["experiment"]["name"], run_id), ignore_errors=True)
+            shutil.rmtree(run_folder.partial_dir(output_dir, config["experiment"]["name"], run_id), ignore_errors=True)
             raise
         trial.set_user_attr("run_dir", str(run.directory))
         return float(pd.Series(run.history[OBJECTIVE]).max())
@@ -218,8 +197,6 @@ def open_storage(url: str | None, folder: Path, heartbeat: int, retries: int) ->
         raise InputError("--storage: not a database URL; expected e.g. postgresql://user@host/database") from None
     if scheme not in RDB_SCHEMES:
         raise InputError(f"--storage {mask_url(url)}: expected a postgresql://, mysql:// or sqlite:/// URL")
-    if heartbeat < 1 or retries < 0:
-        raise InputError("--heartbeat must be at least 1 and --retries at least 0")
     try:
         return _rdb_storage(with_installed_driver(url), heartbeat, retries), mask_url(url)
     except ImportError as e:
@@ -253,10 +230,10 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    export.write_atomically(folder / "trials.csv", lambda path: study.trials_dataframe().to_csv(path, index=False))
+    write_atomically(folder / "trials.csv", lambda path: study.trials_dataframe().to_csv(path, index=False))
     notes = _write_best(study, folder, completed)
     best = study.best_trial if completed else None
-    export.write_text(folder / "report.html", html_report.render_study(
+    write_text(folder / "report.html", html_report.render_study(
         folder, study.study_name, study.trials_dataframe(), best and {
             "value": best.value, "number": best.number, "params": best.params,
             "run_dir": best.user_attrs.get("run_dir", "")}))
@@ -268,7 +245,7 @@ def _write_best(study: optuna.Study, folder: Path, completed) -> list[str]:
     if not completed:
         return ["no completed trial yet: best_params.json and plots skipped"]
     best = json.dumps(study.best_params, indent=2) + "\n"
-    export.write_atomically(folder / "best_params.json", lambda path: path.write_text(best))
+    write_atomically(folder / "best_params.json", lambda path: path.write_text(best))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         _save_plot(plot_optimization_history(study), folder / "optimization_history.png")
@@ -280,66 +257,36 @@ def _write_best(study: optuna.Study, folder: Path, completed) -> list[str]:
 
 
 def _save_plot(axes, path: Path) -> None:
-    export.write_atomically(path, lambda tmp: axes.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    write_atomically(path, lambda tmp: axes.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(axes.figure)
 
 
-def tune(args: argparse.Namespace) -> tuple[optuna.Study, Path]:
-    """Run this worker's trials of the study, then rewrite the study's summary folder."""
-    if args.trials < 1:
-        raise InputError("--trials must be at least 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise InputError("--timeout must be positive")
-    config = load_config(args.experiment, args.set)
+def tune(experiment: str, trials: int, *, storage: str | None = None, study: str | None = None,
+         timeout: float | None = None, output_dir="saved_models", heartbeat: int = 60, retries: int = 2,
+         overrides=()) -> tuple[optuna.Study, Path]:
+    """Run this worker's `trials` of the study, then rewrite the study's summary folder.
+
+    `storage` is a database URL shared by every worker (default: a journal file under
+    `output_dir`); `study` names the study (default: the experiment's name); `timeout` stops
+    starting new trials after that many seconds; `overrides` (`section.key=value`) apply to every
+    trial. Returns the study and its summary folder.
+    """
+    check_tuning(trials, timeout, heartbeat, retries)
+    config = load_config(experiment, overrides)
     space = parse_search_space(config["search"])
-    check_overrides(space, args.set)
-    experiment = config["experiment"]["name"]
-    folder = Path(args.output_dir) / experiment
-    storage, where = open_storage(args.storage, folder, args.heartbeat, args.retries)
-    study_name = args.study or experiment
+    check_overrides(space, overrides)
+    name = config["experiment"]["name"]
+    folder = Path(output_dir) / name
+    optuna_storage, where = open_storage(storage, folder, heartbeat, retries)
+    study_name = study or name
     print(f"study {study_name} in {where}; worker {worker_id()}", flush=True)
-    study = optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+    found = optuna.create_study(
+        study_name=study_name, storage=optuna_storage, direction="maximize", load_if_exists=True,
         # constant_liar keeps parallel workers from sampling next to each other's running trials.
         sampler=optuna.samplers.TPESampler(constant_liar=True), pruner=optuna.pruners.MedianPruner(),
     )
-    study.optimize(make_objective(args.experiment, args.set, space, args.output_dir),
-                   n_trials=args.trials, timeout=args.timeout)
+    found.optimize(make_objective(experiment, overrides, space, output_dir), n_trials=trials, timeout=timeout)
     summary = folder / f"tune-{study_name}"
-    for note in write_summary(study, summary):
+    for note in write_summary(found, summary):
         print(note)
-    return study, summary
-
-
-def report(study: optuna.Study, summary: Path, args: argparse.Namespace) -> int:
-    """Print the study's best value and params, and the command that retrains with them."""
-    counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
-    print("trials: " + ", ".join(f"{n} {name}" for name, n in counts.items() if n))
-    if not counts["complete"]:
-        print(f"error: no trial of study {study.study_name} has completed", file=sys.stderr)
-        return 1
-    best = study.best_trial
-    print(f"best {OBJECTIVE}: {best.value:.4f} (trial {best.number}, run {best.user_attrs.get('run_dir')})")
-    print(f"best params: {json.dumps(best.params)}")
-    print(f"summary: {summary}")
-    retrain = ["python", "-m", "kseq.experiments.run", args.experiment, "--output-dir", args.output_dir,
-               "--params", str(summary / "best_params.json")]
-    retrain += [item for text in args.set for item in ("--set", text)]
-    print(f"retrain: {shlex.join(retrain)}")
-    return 0
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return report(*tune(args), args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except sqlalchemy.exc.SQLAlchemyError as e:
-        print(f"error: {storage_error(args.storage, e)}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return found, summary

@@ -44,9 +44,9 @@ def main(argv):
     state = None
     if resume:
         from kseq.training import distribute
-        from kseq.serving import export
+        from kseq.training import run_folder
 
-        state = distribute.latest_state(f"{out_dir}/runs", "ecg_cnn", config, export.latest_partial)
+        state = distribute.latest_state(f"{out_dir}/runs", "ecg_cnn", config, run_folder.latest_partial)
     run = trainer.train(config, f"{out_dir}/runs", resume=state, callbacks=callbacks)
 
     fit_set = trainer.prepare_data(run.config).fit

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from kseq import ensemble
+from kseq.cli import ensemble as ensemble_cli
+from kseq.config import VOTES, read_named_ensemble
 from kseq.serving import export, runtime
 from kseq.utils.errors import InputError
 from kseq.models import build_model, voting
@@ -80,9 +82,9 @@ def trained(tmp_path_factory):
             { experiment = "ecg_cnn", set = ["model.kernel_size=9", "model.pool_size=4"] },
         ]
     """))
-    args = ensemble.parse_args(["--experiment", str(spec), "--output-dir", str(root / "out"),
+    args = ensemble_cli.parse_args(["--experiment", str(spec), "--output-dir", str(root / "out"),
                                 "--export", str(root / "export"), *(a for s in TINY_ECG for a in ("--set", s))])
-    result, exported = ensemble.run(args)
+    result, exported = ensemble_cli.run(args)
     return result, exported, root
 
 
@@ -101,11 +103,11 @@ def test_ensemble_folder_holds_the_vote_of_every_member_on_one_test_split(traine
         own = json.loads((root / member["directory"] / "metrics.json").read_text())
         assert member["metrics"]["accuracy"] == pytest.approx(np.mean(p.argmax(-1) == result.y_true))
         assert member["metrics"]["confusion_matrix"] == own["confusion_matrix"]  # the members' own test split
-    assert ensemble.format_table(result).splitlines()[-1].startswith("ensemble (majority vote)")
+    assert ensemble_cli.format_table(result).splitlines()[-1].startswith("ensemble (majority vote)")
 
     reloaded = keras.saving.load_model(result.directory / "model.keras")
     x = np.random.default_rng(0).random((8, 187, 1), dtype=np.float32)
-    np.testing.assert_allclose(ensemble.predict_proba(reloaded, x), ensemble.predict_proba(result.model, x), atol=1e-6)
+    np.testing.assert_allclose(softmax(reloaded.predict(x, verbose=0)), softmax(result.model.predict(x, verbose=0)), atol=1e-6)
 
 
 def test_exported_savedmodel_matches_the_ensemble_in_a_tensorflow_only_process(trained, tmp_path):
@@ -126,7 +128,7 @@ def test_exported_savedmodel_matches_the_ensemble_in_a_tensorflow_only_process(t
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = ensemble.predict_proba(result.model, x)
+    expected = softmax(result.model.predict(x, verbose=0))
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
     decided = tuned_decision(expected, result.metrics)
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), decided)
@@ -139,7 +141,7 @@ def test_exported_litert_model_serves_the_ensemble(trained):
     result, exported, _ = trained
     serving = runtime.ServingFunction(exported, runtime="litert")
     x = np.random.default_rng(3).random((32, 187, 1), dtype=np.float32)
-    expected = ensemble.predict_proba(result.model, x)
+    expected = softmax(result.model.predict(x, verbose=0))
     out = serving(x)
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
     np.testing.assert_array_equal(out["class_id"], tuned_decision(expected, result.metrics))
@@ -178,30 +180,30 @@ def test_mismatched_member_is_named_in_the_error(trained, tmp_path, mutate, mess
     good, other = (root / m["directory"] for m in result.metrics["members"][:2])
     bad = shutil.copytree(other, tmp_path / "bad_member")
     mutate(bad)
-    args = ensemble.parse_args([str(good), str(bad), "--output-dir", str(tmp_path / "out")])
+    args = ensemble_cli.parse_args([str(good), str(bad), "--output-dir", str(tmp_path / "out")])
     with pytest.raises(InputError, match=rf"member {bad}: ") as raised:
-        ensemble.run(args)
+        ensemble_cli.run(args)
     assert message in str(raised.value)
     assert not (tmp_path / "out").exists()
 
 
 def test_export_never_overwrites(tmp_path):
     (tmp_path / "taken").mkdir()
-    args = ensemble.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--export", str(tmp_path / "taken")])
+    args = ensemble_cli.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--export", str(tmp_path / "taken")])
     with pytest.raises(InputError, match="refusing to overwrite"):
-        ensemble.run(args)
+        ensemble_cli.run(args)
 
 
 @pytest.mark.parametrize("name", ["pain_ensemble", "ecg_ensemble"])
 def test_named_ensembles_list_members_that_can_vote_together(name):
-    spec = ensemble.read_named_ensemble(name)
+    spec = read_named_ensemble(name)
     configs = [ensemble.member_config(entry) for entry in spec["members"]]
     ensemble.check_configs(configs, [c["experiment"]["name"] for c in configs])
     assert spec["vote"] == "majority" and len({c["model"]["name"] for c in configs}) >= 3
 
 
 def test_cli_rejects_a_folder_that_is_not_a_run(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "kseq.ensemble", str(tmp_path), str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "kseq.cli.ensemble", str(tmp_path), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -223,11 +225,16 @@ def test_ensemble_report_renders_in_chromium(trained, tmp_path):
 
 
 def test_cli_loads_runs_whose_models_hold_kseq_objects(trained, tmp_path):
-    """`python -m kseq.ensemble RUN RUN`: the members' `.keras` files (FocalLoss, kseq layers) load."""
+    """`python -m kseq.cli.ensemble RUN RUN`: the members' `.keras` files (FocalLoss, kseq layers) load."""
     result, _, _ = trained
     runs = [m["directory"] for m in result.metrics["members"][:2]]
-    done = subprocess.run([sys.executable, "-m", "kseq.ensemble", *runs, "--output-dir", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "kseq.cli.ensemble", *runs, "--output-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = (tmp_path / "ensemble").iterdir()
     assert f"ensemble folder: {folder}" in done.stdout
+
+
+def test_the_votes_a_command_accepts_are_the_vote_layers():
+    """`kseq.config.VOTES` (checked before Keras loads) names exactly the vote layers that exist."""
+    assert set(VOTES) == set(voting.VOTE_LAYERS)

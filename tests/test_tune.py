@@ -17,9 +17,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from kseq import tune
+from kseq.cli import tune as tune_cli
 from kseq.config import load_config
 from kseq.utils.errors import InputError
 from kseq.experiments import run
+from kseq.training import run_folder
 from tests.browser import open_page
 from tests.conftest import TINY_ECG
 from tests.pg_cluster import PostgresCluster, free_port
@@ -75,7 +77,7 @@ def test_empty_search_table_and_set_of_a_searched_key_are_refused():
 def test_cli_bad_search_table_is_one_line_exit_2(tmp_path, capsys):
     experiment = tmp_path / "bad.toml"
     experiment.write_text('[model]\nname = "cnn"\n\n[search]\n"model.dropout" = { low = 0.6 }\n')
-    assert tune.main([str(experiment), "--trials", "1", "--output-dir", str(tmp_path / "out")]) == 2
+    assert tune_cli.main([str(experiment), "--trials", "1", "--output-dir", str(tmp_path / "out")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ['error: [search] "model.dropout": needs both low and high, or choices']
     assert not (tmp_path / "out").exists()
@@ -94,7 +96,7 @@ def test_storage_url_password_is_masked():
 ])
 def test_storage_errors_never_print_the_password(url, tmp_path, capsys):
     args = ["ecg_cnn", "--trials", "1", "--output-dir", str(tmp_path), "--storage", url.format(port=free_port())]
-    assert tune.main(args) == 2
+    assert tune_cli.main(args) == 2
     out, err = capsys.readouterr()
     assert err.startswith("error: --storage") and len(err.strip().splitlines()) == 1, err
     assert "secret" not in out + err
@@ -103,7 +105,7 @@ def test_storage_errors_never_print_the_password(url, tmp_path, capsys):
 def test_tune_writes_the_summary_and_retrains_with_best_params(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["ecg_cnn", "--trials", "2", "--output-dir", str(out), *TINY_ARGS, "--set", "train.epochs=2"]
-    assert tune.main(args) == 0
+    assert tune_cli.main(args) == 0
     printed = capsys.readouterr().out
     summary = out / "ecg_cnn" / "tune-ecg_cnn"
     assert f"summary: {summary}" in printed and "best val_macro_f1: " in printed
@@ -136,13 +138,13 @@ def test_tune_writes_the_summary_and_retrains_with_best_params(tmp_path, capsys)
 
 
 class Worker:
-    """`python -m kseq.tune ecg_cnn ...` in its own process with one TF thread, output to a file."""
+    """`python -m kseq.cli.tune ecg_cnn ...` in its own process with one TF thread, output to a file."""
 
     def __init__(self, out, *args):
         env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
         out.mkdir(parents=True, exist_ok=True)
         self.log = out / f"worker-{time.monotonic_ns()}.log"
-        command = [sys.executable, "-m", "kseq.tune", "ecg_cnn", "--output-dir", str(out), *args, *TINY_ARGS]
+        command = [sys.executable, "-m", "kseq.cli.tune", "ecg_cnn", "--output-dir", str(out), *args, *TINY_ARGS]
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.process.pid
@@ -334,10 +336,9 @@ def test_failed_trial_leaves_no_partial_run_for_resume(tmp_path, monkeypatch):
 
 def test_resume_never_picks_a_trial_folder_left_by_a_killed_worker(tmp_path):
     """A killed worker cannot clean up; `latest_partial` must skip its trial's folder, even a newer one."""
-    from kseq.serving import export
 
     config = load_config("ecg_cnn", TINY_ECG)
-    interrupted = export.start_run(tmp_path, "ecg_cnn", config, "20250101-000000-seed0-aaaaaa")
-    trial = export.start_run(tmp_path, "ecg_cnn", config, export.trial_run_id(0, 3))  # newer, from a trial
+    interrupted = run_folder.start_run(tmp_path, "ecg_cnn", config, "20250101-000000-seed0-aaaaaa")
+    trial = run_folder.start_run(tmp_path, "ecg_cnn", config, run_folder.trial_run_id(0, 3))  # newer, from a trial
     assert trial.name > interrupted.name
-    assert export.latest_partial(tmp_path, "ecg_cnn") == interrupted
+    assert run_folder.latest_partial(tmp_path, "ecg_cnn") == interrupted
