@@ -3,19 +3,17 @@
 TensorFlow fixes its thread pools when its runtime starts (the first op run), so
 `configure_threads` must be called at the start of a process, before any model is built or loaded.
 
-Measured on 2 CPU cores (see `benchmarks/README.md`, section vs_pytorch):
+- training: TensorFlow's defaults (one intra-op and one inter-op thread per core); splitting
+  them otherwise only slows training steps.
+- serving (role `serve`): one intra-op thread, and TensorFlow's default inter-op pool. A single
+  request's kernels are too small to split across cores: a second intra-op thread mostly adds
+  hand-offs and makes latency vary from process to process, while the inter-op pool still runs
+  independent parts of a batch side by side (the two directions of a bidirectional layer).
+  `ServingFunction` sends single requests to XLA (recurrent models) or LiteRT, and batches of
+  recurrent models to TensorFlow.
 
-- training: TensorFlow's defaults (one intra-op and one inter-op thread per core) are as fast as
-  any other split; one intra-op and one inter-op thread together are about 3x slower per step.
-- serving (role `serve`): one intra-op thread, and TensorFlow's default inter-op pool (one
-  thread per core). A single request's kernels are too small to split: on two intra-op threads
-  the pain biGRU's XLA call kept both cores busy (CPU time 1.8x its wall time) for 10% less wall
-  time at best, and on these shared cores it varied from 2.1 to 4.3 ms from process to process,
-  where on one thread it took 2.3-2.7 ms. The inter-op pool still runs independent parts of a
-  batch side by side (the two directions of a bidirectional layer): batches of 256 to the
-  pain biGRU on TensorFlow ran at 716-837 sequences/s, against 587-735 on the default pools and
-  458 with one inter-op thread as well. `ServingFunction` sends single requests to XLA (recurrent
-  models) or LiteRT, and batches of recurrent models to TensorFlow.
+The measurements behind these choices are in `benchmarks/README.md` (sections vs_pytorch and
+"Recurrent models").
 """
 
 from __future__ import annotations
@@ -88,11 +86,11 @@ class ServingFunction:
 
     `runtime="auto"` takes the first of these the export holds (and `ai_edge_litert`, for LiteRT,
     is installed) whose answers to two probe batches match `serving_default`'s; naming a runtime
-    insists on it. The order is what measured fastest for single requests on 2 cores
-    (benchmarks/README.md, section vs_pytorch): a TensorFlow signature call costs a few hundred
-    microseconds of dispatch, more than the seed CNN's whole forward pass on LiteRT, whose
-    XNNPACK kernels run on the calling thread; and in a recurrent loop, where TensorFlow and
-    LiteRT dispatch every op of every step, XLA's fused step was 2-7x faster than LiteRT.
+    insists on it. The order is what measured fastest for single requests (benchmarks/README.md,
+    section vs_pytorch): a TensorFlow signature call pays a dispatch cost larger than a small
+    convolutional model's whole forward pass on LiteRT, whose XNNPACK kernels run on the calling
+    thread; and in a recurrent loop, where TensorFlow and LiteRT dispatch every op of every step,
+    XLA fuses each step into a few kernels.
     Batches of recurrent models stay on TensorFlow, whose multi-threaded kernels were as fast as
     XLA's there or faster, and which needs no compilation per batch size.
     Start a serving process with `configure_threads("serve")`, so that each single request runs on
