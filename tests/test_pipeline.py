@@ -11,6 +11,7 @@ import tensorflow as tf
 from scipy.stats import chisquare
 from sklearn.utils.class_weight import compute_class_weight
 
+from kseq.data import pipeline
 from kseq.data.pipeline import SAMPLERS, make_eval_dataset, make_train_dataset, steps_per_epoch
 
 COUNTS = np.array([1660, 60, 140, 20, 120])  # 83 / 3 / 7 / 1 / 6 %, N = 2,000
@@ -227,3 +228,93 @@ def test_epochs_depend_on_seed_and_epoch_only_so_a_resumed_run_draws_the_same(sa
     assert same(epoch(make(first_epoch=2)), whole[2 * steps:])
     tf.random.set_seed(123)  # the global seed that other code may have set plays no part
     assert same(epoch(make()), whole)
+
+
+# --- Unequal lengths: batches grouped by length -----------------------------------------------
+
+
+def unequal(n=300, steps=240, seed=0):
+    """Series of 1-`steps` real steps; x[i, t] = i + 1 on real steps, 0 after, so a row names its index."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, steps + 1, n)
+    y = rng.integers(0, 3, n)
+    x = np.where(np.arange(steps)[None, :] < lengths[:, None], np.arange(1, n + 1)[:, None], 0)
+    return x[:, :, None].astype(np.float32), y, lengths
+
+
+def rows(batch):
+    return batch[:, 0, 0].astype(int) - 1
+
+
+def test_bucket_lengths_round_up_to_eight_sizes_per_doubling():
+    lengths = np.array([1, 15, 16, 17, 18, 31, 32, 33, 100, 255, 257, 1000])
+    # multiples of 1 below 16, of 2 in [16, 32), of 4 in [32, 64), of 8 in [64, 128), ..., capped at T.
+    expected = [1, 15, 16, 18, 18, 32, 32, 36, 104, 256, 288, 1000]
+    np.testing.assert_array_equal(pipeline.bucket_lengths(lengths, 1000, len(lengths)), expected)
+    assert pipeline.bucket_lengths(np.array([999]), 1000, 1)[0] == 1000  # 1024 capped at the padded length
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([0, 5]), r"lengths must lie in \[1, 8\]"),
+    (np.array([3, 9]), r"lengths must lie in \[1, 8\]"),
+    (np.array([3.0, 4.0]), r"lengths must be 2 integers, one per series"),
+    (np.array([3]), r"lengths must be 2 integers"),
+])
+def test_bad_lengths(bad, message):
+    with pytest.raises(ValueError, match=message):
+        make_train_dataset(np.ones((2, 8, 1)), np.array([0, 1]), sampler="none", lengths=bad)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("epochs", [None, 3])
+def test_grouped_batches_hold_the_samplers_series_cut_to_their_longest_member(sampler, epochs):
+    x, y, lengths = unequal()
+    kwargs = dict(sampler=sampler, batch_size=16, seed=5, epochs=epochs)
+    grouped = [tuple(t.numpy() for t in batch) for batch in make_train_dataset(x, y, lengths=lengths, **kwargs)]
+    plain = [tuple(t.numpy() for t in batch) for batch in make_train_dataset(x, y, **kwargs)]
+    assert len(grouped) == len(plain) == (epochs or 1) * steps_per_epoch(len(y), 16)
+    per_epoch = steps_per_epoch(len(y), 16)
+    for e in range(epochs or 1):  # each epoch holds the series its sampler drew, as often
+        epoch = slice(e * per_epoch, (e + 1) * per_epoch)
+        assert sorted(np.concatenate([rows(b[0]) for b in grouped[epoch]])) == \
+            sorted(np.concatenate([rows(b[0]) for b in plain[epoch]]))
+    bucket = pipeline.bucket_lengths(lengths, x.shape[1], len(x))
+    for batch in grouped:
+        index = rows(batch[0])
+        assert batch[0].shape[1] == bucket[index].max()  # cut to the longest member, rounded up
+        np.testing.assert_array_equal(batch[0], x[index, : batch[0].shape[1]])  # every real step kept
+        np.testing.assert_array_equal(batch[1], y[index])
+        if sampler == "class_weight":
+            np.testing.assert_allclose(batch[2], compute_class_weight("balanced", classes=np.unique(y), y=y)[y[index]])
+    # Grouping by length, not only cutting: the steps are far fewer than the sampler's own batches cut.
+    cut_plain = sum(len(b[0]) * bucket[rows(b[0])].max() for b in plain)
+    assert sum(b[0].size for b in grouped) < 0.8 * cut_plain
+
+
+def test_grouped_batches_are_the_same_for_a_seed_and_differ_between_seeds_and_epochs():
+    x, y, lengths = unequal()
+
+    def epochs(seed):
+        dataset = make_train_dataset(x, y, sampler="none", batch_size=16, seed=seed, epochs=2, lengths=lengths)
+        return [rows(batch[0].numpy()).tolist() for batch in dataset]
+
+    first = epochs(1)
+    assert first == epochs(1)
+    assert first != epochs(2)
+    per_epoch = steps_per_epoch(len(y), 16)
+    assert sorted(map(sorted, first[:per_epoch])) != sorted(map(sorted, first[per_epoch:]))  # batches change
+
+
+def test_grouped_eval_batches_come_in_length_order_and_restore():
+    x, y, lengths = unequal(n=50)
+    batches = [tuple(t.numpy() for t in batch) for batch in make_eval_dataset(x, y, batch_size=8, lengths=lengths)]
+    order = np.concatenate([rows(b[0]) for b in batches])
+    np.testing.assert_array_equal(order, np.argsort(lengths, kind="stable"))
+    np.testing.assert_array_equal(order, pipeline.length_order(lengths))
+    bucket = pipeline.bucket_lengths(lengths, x.shape[1], len(x))
+    for bx, by in batches:
+        assert bx.shape[1] == bucket[rows(bx)].max()
+        np.testing.assert_array_equal(by, y[rows(bx)])
+    restored = np.empty(len(y), int)
+    restored[pipeline.length_order(lengths)] = order
+    np.testing.assert_array_equal(restored, np.arange(len(y)))

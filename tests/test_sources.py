@@ -205,6 +205,42 @@ def test_npz_errors(tmp_path, arrays, message):
     _raises([r"data\.npz", message], load_npz, _npz(tmp_path, **arrays))
 
 
+def test_npz_lengths_are_kept_and_nan_padding_reads_as_zero(tmp_path):
+    x = np.arange(1, 25, dtype=np.float64).reshape(4, 6)
+    x[0, 3:] = np.nan  # padding given as NaN, as aeon and pandas pad
+    x[1, 5:] = 0.0
+    train, test = load_npz(_npz(tmp_path, x_train=x, lengths_train=np.array([3, 5, 6, 6]),
+                                lengths_test=np.array([6, 1], dtype=np.int32)))
+    np.testing.assert_array_equal(train.lengths, [3, 5, 6, 6])
+    np.testing.assert_array_equal(test.lengths, [6, 1])
+    np.testing.assert_array_equal(train.x[0, :, 0], [1, 2, 3, 0, 0, 0])  # no NaN left for gap filling
+    np.testing.assert_array_equal(train.x[1:, :, 0], x[1:])
+    assert train.lengths.dtype == np.int64
+
+
+def test_npz_without_lengths_falls_back_to_trailing_zero_steps(tmp_path):
+    x = np.ones((4, 6))
+    x[0, 4:] = 0  # two trailing zero steps: padding
+    x[1, 1:3] = 0  # zeros inside the series: data
+    x[2] = 0  # nothing but zeros: one step
+    train, _ = load_npz(_npz(tmp_path, x_train=x))
+    assert train.lengths is None
+    np.testing.assert_array_equal(train.real_lengths(), [4, 6, 1, 6])
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"lengths_train": np.array([3, 5, 6])}, r"lengths_train must hold one integer length per series of "
+                                              r"x_train, shape \(4,\); got int64 \(3,\)"),
+    ({"lengths_test": np.array([3.0, 5.0])}, r"lengths_test must hold one integer length per series of x_test"),
+    ({"lengths_train": np.array([3, 0, 7, 6])}, r"lengths_train has lengths outside \[1, 6\] \(the steps of "
+                                                 r"x_train\) at rows 1, 2; e\.g\. lengths_train\[1\] = 0"),
+    ({"x_test": np.ones((2, 6)), "lengths_test": np.array([6, 4])},
+     r"x_test has values after the length lengths_test gives at rows 1; expected padding \(0 or NaN\)"),
+])
+def test_npz_length_errors(tmp_path, arrays, message):
+    _raises([r"data\.npz", message], load_npz, _npz(tmp_path, **arrays))
+
+
 def test_npz_unreadable_files(tmp_path):
     _raises(r"gone\.npz: no such file", load_npz, tmp_path / "gone.npz")
     (tmp_path / "text.npz").write_text("not a zip")

@@ -53,6 +53,7 @@ def make_train_dataset(
     epochs: int | None = None,
     first_epoch: int = 0,
     input_context: tf.distribute.InputContext | None = None,
+    lengths=None,
 ) -> tf.data.Dataset:
     """A training dataset of `(x, y)` batches (`(x, y, sample_weight)` for `class_weight`).
 
@@ -85,13 +86,16 @@ def make_train_dataset(
         input_context: shards only: one input pipeline's share under
             `tf.distribute.Strategy.distribute_datasets_from_function` (its own files, per-replica
             batches; see `shards.train_dataset`).
+        lengths: each series' real steps `(N,)` (arrays in memory only), for a model that takes
+            any length: batches then group series of similar length and are cut to their
+            longest member (`group_by_length`), so a batch costs what its real steps cost.
 
     Returns:
         A dataset whose every iteration is one fresh epoch (or, with `epochs`, the epochs from
         `first_epoch` on) of `ceil(N / batch_size)` batches of
-        x float32 `(B, T, F)` and y int32 `(B,)`. Resampling samplers (`rejection`, `weighted`,
-        `oversample`) yield full batches only; in memory, `none` and `class_weight` visit each
-        sample once per epoch, so their last batch may be partial.
+        x float32 `(B, T, F)` (`T` each batch's own with `lengths`) and y int32 `(B,)`. Resampling
+        samplers (`rejection`, `weighted`, `oversample`) yield full batches only; in memory, `none`
+        and `class_weight` visit each sample once per epoch, so their last batch may be partial.
     """
     if _on_disk(x):
         if weights is not None:
@@ -102,6 +106,7 @@ def make_train_dataset(
     if input_context is not None:
         raise ValueError("input_context is for shards; arrays in memory are split by tf.distribute itself")
     x, y = _check_arrays(x, y)
+    bucket = None if lengths is None else bucket_lengths(lengths, x.shape[1], len(x))
     if y.min() < 0:
         raise ValueError(f"training labels must be >= 0; got {y.min()}")
     if sampler not in SAMPLERS:
@@ -130,20 +135,31 @@ def make_train_dataset(
         key_count, one_epoch = 1, _epoch_batches(_oversample_plan(y, counts, full), full, batch_size, steps)
     else:
         key_count, one_epoch = 1, _epoch_batches(_permutation_plan(len(y)), len(y), batch_size, steps)
+    if bucket is not None:
+        one_epoch = group_by_length(one_epoch, key_count, bucket, batch_size, steps)
     if epochs is None:
         indices = one_epoch(_keys(seed, key_count))
     else:
         indices = _epochs(seed, key_count, one_epoch, int(first_epoch), int(epochs), steps)
     sample_weight = balanced_weights(counts)[y].astype(np.float32) if sampler == "class_weight" else None
-    return _without_autotune(indices.map(_gather(x, y, sample_weight), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
+    gather = _gather(x, y, sample_weight) if bucket is None else _gather_cut(x, y, sample_weight, bucket)
+    return _without_autotune(indices.map(gather, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
 
 
-def make_eval_dataset(x, y=None, batch_size: int = 256) -> tf.data.Dataset:
-    """Ordered batches of `x` (or of `(x, y)`), every sample once, no shuffling."""
+def make_eval_dataset(x, y=None, batch_size: int = 256, lengths=None) -> tf.data.Dataset:
+    """Ordered batches of `x` (or of `(x, y)`), every sample once, no shuffling.
+
+    With `lengths` (each series' real steps, arrays in memory only), the series come in
+    `length_order(lengths)`, shortest first, and each batch is cut to its longest member, for a
+    model that takes any length; `out[length_order(lengths)] = predictions` puts the answers back
+    in the order of `x`.
+    """
     if _on_disk(x):
         return shards.eval_dataset(x, None if y is None else np.asarray(y), int(batch_size))
     x, y = (_check_x(x), None) if y is None else _check_arrays(x, y)
     batch_size = int(batch_size)
+    if lengths is not None:
+        return _eval_by_length(x, y, batch_size, np.asarray(lengths), bucket_lengths(lengths, x.shape[1], len(x)))
     tensors = _on_cpu(x if y is None else (x, y.astype(np.int32)))
     starts = tf.data.Dataset.range(0, len(x), int(batch_size))
     batches = starts.map(lambda s: tf.nest.map_structure(lambda t: t[s : s + batch_size], tensors))
@@ -310,3 +326,99 @@ def _gather(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
     """indices -> the batch `(x, y)` or `(x, y, sample_weight)`, gathered in one op per tensor."""
     tensors = _on_cpu((x, y.astype(np.int32)) if sample_weight is None else (x, y.astype(np.int32), sample_weight))
     return lambda index: tuple(tf.gather(t, index) for t in tensors)
+
+
+# --- Unequal lengths: batches of similar length, cut to their longest member ------------------
+#
+# A batch padded to the longest series of the whole set costs that length for every member. With
+# lengths known, the indices a sampler draws for an epoch are regrouped, a window of batches at a
+# time, so that series of similar length share a batch, and each batch is cut to its longest
+# member. The sampler alone still decides which series an epoch holds and how often; only their
+# grouping into batches changes.
+
+# Batches regrouped together: the wider, the closer each batch's lengths, but the more alike the
+# batches of successive epochs. 32 batches keep each batch within one bucket of lengths on data
+# with a long tail (benchmarks/unequal_lengths.py) while any batch can still meet any series.
+_LENGTH_WINDOW = 32
+# Batch lengths are rounded up to one of this many sizes per doubling (at most 1/8 longer), so a
+# compiled training step (XLA) meets a few dozen shapes rather than one per length.
+_SIZES_PER_OCTAVE = 8
+
+
+def bucket_lengths(lengths, max_steps: int, n: int) -> np.ndarray:
+    """Each series' length rounded up to the nearest batch length, int32 `(n,)`, at most `max_steps`.
+
+    The batch lengths are the multiples of `2**(floor(log2(length)) - 3)` (every step below 16):
+    `_SIZES_PER_OCTAVE` sizes between two powers of two. Rounding is monotonic, so a batch cut to
+    its members' largest rounded length holds every member's real steps.
+    """
+    lengths = np.asarray(lengths)
+    if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"lengths must be {n} integers, one per series; got {lengths.dtype} {lengths.shape}")
+    if n and (lengths.min() < 1 or lengths.max() > max_steps):
+        raise ValueError(f"lengths must lie in [1, {max_steps}] (the padded length); got {lengths.min()}..{lengths.max()}")
+    octave = np.frexp(lengths.astype(np.float64))[1] - 1  # floor(log2(length)), exact for integers
+    quantum = 2 ** np.maximum(octave - int(np.log2(_SIZES_PER_OCTAVE)), 0)
+    return np.minimum(-(-lengths // quantum) * quantum, max_steps).astype(np.int32)
+
+
+def length_order(lengths) -> np.ndarray:
+    """The order in which `make_eval_dataset(..., lengths=lengths)` yields the series: by length, stable."""
+    return np.argsort(np.asarray(lengths), kind="stable")
+
+
+def group_by_length(one_epoch, key_count: int, bucket: np.ndarray, batch_size: int, steps: int):
+    """A sampler's `one_epoch` (keys -> batches of indices) with its indices regrouped by length.
+
+    The epoch's indices, in the sampler's order, are cut into windows of `_LENGTH_WINDOW` batches;
+    each window is sorted by rounded length (`bucket`, ties in random order) and cut into batches,
+    whose order within the window is shuffled. The random draws come from the epoch's first key
+    (with salts its sampler never uses), so the same seed gives the same batches.
+    """
+    bucket = _on_cpu(bucket)
+    window = _LENGTH_WINDOW * batch_size
+
+    def regroup(key, number, indices):
+        tie_seed, order_seed = _seeds(key, 2, salt=-1 - number)  # samplers salt from 0 up
+        noise = tf.random.stateless_uniform(tf.shape(indices), tie_seed, dtype=tf.float64)
+        by_length = tf.gather(indices, tf.argsort(tf.cast(tf.gather(bucket, indices), tf.float64) + noise))
+        count = tf.size(indices, out_type=tf.int64)
+        starts = tf.random.experimental.stateless_shuffle(tf.range(0, count, batch_size), order_seed)
+        return tf.data.Dataset.from_tensor_slices(starts).map(
+            lambda start: by_length[start : tf.minimum(start + batch_size, count)])
+
+    def epoch(keys):
+        windows = one_epoch(tf.data.Dataset.from_tensor_slices(keys)).unbatch().batch(window).enumerate()
+        return windows.flat_map(lambda number, indices: regroup(keys[0], number, indices))
+
+    def regrouped(keys):
+        batches = keys.batch(key_count).flat_map(epoch)
+        return batches.apply(tf.data.experimental.assert_cardinality(steps))
+
+    return regrouped
+
+
+def _gather_cut(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, bucket: np.ndarray):
+    """`_gather`, with x cut to the largest rounded length among the batch's members."""
+    gather, bucket = _gather(x, y, sample_weight), _on_cpu(bucket)
+
+    def cut(index):
+        first, *rest = gather(index)
+        return (first[:, : tf.reduce_max(tf.gather(bucket, index))], *rest)
+
+    return cut
+
+
+def _eval_by_length(x: np.ndarray, y: np.ndarray | None, batch_size: int, lengths: np.ndarray,
+                    bucket: np.ndarray) -> tf.data.Dataset:
+    """`make_eval_dataset`'s batches in `length_order(lengths)`, each cut to its longest member."""
+    order = _on_cpu(length_order(lengths))
+    tensors, bucket = _on_cpu(x if y is None else (x, y.astype(np.int32))), _on_cpu(bucket)
+
+    def batch(start):
+        index = order[start : start + batch_size]
+        steps = tf.reduce_max(tf.gather(bucket, index))
+        gathered = tf.nest.map_structure(lambda t: tf.gather(t, index), tensors)
+        return gathered[:, :steps] if y is None else (gathered[0][:, :steps], gathered[1])
+
+    return _without_autotune(tf.data.Dataset.range(0, len(x), batch_size).map(batch).prefetch(AUTOTUNE))

@@ -7,11 +7,24 @@ import dataclasses
 import numpy as np
 
 
+def signal_lengths(x: np.ndarray) -> np.ndarray:
+    """Per row of `x` (N, T) or (N, T, F): the index of the last nonzero sample + 1 (0 if none).
+
+    Zero-padded tails are not signal; NaN (a gap still to fill) counts as signal.
+    """
+    nonzero = (x != 0).reshape(len(x), x.shape[1], -1).any(axis=2)
+    last = x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return np.where(nonzero.any(axis=1), last, 0).astype(np.int64)
+
+
 @dataclasses.dataclass(frozen=True)
 class SequenceSet:
     """Sequences `x` (N, T, F) float32 with integer labels `y` (N,) into `class_names`.
 
-    A label of -1 marks an unlabelled sequence (a test file given without labels).
+    A label of -1 marks an unlabelled sequence (a test file given without labels). `lengths`, when
+    the source knows them (.ts files, npz `lengths_*` arrays, heartbeat CSVs), holds each series'
+    own length; the steps after it are zero padding. `real_lengths()` falls back to the trailing
+    all-zero steps where they are not known.
     """
 
     x: np.ndarray
@@ -39,6 +52,20 @@ class SequenceSet:
             if len(names) != x.shape[2]:
                 raise ValueError(f"{len(names)} feature names for {x.shape[2]} features")
             object.__setattr__(self, "feature_names", names)
+        if self.lengths is not None:
+            lengths = np.asarray(self.lengths)
+            if (lengths.shape != y.shape or not np.issubdtype(lengths.dtype, np.integer)
+                    or (len(lengths) and (lengths.min() < 0 or lengths.max() > x.shape[1]))):
+                raise ValueError(f"lengths must be {len(y)} integers in [0, {x.shape[1]}]; got {lengths.dtype} "
+                                 f"{lengths.shape}")
+            object.__setattr__(self, "lengths", lengths.astype(np.int64))
+
+    def real_lengths(self) -> np.ndarray:
+        """Each series' real steps, int64 (N,), each in [1, T]: `lengths` where known, else up to
+        its last step that is not all zeros (the trailing zeros are padding, as the models that
+        mask padding decide)."""
+        lengths = self.lengths if self.lengths is not None else signal_lengths(self.x)
+        return np.clip(lengths, 1, max(self.x.shape[1], 1))
 
     def __len__(self) -> int:
         return len(self.y)

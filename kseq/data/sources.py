@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kseq.data.sequence_set import SequenceSet
+from kseq.data.sequence_set import SequenceSet, signal_lengths
 from kseq.utils.errors import InputError
 
 HEARTBEAT_CLASSES = ("N", "S", "V", "F", "Q")
@@ -59,16 +59,6 @@ def _index_of(names, values) -> np.ndarray:
     names = np.asarray(names)
     sorter = np.argsort(names)
     return sorter[np.searchsorted(names, values, sorter=sorter)]
-
-
-def signal_lengths(x: np.ndarray) -> np.ndarray:
-    """Per row of `x` (N, T) or (N, T, F): the index of the last nonzero sample + 1 (0 if none).
-
-    Zero-padded tails are not signal; NaN (a gap still to fill) counts as signal.
-    """
-    nonzero = (x != 0).reshape(len(x), x.shape[1], -1).any(axis=2)
-    last = x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
-    return np.where(nonzero.any(axis=1), last, 0).astype(np.int64)
 
 
 # --- Heartbeat CSV (Kaggle MIT-BIH / PTBDB) -------------------------------------------------
@@ -180,9 +170,13 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
-    """Load `x_train, y_train, x_test, y_test` (and optional `class_names`) from an .npz file.
+    """Load `x_train, y_train, x_test, y_test` (and optional `class_names`, `lengths_train`,
+    `lengths_test`) from an .npz file.
 
-    x is (N, T) or (N, T, F) and may hold NaN (gaps are filled later). Labels are ints indexing
+    x is (N, T) or (N, T, F) and may hold NaN (gaps are filled later). Series of unequal length are
+    padded at the end to T; `lengths_train` / `lengths_test`, one integer in [1, T] per series,
+    give their own lengths, and the steps after a series' length must be padding, 0 or NaN (read
+    as 0). Without them, trailing all-zero steps are padding. Labels are ints indexing
     `class_names` (default `"0".."K"`), or strings: class names are then `class_names` in its
     order, or the sorted distinct labels of both splits. Equal channel counts and the other
     train/test rules are checked where every source's pair meets, `kseq.data.loading.check_pair`.
@@ -197,7 +191,10 @@ def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
             raise InputError(f"{path}: {x_key} has {len(x)} rows but {y_key} has shape {arrays[y_key].shape}")
     given = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else None
     class_names, y_train, y_test = _npz_labels(path, arrays["y_train"], arrays["y_test"], given)
-    return SequenceSet(x_train, y_train, class_names), SequenceSet(x_test, y_test, class_names)
+    (x_train, lengths_train), (x_test, lengths_test) = (
+        _npz_lengths(path, arrays, x_key, x) for x_key, x in (("x_train", x_train), ("x_test", x_test)))
+    return (SequenceSet(x_train, y_train, class_names, lengths=lengths_train),
+            SequenceSet(x_test, y_test, class_names, lengths=lengths_test))
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -224,6 +221,29 @@ def _npz_x(path: Path, arrays: dict, key: str) -> np.ndarray:
         raise InputError(f"{path}: {key} has infinite values in rows {_first(np.flatnonzero(infinite))}; "
                          "expected finite numbers or NaN")
     return x
+
+
+def _npz_lengths(path: Path, arrays: dict, x_key: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """`x` with the steps after each series' `lengths_<split>` set to 0, and those lengths (None
+    when the file has none); InputError for lengths that are not one integer in [1, T] per series,
+    or for values other than 0 and NaN after a series' length."""
+    key = x_key.replace("x_", "lengths_")
+    if key not in arrays:
+        return x, None
+    lengths, (n, steps) = arrays[key], x.shape[:2]
+    if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise InputError(f"{path}: {key} must hold one integer length per series of {x_key}, shape ({n},); "
+                         f"got {lengths.dtype} {lengths.shape}")
+    outside = np.flatnonzero((lengths < 1) | (lengths > steps))
+    if len(outside):
+        raise InputError(f"{path}: {key} has lengths outside [1, {steps}] (the steps of {x_key}) at rows "
+                         f"{_first(outside)}; e.g. {key}[{outside[0]}] = {lengths[outside[0]]}")
+    after = np.arange(steps)[None, :] >= lengths[:, None]  # (N, T): past each series' own length
+    stray = np.flatnonzero((after[:, :, None] & (x != 0) & ~np.isnan(x)).any(axis=(1, 2)))
+    if len(stray):
+        raise InputError(f"{path}: {x_key} has values after the length {key} gives at rows {_first(stray)}; "
+                         "expected padding (0 or NaN) after each series' length")
+    return np.where(after[:, :, None], np.float32(0), x), lengths.astype(np.int64)
 
 
 def _npz_labels(path: Path, y_train, y_test, given):

@@ -21,6 +21,6 @@ from kseq.models import inception_time  # noqa: F401  (registers "inception_time
 from kseq.models import preprocessing  # noqa: F401  (registers the in-graph preprocessing layers)
 from kseq.models import voting  # noqa: F401  (registers the ensemble vote layers)
 from kseq.models import decision  # noqa: F401  (registers the export's decision layer)
-from kseq.models.registry import build_model, model_names, register_model
+from kseq.models.registry import accepts_any_length, build_model, model_names, register_model
 
-__all__ = ["build_model", "model_names", "register_model"]
+__all__ = ["accepts_any_length", "build_model", "model_names", "register_model"]

@@ -12,7 +12,7 @@ import keras
 from kseq.utils.errors import InputError
 from kseq.models.arguments import positive_ints
 from kseq.models.head import encoder_classifier
-from kseq.models.layers import conv_bn
+from kseq.models.layers import conv_bn, mask_padding
 from kseq.models.registry import register_model
 
 
@@ -20,7 +20,9 @@ def fcn_encoder(inputs, *, filters=(128, 256, 128), kernel_sizes=(8, 5, 3), regu
     """(Conv1D -> BatchNorm -> ReLU) per block -> global average pooling: (B, T, F) -> (B, filters[-1]).
 
     No pooling between blocks and global average pooling at the end, so the encoder accepts any
-    sequence length. Zero padding is treated as data, as in the paper's equal-length datasets.
+    sequence length. Trailing zero padding is not data: every block sees zeros past a series' end
+    and the average pools its real steps only (`kseq.models.layers.conv_bn`), so a series'
+    features do not depend on how much padding follows it.
     """
     filters = positive_ints("filters", filters)
     kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
@@ -28,11 +30,12 @@ def fcn_encoder(inputs, *, filters=(128, 256, 128), kernel_sizes=(8, 5, 3), regu
         raise InputError(f"filters {list(filters)} and kernel_sizes {list(kernel_sizes)} differ in length")
     x = inputs
     for i, (block_filters, kernel_size) in enumerate(zip(filters, kernel_sizes), start=1):
-        x = conv_bn(x, block_filters, kernel_size, regularizer=regularizer, name=f"block{i}")
+        x = conv_bn(x, block_filters, kernel_size, sequence=inputs, regularizer=regularizer, name=f"block{i}")
+    x = mask_padding(x, inputs, name="padding_mask")  # the average reads the mask
     return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
 
 
-@register_model("fcn")
+@register_model("fcn", any_length=True)
 def build_fcn(
     input_shape,
     num_classes,

@@ -28,19 +28,22 @@ def batch_normalization(name):
     return keras.layers.BatchNormalization(momentum=0.9, name=name)
 
 
-def conv_bn(x, filters, kernel_size, *, regularizer=None, activation="relu", name):
-    """Conv1D ("same" padding, no bias) -> BatchNormalization [-> activation].
+def conv_bn(x, filters, kernel_size, *, sequence, regularizer=None, activation="relu", name):
+    """Conv1D ("same" padding, no bias) -> BatchNormalization [-> activation], over real steps only.
 
     The convolution block of Wang et al. (2017) and Ismail Fawaz et al. (2019); the bias is left out
     because batch norm's offset takes its place. `activation=None` stops after batch norm, for the
     last convolution of a residual block, whose activation comes after the shortcut is added.
+    `x` must be zero on `sequence`'s trailing padding (the model input, or a `mask_padding`
+    output); the convolution's output is masked before batch norm, which then takes its batch
+    statistics over real steps, and the block's output is zero on the padding again.
     """
     x = keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
                             kernel_regularizer=regularizer, name=f"{name}_conv")(x)
-    x = batch_normalization(f"{name}_bn")(x)
+    x = batch_normalization(f"{name}_bn")(mask_padding(x, sequence, name=f"{name}_conv_mask"))
     if activation is not None:
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
-    return x
+    return mask_padding(x, sequence, masked=False, name=f"{name}_mask")
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -98,6 +101,20 @@ class AttentionPooling1D(keras.layers.Layer):
         }
 
 
+def real_steps(sequence, mask_value=0.0):
+    """(batch, time, features) -> (batch, time) bool: the steps before a series' trailing padding.
+
+    Padding is the trailing run of steps whose features all equal `mask_value` (series zero-padded
+    at the end to a common length); every step up to the last one that is not padding is real,
+    whatever its values, and step 0 always is, so every series has a length of at least 1. A
+    step's answer depends only on the steps from it to the end of its own series and on whether
+    anything but padding follows, so padding a series further never changes its real steps.
+    """
+    nonzero = ops.cast(ops.any(ops.not_equal(sequence, mask_value), axis=-1), "int32")
+    later = ops.flip(ops.cumsum(ops.flip(nonzero, axis=1), axis=1), axis=1) > 0
+    return ops.concatenate([ops.ones_like(later[:, :1]), later[:, 1:]], axis=1)
+
+
 @keras.saving.register_keras_serializable(package="kseq")
 class PooledPaddingMask(keras.layers.Layer):
     """Carry a zero-padded sequence's padding mask onto features pooled from it.
@@ -110,19 +127,38 @@ class PooledPaddingMask(keras.layers.Layer):
     so a recurrent layer after this one skips them. Nested "valid" poolings by `p` then `q` cover
     the same windows as one pooling by `p * q`, so one factor describes any stack of them.
 
+    With `trailing=True`, only the trailing run of padding steps is padding (`real_steps`): the
+    convention of the convolutional models, which call this with `pool_size=1` after every block so
+    that a convolution sees zeros past a series' end however much padding follows, batch norm
+    takes its statistics and global pooling its average over real steps only (both read the Keras
+    mask). An all-zero step inside a series then stays data, as it is to `SeriesNormalization`.
+    `fill_value` is what padding steps are set to: 0 for convolutions, `-inf` before a "same" max
+    pooling, so that a window reaching past the end takes the maximum of its real steps alone.
+    `masked=False` fills the padding without attaching the mask, for a layer that does not read
+    masks (a convolution), which Keras would otherwise warn about.
+
     Args:
         pool_size: the total time downsampling between `sequence` and `features`.
         mask_value: the padding value of `sequence`.
+        trailing: only the trailing run of `mask_value` steps is padding (else every such step).
+        fill_value: the value written into the padding steps of `features`.
+        masked: attach the padding mask to the output as its Keras mask.
     """
 
-    def __init__(self, pool_size, mask_value=0.0, **kwargs):
+    def __init__(self, pool_size, mask_value=0.0, trailing=False, fill_value=0.0, masked=True, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = pool_size
         self.mask_value = mask_value
+        self.trailing = bool(trailing)
+        self.fill_value = float(fill_value)
+        self.masked = bool(masked)
         self.supports_masking = True
 
     def _pooled_mask(self, sequence):
-        valid = ops.any(ops.not_equal(sequence, self.mask_value), axis=-1, keepdims=True)
+        if self.trailing:
+            valid = ops.expand_dims(real_steps(sequence, self.mask_value), axis=-1)
+        else:
+            valid = ops.any(ops.not_equal(sequence, self.mask_value), axis=-1, keepdims=True)
         if self.pool_size > 1:
             valid = ops.max_pool(ops.cast(valid, "float32"), self.pool_size,
                                  strides=self.pool_size, padding="valid")
@@ -131,13 +167,23 @@ class PooledPaddingMask(keras.layers.Layer):
     def call(self, inputs):
         features, sequence = inputs
         keep = ops.expand_dims(self._pooled_mask(sequence), axis=-1)
-        return ops.where(keep, features, ops.zeros_like(features))
+        return ops.where(keep, features, ops.full_like(features, self.fill_value))
 
     def compute_mask(self, inputs, mask=None):
-        return self._pooled_mask(inputs[1])
+        return self._pooled_mask(inputs[1]) if self.masked else None
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "mask_value": self.mask_value}
+        return {**super().get_config(), "pool_size": self.pool_size, "mask_value": self.mask_value,
+                "trailing": self.trailing, "fill_value": self.fill_value, "masked": self.masked}
+
+
+def mask_padding(features, sequence, *, name, fill_value=0.0, masked=True):
+    """`features` (same length as `sequence`) with `sequence`'s trailing padding set to `fill_value`,
+    and masked unless `masked=False`: `PooledPaddingMask(1, trailing=True)`, the convolutional
+    models' padding rule. Batch norm and global average pooling read the mask; give
+    `masked=False` where a convolution comes next."""
+    return PooledPaddingMask(1, trailing=True, fill_value=fill_value, masked=masked,
+                             name=name)([features, sequence])

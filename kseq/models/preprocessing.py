@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from kseq.models.layers import real_steps
+
 
 @keras.saving.register_keras_serializable(package="kseq")
 class FeatureTransform(layers.Layer):
@@ -168,8 +170,9 @@ class SeriesNormalization(layers.Layer):
     The UCR/UEA archive's convention (each series z-normalised on its own), in-graph so the saved
     model takes raw sequences and serving normalises exactly as training did. Statistics come from
     the signal part of each sequence only: the trailing run of all-zero time steps is padding
-    (unequal-length data), excluded from the mean and standard deviation and left at zero, so
-    models that mask zero padding still see it. A channel that is constant over the signal has
+    (unequal-length data, `kseq.models.layers.real_steps`), excluded from the mean and standard
+    deviation and left at zero, so models that mask zero padding still see it, and a series is
+    normalised the same however much padding follows it. A channel that is constant over the signal has
     standard deviation 0 and becomes all zeros (rather than dividing by zero).
 
     Example:
@@ -184,10 +187,8 @@ class SeriesNormalization(layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
-        nonzero = ops.cast(ops.any(ops.not_equal(x, 0), axis=-1, keepdims=True), x.dtype)  # (B, T, 1)
-        # A step is signal when it or any later step is nonzero: a reversed cumulative sum.
-        signal = ops.cast(ops.flip(ops.cumsum(ops.flip(nonzero, axis=1), axis=1), axis=1) > 0, x.dtype)
-        count = ops.maximum(ops.sum(signal, axis=1, keepdims=True), 1.0)
+        signal = ops.cast(ops.expand_dims(real_steps(x), axis=-1), x.dtype)  # (B, T, 1)
+        count = ops.sum(signal, axis=1, keepdims=True)  # >= 1: step 0 is always real
         mean = ops.sum(x * signal, axis=1, keepdims=True) / count
         centred = (x - mean) * signal
         std = ops.sqrt(ops.sum(ops.square(centred), axis=1, keepdims=True) / count)

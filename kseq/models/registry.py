@@ -21,10 +21,11 @@ from kseq.utils.errors import InputError
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {}
 _RENAMED: dict[str, dict[str, str]] = {}
 _REPURPOSED: dict[str, dict[str, str]] = {}
+_ANY_LENGTH: set[str] = set()
 
 
 def register_model(name: str, *, renamed: dict[str, str] | None = None,
-                   repurposed: dict[str, str] | None = None):
+                   repurposed: dict[str, str] | None = None, any_length: bool = False):
     """Decorator: make a builder buildable by name.
 
     Args:
@@ -33,12 +34,17 @@ def register_model(name: str, *, renamed: dict[str, str] | None = None,
             whose meaning changed. Given without the new argument, it keeps its old meaning
             for now (it is read as the new one), with a FutureWarning, so an old config gives
             the same model; giving the new argument too opts into the new meaning.
+        any_length: the builder takes `input_shape=(None, F)` and its features ignore trailing zero
+            padding, so one model serves every length and training may cut each batch to its
+            longest member (`accepts_any_length`).
     """
 
     def decorate(fn):
         _BUILDERS[name] = fn
         _RENAMED[name] = dict(renamed or {})
         _REPURPOSED[name] = dict(repurposed or {})
+        if any_length:
+            _ANY_LENGTH.add(name)
         return fn
 
     return decorate
@@ -46,6 +52,12 @@ def register_model(name: str, *, renamed: dict[str, str] | None = None,
 
 def model_names() -> list[str]:
     return sorted(_BUILDERS)
+
+
+def accepts_any_length(name: str) -> bool:
+    """True when model `name` takes sequences of any length and its output for a series does not
+    depend on the zero padding after it (registered with `any_length=True`)."""
+    return name in _ANY_LENGTH
 
 
 def model_arguments(name: str) -> list[str] | None:

@@ -25,7 +25,9 @@ COMPILED_SIGNATURE = "serving_compiled"  # recurrent exports: `serving_default` 
 def export_serving(model: keras.Model, path, class_names, decision: Decision | None = None) -> None:
     """Write a TF SavedModel with signature `serving_default`, and its LiteRT model where one converts.
 
-    Input `sequence` float32 [None, T, F]; outputs `probabilities` [None, C], `class_id` [None]
+    Input `sequence` float32 [None, T, F], or [None, None, F] for a model built for any length
+    (`kseq.models.accepts_any_length`: series of any length, padded or not, the LiteRT model
+    included, which resizes its input per call); outputs `probabilities` [None, C], `class_id` [None]
     (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
     Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
     their argmax; with one (`kseq.serving.decisions`, fitted on the validation split) they are its

@@ -135,9 +135,21 @@ class ServingFunction:
 
     def __call__(self, x) -> dict[str, np.ndarray]:
         x = np.asarray(x, dtype=self._input_spec.dtype.as_numpy_dtype)
+        self._check_shape(x)
         if self._fast is not None and self.runtime_batch_size in (None, len(x)):
             return self._fast(x)
         return self._call_tensorflow(x)
+
+    def _check_shape(self, x: np.ndarray) -> None:
+        """ValueError naming the shape the signature takes when `x` does not fit it: a model built
+        for any length (time axis None) takes every length from 1 step up, one built for T steps
+        exactly T (pad or cut the series to T first)."""
+        expected = self._input_spec.shape.as_list()
+        fits = x.ndim == len(expected) and all(d is None or d == n for d, n in zip(expected, x.shape))
+        if fits and all(n >= 1 for n in x.shape[1:]):
+            return
+        shown = ", ".join("batch" if i == 0 else "any >= 1" if d is None else str(d) for i, d in enumerate(expected))
+        raise ValueError(f"{self.path}: input {self._input_name!r} must have shape [{shown}]; got {list(x.shape)}")
 
     def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self._answer(self.signature, x)

@@ -24,14 +24,14 @@ from kseq.reporting import evaluation, saliency
 from kseq.callbacks import StepTimer, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import load_datasets, stratified_split_index
-from kseq.data.pipeline import make_eval_dataset, make_train_dataset
+from kseq.data.pipeline import length_order, make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
-from kseq.data.sequence_set import SequenceSet, Splits
+from kseq.data.sequence_set import SequenceSet, Splits, signal_lengths
 from kseq.data.shards import ShardedFeatures
 from kseq.utils.errors import InputError
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
-from kseq.models import build_model
+from kseq.models import accepts_any_length, build_model
 from kseq.models.preprocessing import sequence_classifier, with_feature_transform, with_series_normalization
 
 STRATEGIES = CHOICES["train", "strategy"]
@@ -253,9 +253,11 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     num_classes = len(fit_set.class_names)
     batch_size = config["sampler"]["batch_size"]
     steps_per_epoch = math.ceil(len(y_fit) / batch_size)
+    any_length = takes_any_length(config, x_fit)
+    input_shape = (None, x_fit.shape[2]) if any_length else x_fit.shape[1:]
     strategy = make_strategy(train_cfg["strategy"])
     with strategy.scope():
-        model = build_window_model(config, x_fit.shape[1:], num_classes, transform)
+        model = build_window_model(config, input_shape, num_classes, transform)
         model.compile(
             optimizer=make_optimizer(config["optimizer"], steps_per_epoch, train_cfg["epochs"]),
             loss=make_loss(config["loss"], y_fit, num_classes),
@@ -268,6 +270,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
             x_fit, y_fit, sampler=config["sampler"]["kind"], batch_size=batch_size, seed=training_seed(train_cfg),
             target=config["sampler"]["target"], weights=sample_weight, epochs=train_cfg["epochs"],
             first_epoch=completed_epochs(workdir) if resume else 0, input_context=input_context,
+            lengths=fit_set.real_lengths() if any_length else None,
         )
 
     try:
@@ -285,7 +288,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     fitted = model.fit(
         dataset,
         epochs=train_cfg["epochs"],
-        validation_data=None if validation is None else make_eval_dataset(*validation, batch_size=batch_size),
+        validation_data=None if validation is None else make_eval_dataset(
+            *validation, batch_size=batch_size, lengths=val_set.real_lengths() if any_length else None),
         callbacks=[step_timer, *make_callbacks(config, workdir, resume), *callbacks],
         steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
@@ -296,7 +300,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     if best.exists():
         model.load_weights(str(best))
     if train_cfg["strategy"] == "multi_worker":
-        model = one_device_copy(model, config, x_fit.shape[1:], num_classes, transform)
+        model = one_device_copy(model, config, input_shape, num_classes, transform)
     if pre["window"]:
         model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
                                     pre["stride"] or pre["window"])
@@ -304,6 +308,14 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     return Fitted(model=model, history=history, epochs_run=len(fitted.epoch),
                   samples=len(fitted.epoch) * steps_per_epoch * batch_size,
                   fit_seconds=fit_seconds, step_seconds=step_timer.seconds)
+
+
+def takes_any_length(config: dict, x_fit) -> bool:
+    """True when the model is built for any length (input `(None, F)`) and trained on batches cut
+    to their longest member: a model registered `any_length` (`kseq.models.accepts_any_length`),
+    on whole sequences in memory (not windows, which have one length, nor shards)."""
+    return (accepts_any_length(config["model"]["name"]) and not config["preprocess"]["window"]
+            and isinstance(x_fit, np.ndarray))
 
 
 def one_device_copy(model: keras.Model, config: dict, input_shape, num_classes: int, transform) -> keras.Model:
@@ -321,7 +333,7 @@ def predict_proba(model: keras.Model, x: np.ndarray, config: dict) -> np.ndarray
     """Softmax probabilities of a fitted model on raw sequences, gaps filled as in training."""
     pre = config["preprocess"]
     x = fill_gaps(x, pre["fill_gaps"], pre["spline_order"])
-    logits = model.predict(make_eval_dataset(x, batch_size=config["sampler"]["batch_size"]), verbose=0)
+    logits = predict_logits(model, x, config["sampler"]["batch_size"])
     return softmax(logits)
 
 
@@ -381,8 +393,19 @@ def throughput(samples: int, fit_seconds: float, step_seconds: float) -> dict:
 
 
 def predict_logits(model: keras.Model, x, batch_size: int) -> np.ndarray:
-    """The model's logits for `x` (an array, or shards streamed from disk), in batches."""
-    return model.predict(make_eval_dataset(x, batch_size=batch_size), verbose=0)
+    """The model's logits for `x` (an array, or shards streamed from disk), in batches.
+
+    A model that takes any length gets the series in order of length, each batch cut to its
+    longest member (trailing all-zero steps, the padding such a model ignores), and the logits
+    come back in the order of `x`.
+    """
+    if model.input_shape[1] is not None or not isinstance(x, np.ndarray):
+        return model.predict(make_eval_dataset(x, batch_size=batch_size), verbose=0)
+    lengths = np.maximum(signal_lengths(x), 1)
+    logits = model.predict(make_eval_dataset(x, batch_size=batch_size, lengths=lengths), verbose=0)
+    in_order = np.empty_like(logits)
+    in_order[length_order(lengths)] = logits
+    return in_order
 
 
 def evaluate_on_test(test_logits: np.ndarray, test_set: SequenceSet) -> dict:
