@@ -48,6 +48,7 @@ class Hydra(layers.Layer):
 
     def __init__(self, num_kernels: int = 8, num_groups: int = 64, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True  # a Keras mask gives the series' lengths
         if num_kernels < 1 or num_groups < 1:
             raise ValueError(f"num_kernels and num_groups must be >= 1; got {num_kernels}, {num_groups}")
         self.num_kernels = int(num_kernels)
@@ -101,6 +102,9 @@ class Hydra(layers.Layer):
 
     def output_size(self, num_dilations: int) -> int:
         return num_dilations * 2 * self.inputs_seen * self.groups_per_input * self.num_kernels
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the mask is consumed: pooling leaves no time axis
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_size(len(hydra_dilations(input_shape[1]))))

@@ -145,6 +145,7 @@ class MiniRocket(layers.Layer):
 
     def __init__(self, num_features: int = 10_000, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True  # a Keras mask gives the series' lengths
         if num_features < NUM_KERNELS:
             raise ValueError(f"num_features must be at least {NUM_KERNELS}; got {num_features}")
         self.num_features = int(num_features)
@@ -223,6 +224,9 @@ class MiniRocket(layers.Layer):
         count = ops.sum(ops.cast(positive, "float32"), axis=-1)
         steps = ops.maximum(ops.sum(ops.cast(region, "float32"), axis=-1), 1.0)[..., None]
         return {"ppv": count / steps}
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the mask is consumed: pooling leaves no time axis
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_size)
