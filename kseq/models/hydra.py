@@ -33,6 +33,13 @@ def hydra_dilations(length: int) -> list[int]:
     return [2 ** e for e in range(exponent + 1)]
 
 
+def first_true(condition):
+    """1.0 at the first True of the last axis, 0.0 elsewhere: the one-hot argmax of ties, as
+    `argmax` breaks them, in ops that LiteRT runs (its converter refuses Keras' `argmax`)."""
+    as_float = ops.cast(condition, "float32")
+    return as_float * ops.cast(ops.cumsum(as_float, axis=-1) == 1.0, "float32")
+
+
 @keras.saving.register_keras_serializable(package="kseq")
 class Hydra(layers.Layer):
     """Hydra counts: (B, T, F) series -> (B, dilations x 2 x num_groups x num_kernels); T static.
@@ -94,9 +101,10 @@ class Hydra(layers.Layer):
                 response = ops.reshape(response, (-1, steps, self.groups_per_input, self.num_kernels))
                 inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")
                 inside = inside[:, :, None, None]
-                largest = ops.one_hot(ops.argmax(response, axis=-1), self.num_kernels)
-                smallest = ops.one_hot(ops.argmin(response, axis=-1), self.num_kernels)
-                counts.append(ops.sum(largest * ops.max(response, axis=-1, keepdims=True) * inside, axis=1))
+                top = ops.max(response, axis=-1, keepdims=True)
+                largest = first_true(response == top)
+                smallest = first_true(response == ops.min(response, axis=-1, keepdims=True))
+                counts.append(ops.sum(largest * top * inside, axis=1))
                 counts.append(ops.sum(smallest * inside, axis=1))
         return ops.reshape(ops.stack(counts, axis=1), (-1, self.output_size(len(self.dilations))))
 
