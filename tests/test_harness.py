@@ -23,6 +23,9 @@ from kseq.models.layers import AttentionPooling1D, PooledPaddingMask
 from kseq.models.preprocessing import (AverageWindows, FeatureTransform, FoldWindows, SeriesNormalization,
                                        SlidingWindows)
 from kseq.models.decision import Decision
+from kseq.models.hydra import Hydra
+from kseq.models.random_kernels import FeatureScaling
+from kseq.models.rocket import MiniRocket, MultiRocket
 from kseq.models.voting import MajorityVote, SoftVote
 from kseq.serving.runtime import ServingFunction
 
@@ -40,6 +43,9 @@ BUILDERS = {
     "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "xla-batch-1"),
     "hybrid": (dict(filters=[3], units=3, l1=1e-5), True, "xla-batch-1"),
     "attention": (dict(units=3, attention_units=3, multi_head=2), True, "xla-batch-1"),
+    # Random-kernel models: dilations come from the sequence length, so it must be fixed.
+    "minirocket": (dict(num_features=84), False, "litert"),
+    "multirocket_hydra": (dict(num_features=84, num_kernels=2, num_groups=2), False, "litert"),
 }
 
 
@@ -144,7 +150,17 @@ LAYERS = {
     SoftVote: (SoftVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),
     MajorityVote: (MajorityVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),
     Decision: (lambda: Decision(1.7, [0.3, -0.1, 0.0, -0.2]), lambda rng: rng.normal(size=(2, 4))),
+    MiniRocket: (lambda: adapted(MiniRocket(num_features=168, seed=1), (5, 20, 2)), lambda rng: rng.normal(size=(2, 20, 2))),
+    MultiRocket: (lambda: adapted(MultiRocket(num_features=84, seed=1), (5, 20, 2)), lambda rng: rng.normal(size=(2, 20, 2))),
+    Hydra: (lambda: Hydra(num_kernels=3, num_groups=4, seed=1), lambda rng: rng.normal(size=(2, 20, 2))),
+    FeatureScaling: (lambda: adapted(FeatureScaling(sparse=True), (6, 5)), lambda rng: rng.normal(size=(2, 5))),
 }
+
+
+def adapted(layer, shape):
+    """`layer` after `adapt` on normal data of `shape`, so its fitted weights are not their initial values."""
+    layer.adapt(np.random.default_rng(7).normal(size=shape).astype("float32"))
+    return layer
 
 
 def kseq_layer_classes():

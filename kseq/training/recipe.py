@@ -28,6 +28,12 @@ The rules, in the order they apply:
   which amortises the per-step overhead that dominates tiny batches on a CPU.
 - `model.pool_size` (`hybrid` front ends): the pooling factor that leaves the recurrent layers at
   most `MAX_RECURRENT_STEPS` steps, since a recurrent layer's cost grows with every step it runs.
+- `model.head` (the random-kernel models, `minirocket` and `multirocket_hydra`; "auto" when not
+  given): `"ridge"`, solved in closed form with leave-one-out choice of its penalty, below
+  `RIDGE_MAX_SERIES` training series, else `"logistic"`, trained by gradient with kseq's samplers
+  and losses. The MiniRocket paper's advice: ridge is the more accurate on small data, but its
+  eigendecomposition grows with the cube of the series count, while logistic regression scales
+  linearly (`kseq.models.random_kernels`).
 
 The learning-rate policy is the config's `optimizer.schedule`; the generic experiments use
 `cosine` (linear warmup over the first 5% of the budget, then cosine decay to zero), which fits a
@@ -53,13 +59,15 @@ MIN_EPOCHS = 10
 MIN_PATIENCE = 5
 MAX_STEPS_PER_EXECUTION = 16
 MAX_RECURRENT_STEPS = 64
+RIDGE_MAX_SERIES = 10_000
+RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
 
 # The keys that may be "auto", by section.
 AUTO_KEYS = {
     "data": ("validation_split",),
     "sampler": ("batch_size",),
     "train": ("steps", "monitor", "early_stopping_patience", "steps_per_execution"),
-    "model": ("pool_size",),
+    "model": ("pool_size", "head"),
 }
 
 
@@ -104,6 +112,8 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
         train["early_stopping_patience"] = max(MIN_PATIENCE, train["epochs"] // 4)
     if is_auto(train["steps_per_execution"]):
         train["steps_per_execution"] = min(steps_per_epoch, MAX_STEPS_PER_EXECUTION)
+    if model.get("name") in RANDOM_KERNEL_MODELS and is_auto(model.get("head", AUTO)):
+        model["head"] = "ridge" if num_train < RIDGE_MAX_SERIES else "logistic"
     if is_auto(model.get("pool_size")):
         blocks = len(model.get("filters", (64, 64)))
         model["pool_size"] = max(1, math.ceil((sequence_length / MAX_RECURRENT_STEPS) ** (1 / blocks)))
@@ -127,4 +137,6 @@ def summary(config: dict, *, num_train: int, num_validation: int) -> str:
     ]
     if config["model"].get("name") == "hybrid":  # its pooling is the one "auto" of [model]
         parts.insert(-1, f"pool_size={config['model']['pool_size']}")
+    if config["model"].get("name") in RANDOM_KERNEL_MODELS:
+        parts.insert(-1, f"head={config['model']['head']}")
     return "resolved: " + ", ".join(parts)

@@ -33,6 +33,7 @@ from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model
 from kseq.models.preprocessing import sequence_classifier, with_feature_transform, with_series_normalization
+from kseq.models.random_kernels import adapt_and_fit_head, holds_random_kernels
 
 STRATEGIES = CHOICES["train", "strategy"]
 
@@ -285,7 +286,12 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         verbose = 1 if sys.stdout.isatty() else 2
     step_timer = StepTimer()
     started = time.perf_counter()
-    fitted = model.fit(
+    # Random-kernel models: transforms fitted by `adapt`; a ridge head is solved, with no gradient steps.
+    solved = adapt_and_fit_head(model, x_fit, y_fit, config["model"]["head"], seed=training_seed(train_cfg),
+                                batch_size=batch_size) if holds_random_kernels(model) else None
+    if solved is not None:
+        pd.DataFrame(solved).to_csv(workdir / "history.csv", index=False)
+    epochs = [] if solved is not None else model.fit(
         dataset,
         epochs=train_cfg["epochs"],
         validation_data=None if validation is None else make_eval_dataset(
@@ -294,7 +300,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
-    )
+    ).epoch
     fit_seconds = time.perf_counter() - started
     best = workdir / "backup" / "best.weights.h5"
     if best.exists():
@@ -305,8 +311,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
                                     pre["stride"] or pre["window"])
     history = pd.read_csv(workdir / "history.csv").to_dict(orient="list")  # all epochs, resumed ones too
-    return Fitted(model=model, history=history, epochs_run=len(fitted.epoch),
-                  samples=len(fitted.epoch) * steps_per_epoch * batch_size,
+    return Fitted(model=model, history=history, epochs_run=len(epochs),
+                  samples=len(epochs) * steps_per_epoch * batch_size,
                   fit_seconds=fit_seconds, step_seconds=step_timer.seconds)
 
 
@@ -379,7 +385,9 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     decision, fitted_decisions = decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names,
                                                   config["decisions"])
     metrics.update(fitted_decisions)
-    if isinstance(test_set.x, np.ndarray):  # shards stream from disk: no sequences in memory to draw
+    # Shards stream from disk: no sequences in memory to draw. Random-kernel features are step
+    # functions of the input (counts of C > bias): no gradient for a saliency map to follow.
+    if isinstance(test_set.x, np.ndarray) and not holds_random_kernels(fitted.model):
         saliency.plot_saliency(fitted.model, test_set, test_logits, partial / "plots" / "saliency.png")
     directory = run_folder.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)

@@ -1,0 +1,122 @@
+"""Hydra as a Keras layer: groups of random kernels that compete, counting the winners.
+
+Dempster, Schmidt and Webb (2023), "Hydra: competing convolutional kernels for fast and accurate
+time series classification". Kernels of length 9, normally distributed then made zero-mean with
+unit L1 norm, are arranged in `num_groups` groups of `num_kernels`; at every step of every
+dilation, each group's largest response adds its value to that kernel's "max" count and its
+smallest response adds 1 to that kernel's "min" count. Half the groups see the series, half its
+first difference. Multivariate series: each group convolves the sum of a few random channels.
+
+Hydra's parameters depend on the seed and the series length alone (dilations 1, 2, 4, ... up to
+the span of the series), so it needs no `adapt`; they are non-trainable weights saved with the
+model. Padding is masked as in `kseq.models.rocket`: steps past a series' length count nothing.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(4, 64, 1)).astype("float32")
+    >>> Hydra(num_kernels=8, num_groups=16)(x).shape  # 3 dilations x 2 counts x 16 groups x 8
+    TensorShape([4, 768])
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from kseq.models.rocket import KERNEL_LENGTH, representations, series_lengths
+
+
+def hydra_dilations(length: int) -> list[int]:
+    """1, 2, 4, ... up to `(length - 1) / 8`, as the reference (at least dilation 1)."""
+    exponent = max(0, int(np.log2(max(length - 1, 1) / (KERNEL_LENGTH - 1))))
+    return [2 ** e for e in range(exponent + 1)]
+
+
+def first_true(condition):
+    """1.0 at the first True of the last axis, 0.0 elsewhere: the one-hot argmax of ties, as
+    `argmax` breaks them, in ops that LiteRT runs (its converter refuses Keras' `argmax`)."""
+    as_float = ops.cast(condition, "float32")
+    return as_float * ops.cast(ops.cumsum(as_float, axis=-1) == 1.0, "float32")
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class Hydra(layers.Layer):
+    """Hydra counts: (B, T, F) series -> (B, dilations x 2 x num_groups x num_kernels); T static.
+
+    Output ordered by dilation, then series before difference (with one group, the series only),
+    then max counts before min counts, then group and kernel, as the reference.
+
+    Args:
+        num_kernels: kernels per group (the reference: 8).
+        num_groups: groups (the reference: 64).
+        seed: the seed of the kernels and of the channels each group sums.
+    """
+
+    def __init__(self, num_kernels: int = 8, num_groups: int = 64, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # a Keras mask gives the series' lengths
+        if num_kernels < 1 or num_groups < 1:
+            raise ValueError(f"num_kernels and num_groups must be >= 1; got {num_kernels}, {num_groups}")
+        self.num_kernels = int(num_kernels)
+        self.num_groups = int(num_groups)
+        self.seed = int(seed)
+        self.inputs_seen = min(2, self.num_groups)  # the series, and its difference when there are 2+ groups
+        self.groups_per_input = self.num_groups // self.inputs_seen
+
+    def build(self, input_shape):
+        steps, channels = input_shape[1], input_shape[2]
+        if steps is None:
+            raise ValueError(f"Hydra needs a fixed sequence length; got input shape {input_shape}")
+        self.dilations = hydra_dilations(steps)
+        rng = np.random.default_rng(self.seed)
+        shape = (len(self.dilations), self.inputs_seen, KERNEL_LENGTH, self.groups_per_input * self.num_kernels)
+        weights = rng.normal(size=shape)
+        weights -= weights.mean(axis=2, keepdims=True)
+        weights /= np.abs(weights).sum(axis=2, keepdims=True)
+        # How often each group sums each channel (all 1 for univariate series).
+        mixing = np.ones((len(self.dilations), self.inputs_seen, channels, self.groups_per_input), dtype="float32")
+        if channels > 1:
+            per_group = int(np.clip(channels // 2, 2, 8))
+            chosen = rng.integers(channels, size=(len(self.dilations), self.inputs_seen, self.groups_per_input, per_group))
+            mixing = np.zeros_like(mixing)
+            for d, i, g in np.ndindex(*chosen.shape[:3]):
+                np.add.at(mixing[d, i, :, g], chosen[d, i, g], 1.0)
+        self.kernels = self.add_weight(shape=shape, initializer=keras.initializers.Constant(weights.astype("float32")),
+                                       trainable=False, name="kernels")
+        self.mixing = self.add_weight(shape=mixing.shape, initializer=keras.initializers.Constant(mixing),
+                                      trainable=False, name="channel_mixing")
+
+    def call(self, inputs, mask=None):
+        x = ops.cast(inputs, "float32")
+        lengths = series_lengths(x, mask)
+        counts = []
+        for d, dilation in enumerate(self.dilations):
+            for i, (series, series_length) in enumerate(representations(x, lengths, self.inputs_seen > 1)):
+                # (9, F, groups x kernels): each group's kernels applied to the sum of its channels.
+                mixing = ops.repeat(self.mixing[d, i], self.num_kernels, axis=-1)
+                kernel = self.kernels[d, i][:, None, :] * mixing[None]
+                response = ops.conv(series, kernel, padding="same", dilation_rate=dilation)
+                steps = response.shape[1]
+                response = ops.reshape(response, (-1, steps, self.groups_per_input, self.num_kernels))
+                inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")
+                inside = inside[:, :, None, None]
+                top = ops.max(response, axis=-1, keepdims=True)
+                largest = first_true(response == top)
+                smallest = first_true(response == ops.min(response, axis=-1, keepdims=True))
+                counts.append(ops.sum(largest * top * inside, axis=1))
+                counts.append(ops.sum(smallest * inside, axis=1))
+        return ops.reshape(ops.stack(counts, axis=1), (-1, self.output_size(len(self.dilations))))
+
+    def output_size(self, num_dilations: int) -> int:
+        return num_dilations * 2 * self.inputs_seen * self.groups_per_input * self.num_kernels
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the mask is consumed: pooling leaves no time axis
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_size(len(hydra_dilations(input_shape[1]))))
+
+    def get_config(self):
+        return {**super().get_config(), "num_kernels": self.num_kernels, "num_groups": self.num_groups,
+                "seed": self.seed}

@@ -1,0 +1,302 @@
+"""MiniRocket and MultiRocket as Keras layers: fixed convolutions, biases fitted by `adapt`.
+
+MiniRocket (Dempster, Schmidt and Webb 2021, "MiniRocket: a very fast (almost) deterministic
+transform for time series classification") convolves each series with 84 fixed kernels of
+length 9 (weight -1 on six taps, +2 on the other three: every choice of three of the nine) at a
+set of dilations that grows with the series length, and pools each output `C` against biases
+taken from quantiles of `C` on training series: PPV, the proportion of steps where `C > bias`.
+MultiRocket (Tan, Dempster, Bergmeir and Webb 2022) runs the same kernels on the series and on
+its first difference and pools with four operators (PPV, MPV, MIPV, LSPV).
+
+The data-dependent parameters follow the reference code: dilations from the series length (set
+when the layer is built, since the padded length is the input's static length), random channel
+combinations for multivariate series (from `seed`), and biases fitted by `adapt(x)` on training
+series, as `keras.layers.Normalization` fits its statistics. All of them are non-trainable
+weights, so they are saved with the model. Every dilation runs as one convolution with all 84
+kernels at once.
+
+Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
+mask's count when one is passed), convolution outputs past it are excluded from every pooling,
+and since zero padding at the end is what the convolution's own "same" padding adds, a series'
+features do not depend on how many zero steps follow it.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(20, 64, 1)).astype("float32")
+    >>> layer = MiniRocket(num_features=840, seed=0)
+    >>> layer.adapt(x)
+    >>> layer(x).shape
+    TensorShape([20, 840])
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+KERNEL_LENGTH = 9
+# The three taps of weight +2 of each of the 84 kernels (the other six weigh -1).
+_TRIPLES = np.array(list(itertools.combinations(range(KERNEL_LENGTH), 3)))
+NUM_KERNELS = len(_TRIPLES)  # 84
+
+
+def kernel_weights() -> np.ndarray:
+    """The 84 MiniRocket kernels as a (9, 84) array: -1 everywhere, +2 on each kernel's three taps."""
+    weights = -np.ones((NUM_KERNELS, KERNEL_LENGTH), dtype="float32")
+    weights[np.arange(NUM_KERNELS)[:, None], _TRIPLES] = 2.0
+    return weights.T
+
+
+def fit_dilations(length: int, num_features: int, max_dilations_per_kernel: int = 32):
+    """(dilations, features per dilation per kernel) for series of `length` steps, as the reference.
+
+    Dilations are spread exponentially from 1 to the largest whose kernel spans the series,
+    `(length - 1) / 8`; a dilation repeated by the rounding gets proportionally more biases.
+    """
+    per_kernel = num_features // NUM_KERNELS
+    true_max = min(per_kernel, max_dilations_per_kernel)
+    multiplier = per_kernel / true_max
+    max_exponent = max(0.0, float(np.log2(max(length - 1, 1) / (KERNEL_LENGTH - 1))))
+    dilations, counts = np.unique(np.logspace(0, max_exponent, true_max, base=2).astype(np.int32),
+                                  return_counts=True)
+    per_dilation = (counts * multiplier).astype(np.int32)
+    remainder = per_kernel - per_dilation.sum()
+    for i in range(remainder):
+        per_dilation[i % len(per_dilation)] += 1
+    return [int(d) for d in dilations], [int(n) for n in per_dilation]
+
+
+def quantiles(n: int) -> np.ndarray:
+    """The reference's low-discrepancy quantiles: the fractional parts of k times the golden ratio."""
+    return (np.arange(1, n + 1) * (np.sqrt(5) + 1) / 2) % 1
+
+
+def channel_combinations(rng: np.random.Generator, num_channels: int, num_dilations: int) -> np.ndarray:
+    """(dilations, channels, 84) 0/1: the channels each kernel sums at each dilation.
+
+    As the reference: 2**u channels, u uniform in [0, log2(min(channels, 9) + 1)), drawn without
+    replacement; every channel for univariate series.
+    """
+    if num_channels == 1:
+        return np.ones((num_dilations, 1, NUM_KERNELS), dtype="float32")
+    counts = (2 ** rng.uniform(0, np.log2(min(num_channels, KERNEL_LENGTH) + 1),
+                               (num_dilations, NUM_KERNELS))).astype(int)
+    selection = np.zeros((num_dilations, num_channels, NUM_KERNELS), dtype="float32")
+    for d, k in np.ndindex(num_dilations, NUM_KERNELS):
+        selection[d, rng.choice(num_channels, counts[d, k], replace=False), k] = 1.0
+    return selection
+
+
+def series_lengths(x, mask=None):
+    """(B,) int32 real lengths: the Keras mask's count, else up to the last step with a nonzero channel."""
+    if mask is not None:
+        return ops.sum(ops.cast(mask, "int32"), axis=1)
+    steps = ops.arange(1, ops.shape(x)[1] + 1, dtype="int32")
+    nonzero = ops.cast(ops.any(ops.not_equal(x, 0), axis=-1), "int32")
+    return ops.max(nonzero * steps[None, :], axis=1)
+
+
+def numpy_lengths(x: np.ndarray) -> np.ndarray:
+    """`series_lengths` in NumPy, for `adapt`."""
+    nonzero = np.any(x != 0, axis=-1)
+    return np.where(nonzero.any(axis=1), x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+
+
+def representations(x, lengths, use_difference: bool):
+    """[(series, lengths)] and, with `use_difference`, its first difference: zero past each length."""
+    steps = ops.arange(ops.shape(x)[1], dtype="int32")[None, :, None]
+    x = ops.where(steps < lengths[:, None, None], x, 0.0)
+    out = [(x, lengths)]
+    if use_difference:
+        diff_lengths = ops.maximum(lengths - 1, 0)
+        diff = x[:, 1:] - x[:, :-1]
+        out.append((ops.where(steps[:, :-1] < diff_lengths[:, None, None], diff, 0.0), diff_lengths))
+    return out
+
+
+def cumulative_max(x):
+    """Running maximum along the last (static) axis of an int tensor >= -1, in log2(length) shifted maxima."""
+    length, shift = x.shape[-1], 1
+    while shift < length:
+        shifted = ops.pad(x[..., :length - shift], [(0, 0)] * (len(x.shape) - 1) + [(shift, 0)], constant_values=-1)
+        x = ops.maximum(x, shifted)
+        shift *= 2
+    return x
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class MiniRocket(layers.Layer):
+    """MiniRocket features: (B, T, F) series -> (B, num_features) PPVs; T must be static.
+
+    Args:
+        num_features: features wanted; rounded down to a multiple of 84 (the reference: 10,000,
+            giving 9,996).
+        max_dilations_per_kernel: at most this many dilations (the reference: 32).
+        seed: the seed of the channel combinations and of the series the biases come from.
+
+    Call `adapt(x)` on training series (N, T, F) before use; until then every bias is 0.
+    """
+
+    use_difference = False
+    operators = ("ppv",)
+
+    def __init__(self, num_features: int = 10_000, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # a Keras mask gives the series' lengths
+        if num_features < NUM_KERNELS:
+            raise ValueError(f"num_features must be at least {NUM_KERNELS}; got {num_features}")
+        self.num_features = int(num_features)
+        self.max_dilations_per_kernel = int(max_dilations_per_kernel)
+        self.seed = int(seed)
+        self._kernels = kernel_weights()
+
+    def build(self, input_shape):
+        steps, channels = input_shape[1], input_shape[2]
+        if steps is None:
+            raise ValueError(f"{type(self).__name__} needs a fixed sequence length; got input shape {input_shape}")
+        rng = np.random.default_rng(self.seed)
+        self._plans = []  # per representation: (dilations, biases per dilation per kernel)
+        self.selections, self.biases = [], []
+        lengths = [steps, steps - 1] if self.use_difference else [steps]
+        for r, length in enumerate(lengths):
+            dilations, per_dilation = fit_dilations(length, self.num_features, self.max_dilations_per_kernel)
+            self._plans.append((dilations, per_dilation))
+            selection = channel_combinations(rng, channels, len(dilations))
+            self.selections.append(self.add_weight(
+                shape=selection.shape, initializer=keras.initializers.Constant(selection), trainable=False,
+                name=f"channels_{r}"))
+            self.biases.append(self.add_weight(shape=(NUM_KERNELS * sum(per_dilation),), initializer="zeros",
+                                               trainable=False, name=f"biases_{r}"))
+
+    @property
+    def output_size(self) -> int:
+        count = NUM_KERNELS * (self.num_features // NUM_KERNELS)
+        return count * len(self.operators) * (2 if self.use_difference else 1)
+
+    def _convolutions(self, x, selection, dilations):
+        """For each dilation: (B, 84, T) outputs of the 84 kernels summed over their channels.
+
+        A dilated length-9 convolution is a matrix product of the nine shifted copies of the
+        series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call."""
+        steps = x.shape[1]
+        kernels = ops.convert_to_tensor(self._kernels)[:, None, :]  # (9, 1, 84)
+        for i, dilation in enumerate(dilations):
+            pad = KERNEL_LENGTH // 2 * dilation
+            padded = ops.pad(x, ((0, 0), (pad, pad), (0, 0)))
+            taps = ops.stack([padded[:, j * dilation:j * dilation + steps] for j in range(KERNEL_LENGTH)], axis=2)
+            yield ops.einsum("btsf,sfk->bkt", taps, kernels * selection[i][None])
+
+    @staticmethod
+    def _region(steps, lengths, dilation_index, dilation):
+        """(B, 84, T) bool: the steps each kernel pools over, and (84, 1) each kernel's first such step.
+
+        As the reference, kernels alternate (by kernel and dilation index) between every step of
+        the series and the steps whose receptive field lies inside it (padding excluded)."""
+        trimmed = (np.arange(NUM_KERNELS) + dilation_index) % 2 == 1
+        start = ops.convert_to_tensor(np.where(trimmed, KERNEL_LENGTH // 2 * dilation, 0).astype("int32")[:, None])
+        t = ops.arange(steps, dtype="int32")[None, None, :]
+        region = (t >= start) & (t < lengths[:, None, None] - start)
+        return region, start
+
+    def call(self, inputs, mask=None):
+        x = ops.cast(inputs, "float32")
+        lengths = series_lengths(x, mask)
+        features = {op: [] for op in self.operators}
+        for r, (series, series_length) in enumerate(representations(x, lengths, self.use_difference)):
+            dilations, per_dilation = self._plans[r]
+            offset = 0
+            for i, conv in enumerate(self._convolutions(series, self.selections[r], dilations)):
+                n = per_dilation[i]
+                bias = ops.reshape(self.biases[r][offset:offset + NUM_KERNELS * n], (NUM_KERNELS, n))
+                offset += NUM_KERNELS * n
+                region, start = self._region(conv.shape[2], series_length, i, dilations[i])
+                # Outside its region a kernel's output is -inf, so no bias counts it as positive.
+                conv = ops.where(region, conv, float("-inf"))
+                positive = conv[:, :, None, :] > bias[None, :, :, None]  # (B, 84, n, T)
+                for op, value in self._pool(conv, bias, positive, region, start).items():
+                    features[op].append(ops.reshape(value, (-1, NUM_KERNELS * n)))
+        return ops.concatenate([f for op in self.operators for f in features[op]], axis=-1)
+
+    def _pool(self, conv, bias, positive, region, start):
+        count = ops.sum(ops.cast(positive, "float32"), axis=-1)
+        steps = ops.maximum(ops.sum(ops.cast(region, "float32"), axis=-1), 1.0)[..., None]
+        return {"ppv": count / steps}
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the mask is consumed: pooling leaves no time axis
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_size)
+
+    def adapt(self, x, batch_size: int = 256):
+        """Fit the biases on training series `x` (N, T, F), zero-padded at the end.
+
+        For each dilation and kernel, one training series drawn at random (from `seed`) is
+        convolved, and the biases are quantiles of its outputs over its real length."""
+        x = np.asarray(x, dtype="float32")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        rng = np.random.default_rng([self.seed, 1])
+        lengths = numpy_lengths(x)
+        for r, (dilations, per_dilation) in enumerate(self._plans):
+            q = quantiles(NUM_KERNELS * sum(per_dilation))
+            biases, offset = [], 0
+            for i, dilation in enumerate(dilations):
+                chosen = rng.integers(len(x), size=NUM_KERNELS)
+                series, series_length = representations(ops.convert_to_tensor(x[chosen]),
+                                                        ops.convert_to_tensor(lengths[chosen].astype("int32")),
+                                                        self.use_difference)[r]
+                conv = next(self._convolutions(series, self.selections[r][i:i + 1], [dilation]))
+                conv = ops.convert_to_numpy(conv)
+                series_length = ops.convert_to_numpy(series_length)
+                for k in range(NUM_KERNELS):
+                    n = per_dilation[i]
+                    outputs = conv[k, k, :max(series_length[k], 1)]  # kernel k on its own series
+                    biases.append(np.quantile(outputs, q[offset:offset + n]))
+                    offset += n
+            self.biases[r].assign(np.concatenate(biases).astype("float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "num_features": self.num_features,
+                "max_dilations_per_kernel": self.max_dilations_per_kernel, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="kseq")
+class MultiRocket(MiniRocket):
+    """MultiRocket features: MiniRocket's kernels on the series and its first difference, four poolings.
+
+    For each kernel, dilation and bias `b`, over the steps the kernel pools (`P` those where
+    `C > b`):
+    - PPV: the proportion of steps in `P`;
+    - MPV: the mean of `C - b` over `P` (0 when `P` is empty);
+    - MIPV: the mean index of `P`'s steps, counted from the first pooled step (-1 when empty);
+    - LSPV: the longest run of consecutive steps in `P`.
+
+    Output: (B, 8 * num_features) ordered by operator (PPV, MPV, MIPV, LSPV), then series before
+    difference, then dilation, kernel and bias. The reference's `num_features` is 6,250 (aeon's
+    `n_kernels`): 49,728 features.
+    """
+
+    use_difference = True
+    operators = ("ppv", "mpv", "mipv", "lspv")
+
+    def __init__(self, num_features: int = 6_250, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
+        super().__init__(num_features, max_dilations_per_kernel, seed, **kwargs)
+
+    def _pool(self, conv, bias, positive, region, start):
+        as_float = ops.cast(positive, "float32")
+        count = ops.sum(as_float, axis=-1)
+        steps = ops.maximum(ops.sum(ops.cast(region, "float32"), axis=-1), 1.0)[..., None]
+        nonempty = count > 0
+        safe_count = ops.maximum(count, 1.0)
+        mpv = (ops.sum(ops.where(positive, conv[:, :, None, :], 0.0), axis=-1) - bias * count) / safe_count
+        t = ops.arange(conv.shape[2], dtype="int32")
+        index_sum = ops.sum(as_float * ops.cast(t, "float32"), axis=-1)
+        mipv = (index_sum - ops.cast(start, "float32") * count) / safe_count
+        last_negative = cumulative_max(ops.where(positive, -1, t))
+        lspv = ops.cast(ops.max(t - last_negative, axis=-1), "float32")
+        return {"ppv": count / steps, "mpv": ops.where(nonempty, mpv, 0.0),
+                "mipv": ops.where(nonempty, mipv, -1.0), "lspv": lspv}

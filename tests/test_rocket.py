@@ -1,0 +1,334 @@
+"""MiniRocket, MultiRocket, Hydra and the ridge head against independent references.
+
+References: plain NumPy loops written from the papers' definitions, aeon's numba MiniRocket and
+MultiRocket transforms given the same biases, and scikit-learn's `RidgeClassifierCV`.
+"""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from sklearn.linear_model import RidgeClassifierCV
+
+from kseq import SequenceClassifier, build_model
+from kseq.models.hydra import Hydra
+from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
+from kseq.models.ridge import ALPHAS, ridge_classifier
+from kseq.models.rocket import NUM_KERNELS, MiniRocket, MultiRocket, kernel_weights
+from kseq.training import recipe
+
+
+def numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def convolve(series, weights, dilation):
+    """'Same' convolution with zero padding, written out: C_t = sum_j w_j x[t + (j - 4) d]."""
+    out = np.zeros(len(series))
+    for t in range(len(series)):
+        for j, w in enumerate(weights):
+            s = t + (j - 4) * dilation
+            if 0 <= s < len(series):
+                out[t] += w * series[s]
+    return out
+
+
+def pooled_region(kernel, dilation_index, dilation, length):
+    """The reference's alternation: odd (kernel + dilation index) pools away from the padding."""
+    pad = 4 * dilation if (kernel + dilation_index) % 2 else 0
+    return pad, length - pad
+
+
+def univariate(n, steps, seed):
+    return np.random.default_rng(seed).normal(size=(n, steps, 1)).astype("float32")
+
+
+def test_kernels_are_the_84_choices_of_three_taps_at_plus_two():
+    w = kernel_weights()
+    assert w.shape == (9, 84)
+    assert (np.sort(w, axis=0) == np.array([-1] * 6 + [2] * 3)[:, None]).all()
+    assert len({tuple(col) for col in w.T}) == 84
+
+
+def test_minirocket_ppv_of_a_hand_computed_kernel_dilation_and_bias():
+    # 20 steps, 84 features: one dilation (1) and one bias per kernel.
+    x = univariate(1, 20, seed=1)
+    layer = MiniRocket(num_features=84)
+    layer.build((None, 20, 1))
+    biases = np.linspace(-1, 1, 84).astype("float32")
+    layer.biases[0].assign(biases)
+    features = numpy(layer(x))[0]
+    for k in (0, 1, 41, 83):
+        start, end = pooled_region(k, 0, 1, 20)
+        c = convolve(x[0, :, 0], kernel_weights()[:, k], 1)[start:end]
+        assert features[k] == pytest.approx(np.mean(c > biases[k]), abs=1e-6)
+    # Kernel 0 (+2 on taps 0, 1, 2, which reach 4, 3 and 2 steps back) on a unit impulse at step 5,
+    # bias 0.5: output 2 at steps 7, 8, 9, -1 at steps 1 to 6, 0 elsewhere (the 0.001 at step 19
+    # only marks the series' length: 20 real steps, none of padding); PPV 3 / 20.
+    impulse = np.zeros((1, 20, 1), "float32")
+    impulse[0, 5], impulse[0, 19] = 1.0, 0.001
+    layer.biases[0].assign(np.full(84, 0.5, "float32"))
+    assert numpy(layer(impulse))[0, 0] == pytest.approx(3 / 20)
+
+
+def test_minirocket_equals_aeon_given_the_same_biases():
+    from aeon.transformations.collection.convolution_based import MiniRocket as AeonMiniRocket
+
+    x = univariate(12, 70, seed=2)
+    reference = AeonMiniRocket(n_kernels=840, random_state=0).fit(np.transpose(x, (0, 2, 1)))
+    _, _, dilations, per_dilation, biases = reference.parameters
+    layer = MiniRocket(num_features=840)
+    layer.build((None, 70, 1))
+    assert layer._plans[0] == (list(dilations), list(per_dilation))
+    layer.biases[0].assign(biases)
+    np.testing.assert_allclose(numpy(layer(x)), reference.transform(np.transpose(x, (0, 2, 1))), atol=1e-6)
+
+
+def test_minirocket_adapt_takes_biases_from_training_quantiles():
+    from kseq.models.rocket import quantiles
+
+    x = univariate(30, 50, seed=3)
+    x[::3, 40:] = 0.0  # some series of 40 steps
+    layer = MiniRocket(num_features=840, seed=0)
+    layer.adapt(x)
+    dilations, per_dilation = layer._plans[0]
+    biases = numpy(layer.biases[0])
+    q = quantiles(84 * sum(per_dilation))
+    n = per_dilation[0]
+    for k in (0, 5, 83):  # first dilation: each kernel's biases are quantiles of one series' outputs
+        candidates = [np.quantile(convolve(series[:, 0][:40 if i % 3 == 0 else 50], kernel_weights()[:, k],
+                                           dilations[0]), q[k * n:(k + 1) * n])
+                      for i, series in enumerate(x)]
+        assert any(np.allclose(c, biases[k * n:(k + 1) * n], atol=1e-5) for c in candidates)
+    again = MiniRocket(num_features=840, seed=0)
+    again.adapt(x)
+    np.testing.assert_array_equal(numpy(again.biases[0]), biases)
+
+
+def multirocket_reference(series, weights, dilation, dilation_index, kernel, bias):
+    """PPV, MPV, MIPV, LSPV of one kernel, dilation and bias, from the paper's definitions."""
+    start, end = pooled_region(kernel, dilation_index, dilation, len(series))
+    c = convolve(series, weights, dilation)[start:end]
+    positive = c > bias
+    run = longest = 0
+    for p in positive:
+        run = run + 1 if p else 0
+        longest = max(longest, run)
+    indices = np.flatnonzero(positive)
+    return (positive.mean(), (c[positive] - bias).mean() if positive.any() else 0.0,
+            indices.mean() if positive.any() else -1.0, longest)
+
+
+def test_multirocket_four_poolings_match_their_definitions():
+    x = univariate(2, 24, seed=4)
+    x[1, 18:] = 0.0  # a series of 18 steps padded to 24
+    layer = MultiRocket(num_features=84)
+    layer.build((None, 24, 1))
+    rng = np.random.default_rng(5)
+    biases = [rng.normal(0, 1, size=84).astype("float32") for _ in range(2)]
+    for variable, values in zip(layer.biases, biases):
+        variable.assign(values)
+    features = numpy(layer(x)).reshape(2, 4, 2, 84)  # (series, operator, representation, kernel)
+    for i, length in ((0, 24), (1, 18)):
+        representations = [x[i, :length, 0], np.diff(x[i, :length, 0])]
+        for r, series in enumerate(representations):
+            for k in (0, 7, 50, 83):
+                expected = multirocket_reference(series, kernel_weights()[:, k], 1, 0, k, biases[r][k])
+                np.testing.assert_allclose(features[i, :, r, k], expected, atol=1e-5)
+
+
+def test_multirocket_ppv_mpv_mipv_equal_aeons_given_the_same_biases():
+    from aeon.transformations.collection.convolution_based import MultiRocket as AeonMultiRocket
+
+    x = univariate(6, 60, seed=6)
+    reference = AeonMultiRocket(n_kernels=168, random_state=0).fit(np.transpose(x, (0, 2, 1)))
+    layer = MultiRocket(num_features=168)
+    layer.build((None, 60, 1))
+    for variable, (dilations, per_dilation, biases) in zip(layer.biases, (reference.parameter, reference.parameter1)):
+        variable.assign(biases)
+    ours = numpy(layer(x)).reshape(6, 4, 2, 168)
+    # aeon: per representation [PPV, LSPV, MPV, MIPV] blocks; its MPV averages C + b, ours C - b.
+    theirs = reference.transform(np.transpose(x, (0, 2, 1))).reshape(6, 2, 4, 168).transpose(0, 2, 1, 3)
+    bias = np.stack([reference.parameter[2], reference.parameter1[2]])[None]
+    # The series only: aeon's loop over the difference offsets its windows by one step (it sizes
+    # them from the series' length), where ours is the difference's own "same" convolution,
+    # which `test_multirocket_four_poolings_match_their_definitions` checks.
+    ours, theirs, bias = ours[:, :, 0], theirs[:, :, 0], bias[:, 0]
+    np.testing.assert_allclose(ours[:, 0], theirs[:, 0], atol=1e-6)  # PPV
+    np.testing.assert_allclose(ours[:, 2], theirs[:, 3], atol=1e-4)  # MIPV
+    np.testing.assert_allclose(np.where(ours[:, 0] > 0, ours[:, 1] + 2 * bias, 0), theirs[:, 2], atol=1e-4)
+
+
+def hydra_reference(layer, series):
+    """Hydra counts of one univariate series from the weights, by loops: (dilations, 2, 2, h, k)."""
+    kernels = numpy(layer.kernels)  # (dilations, 2, 9, h * k)
+    h, k = layer.groups_per_input, layer.num_kernels
+    out = np.zeros((len(layer.dilations), 2, 2, h, k))
+    for d, dilation in enumerate(layer.dilations):
+        for i, s in enumerate((series, np.diff(series))):
+            z = np.stack([convolve(s, kernels[d, i, :, j], dilation) for j in range(h * k)], axis=1)
+            z = z.reshape(len(s), h, k)
+            for t in range(len(s)):
+                for g in range(h):
+                    out[d, i, 0, g, z[t, g].argmax()] += z[t, g].max()
+                    out[d, i, 1, g, z[t, g].argmin()] += 1
+    return out.reshape(-1)
+
+
+def test_hydra_counts_match_the_loops():
+    x = univariate(2, 40, seed=7)
+    x[1, 30:] = 0.0
+    layer = Hydra(num_kernels=3, num_groups=4, seed=1)
+    features = numpy(layer(x))
+    assert layer.dilations == [1, 2, 4]
+    np.testing.assert_allclose(features[0], hydra_reference(layer, x[0, :, 0]), atol=1e-4)
+    np.testing.assert_allclose(features[1], hydra_reference(layer, x[1, :30, 0]), atol=1e-4)
+    # Min counts: every step of a series (and of its difference) counts once per group.
+    min_counts = features.reshape(2, 3, 2, 2, 2, 3)[:, :, :, 1].sum(axis=(-1, -2))
+    np.testing.assert_array_equal(min_counts, np.array([[40, 39]] * 3 + [[30, 29]] * 3).reshape(2, 3, 2) * 2)
+
+
+def test_hydra_kernels_are_zero_mean_with_unit_l1_norm():
+    layer = Hydra(num_kernels=8, num_groups=16, seed=0)
+    layer.build((None, 100, 3))
+    w = numpy(layer.kernels)
+    np.testing.assert_allclose(w.sum(axis=2), 0, atol=1e-6)
+    np.testing.assert_allclose(np.abs(w).sum(axis=2), 1, atol=1e-6)
+    # Each group sums clip(3 // 2, 2, 8) = 2 channel draws.
+    assert (numpy(layer.mixing).sum(axis=2) == 2).all()
+
+
+@pytest.mark.parametrize("make", [lambda: MiniRocket(num_features=336, seed=0),
+                                  lambda: MultiRocket(num_features=168, seed=0),
+                                  lambda: Hydra(num_kernels=4, num_groups=8, seed=0)],
+                         ids=["MiniRocket", "MultiRocket", "Hydra"])
+def test_features_do_not_depend_on_padding(make):
+    rng = np.random.default_rng(8)
+    layer = make()
+    train = rng.normal(size=(10, 48, 2)).astype("float32")
+    if hasattr(layer, "adapt"):
+        layer.adapt(train)
+    series = rng.normal(size=(3, 35, 2)).astype("float32")
+    padded = [np.pad(series, ((0, 0), (0, extra), (0, 0))) for extra in (13, 40)]  # 48 and 75 steps
+    short, long_ = (numpy(layer(p)) for p in padded)
+    np.testing.assert_allclose(short, long_, atol=1e-5)
+    # A Keras mask says the same as the trailing zeros.
+    noisy = padded[0].copy()
+    noisy[:, 35:] = 9.0
+    mask = np.arange(48)[None, :] < 35
+    np.testing.assert_allclose(numpy(layer(noisy, mask=np.repeat(mask, 3, axis=0))), short, atol=1e-5)
+
+
+def two_shapes(n=40, steps=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    t = np.arange(steps)
+    x = np.sin(2 * np.pi * t / np.where(y == 1, 6, 15)[:, None]) + 0.5 * rng.normal(size=(n, steps))
+    return x.astype("float32")[:, :, None], y
+
+
+@pytest.mark.parametrize("n,num_features", [(40, 336), (200, 168)], ids=["gram", "covariance"])
+def test_ridge_head_equals_ridge_classifier_cv_on_the_same_features(n, num_features):
+    x, y = two_shapes(n)
+    y = (np.arange(n) % 3 + y) % 3  # three classes, partly predictable
+    layer = MiniRocket(num_features=num_features, seed=0)
+    layer.adapt(x)
+    features = numpy(layer(x)) + np.random.default_rng(1).normal(0, 0.05, size=(n, num_features))
+    test = features[::2] + 0.01
+    reference = RidgeClassifierCV(alphas=ALPHAS).fit(features, y)
+    fit = ridge_classifier(features, y, 3)
+    assert fit.alpha == reference.alpha_
+    np.testing.assert_allclose(test @ fit.kernel + fit.bias, reference.decision_function(test), atol=1e-4)
+    np.testing.assert_array_equal((test @ fit.kernel + fit.bias).argmax(1), reference.predict(test))
+
+
+def test_ridge_binary_columns_are_sklearns_decision_and_its_negative():
+    x, y = two_shapes(30)
+    features = np.random.default_rng(2).normal(size=(30, 80)) + y[:, None] * np.linspace(0, 1, 80)
+    reference = RidgeClassifierCV(alphas=ALPHAS).fit(features, y)
+    fit = ridge_classifier(features, y, 2)
+    decision = features @ fit.kernel + fit.bias
+    assert fit.alpha == reference.alpha_
+    np.testing.assert_allclose(decision[:, 1], reference.decision_function(features), atol=1e-4)
+    np.testing.assert_allclose(decision[:, 0], -decision[:, 1], atol=1e-4)
+
+
+def test_feature_scaling_standardises_and_sparse_scaling_keeps_zeros():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(50, 4)) * [1, 2, 3, 0]
+    dense = FeatureScaling()
+    dense.adapt(features)
+    out = numpy(dense(features.astype("float32")))
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(0), [1, 1, 1, 0], atol=1e-4)
+    counts = np.maximum(rng.normal(size=(50, 3)), 0) * 10
+    sparse = FeatureScaling(sparse=True)
+    sparse.adapt(counts)
+    root = np.sqrt(counts)
+    expected = np.where(root != 0, (root - root.mean(0)) / (root.std(0, ddof=1) + (root == 0).mean(0) ** 4 + 1e-8), 0)
+    np.testing.assert_allclose(numpy(sparse(counts.astype("float32"))), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,hp", [("minirocket", dict(num_features=168)),
+                                     ("multirocket_hydra", dict(num_features=84, num_groups=4))])
+def test_ridge_model_learns_and_reloads_equal(name, hp, tmp_path):
+    x, y = two_shapes(40)
+    model = build_model(name, x.shape[1:], 2, **hp)
+    history = adapt_and_fit_head(model, x[:20], y[:20], "ridge")
+    assert history["epoch"] == [0] and history["ridge_alpha"][0] in ALPHAS
+    logits = model.predict(x[20:], verbose=0)
+    assert np.mean(logits.argmax(1) == y[20:]) >= 0.9  # sines of period 6 and 15 in noise
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_head_is_ridge_for_small_data_and_logistic_for_large():
+    config = {"sampler": {"batch_size": 32}, "train": {"steps": 0, "monitor": "loss", "epochs": 1,
+                                                        "early_stopping_patience": 5, "steps_per_execution": 1},
+              "model": {"name": "multirocket_hydra"}}
+    assert recipe.resolve(config, num_train=500, sequence_length=100, validation=False)["model"]["head"] == "ridge"
+    assert recipe.resolve(config, num_train=20_000, sequence_length=100,
+                          validation=False)["model"]["head"] == "logistic"
+    fixed = {**config, "model": {"name": "minirocket", "head": "logistic"}}
+    assert recipe.resolve(fixed, num_train=50, sequence_length=100, validation=False)["model"]["head"] == "logistic"
+
+
+def test_ridge_head_refuses_hidden_layers():
+    from kseq import InputError
+
+    with pytest.raises(InputError, match="closed form"):
+        build_model("minirocket", (30, 1), 2, num_features=84, dense_units=[8])
+
+
+def test_sequence_classifier_multirocket_hydra_and_a_logistic_head():
+    x, y = two_shapes(40, seed=4)
+    labels = np.where(y == 1, "fast", "slow")
+    clf = SequenceClassifier("multirocket_hydra", {"num_features": 84, "num_groups": 4}, random_state=0)
+    clf.fit(x[:20], labels[:20])
+    assert clf.config_["model"]["head"] == "ridge"
+    assert clf.score(x[20:], labels[20:]) >= 0.9
+    logistic = SequenceClassifier("minirocket", {"num_features": 168, "head": "logistic"}, steps=60,
+                                  learning_rate=1e-2, random_state=0).fit(x[:20], labels[:20])
+    scaling = logistic.model_.get_layer("minirocket").get_layer("minirocket_transform_scaling")
+    assert np.abs(numpy(scaling.mean)).sum() > 0  # adapted before training
+    assert len(logistic.history_["loss"]) > 1 and logistic.history_["loss"][-1] < logistic.history_["loss"][0]
+    assert logistic.score(x[20:], labels[20:]) >= 0.8
+
+
+def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
+    x, y = two_shapes(60, steps=50, seed=5)
+    np.savez(tmp_path / "data.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    done = subprocess.run([sys.executable, "-m", "kseq.experiments.run", "minirocket", "--data",
+                           str(tmp_path / "data.npz"), "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "head=ridge" in done.stdout
+    (run,) = (tmp_path / "out" / "minirocket").iterdir()
+    for artifact in ("model.keras", "serving/saved_model.pb", "metrics.json", "report.html", "config.toml"):
+        assert (run / artifact).exists(), artifact
+    model = keras.saving.load_model(run / "model.keras")
+    assert np.mean(model.predict(x[40:], verbose=0).argmax(1) == y[40:]) >= 0.9
+    assert 'head = "ridge"' in (run / "config.toml").read_text()
