@@ -28,6 +28,28 @@ The rules, in the order they apply:
   which amortises the per-step overhead that dominates tiny batches on a CPU.
 - `model.pool_size` (`hybrid` front ends): the pooling factor that leaves the recurrent layers at
   most `MAX_RECURRENT_STEPS` steps, since a recurrent layer's cost grows with every step it runs.
+- `preprocess.normalize` (`resolve_normalize`): `"series+channel"`, unless every training series
+  is already z-normalised, then `"series"`. No single transform keeps what every dataset needs:
+  per-series z-normalisation (the archive's convention) keeps each channel's shape but erases
+  its level and scale, which on one held-out multivariate set carry the class (80.0% with it,
+  98.9% without); raw values keep the level but leave sensor channels in physical units on
+  scales a network trains badly on (WatchExercise: 95.2% per-series, 85.7% raw). So the model
+  sees both, concatenated along the channels: each channel z-normalised per series (shape) and
+  standardised per channel with the training set's mean and standard deviation
+  (`kseq.models.preprocessing.ChannelStandardization`, fitted by `adapt`, saved in the model:
+  level and scale, on a common scale). Both are affine maps of the input, so nothing is thrown
+  away, and the cost is one more input channel per channel in the first layer. Where every
+  series already has mean 0 and deviation 1 (the univariate archive as distributed), the
+  standardised copy would repeat the z-normalised one, so the resolution keeps `"series"` alone
+  and those datasets keep the configuration they had. Measured on the six development sets in
+  experiments/README.md; the rule was fixed before those runs and is not tuned to them.
+- `sampler.kind` and `decisions.folds` (`resolve_imbalance`): when the largest class is at least
+  `IMBALANCE_RATIO` times the smallest, class-balanced batches (the `rejection` sampler, which
+  emulates PyTorch's `WeightedRandomSampler`) and decisions (`kseq.serving.decisions`) fitted on
+  held-out predictions: the validation split when there is one, else out-of-fold predictions of
+  the training split from `min(MAX_DECISION_FOLDS, smallest class)` extra models
+  (`trainer.out_of_fold_logits`), which small data, too small for a validation split, can afford.
+  Balanced data is shuffled plainly and keeps the argmax. Measured by `benchmarks/imbalance.py`.
 
 The learning-rate policy is the config's `optimizer.schedule`; the generic experiments use
 `cosine` (linear warmup over the first 5% of the budget, then cosine decay to zero), which fits a
