@@ -49,7 +49,9 @@ DEFAULTS: dict = {
         "groups": "",  # "" none, "auto", or a table group -> [feature names]
         "window": 0,  # 0: whole sequences
         "stride": 0,
-        "normalize": "none",  # none | series (per-series z-normalisation, in the saved model)
+        # none | series (per-series z-normalisation) | channel (per-channel standardisation fitted on
+        # the training set) | series+channel (both, concatenated) | auto (kseq.training.recipe); in the saved model
+        "normalize": "none",
     },
     # kind: rejection | weighted | oversample (class-balanced batches, drawn with replacement) |
     # none | class_weight (in memory: each series once an epoch, shuffled; on shards: classes drawn
@@ -82,6 +84,9 @@ DEFAULTS: dict = {
         "thresholds": "macro_f1",  # macro_f1: per-class offsets maximising validation macro-F1 | none: argmax
         "recall_floor": {},  # class name -> minimum validation recall, e.g. {F = 0.95}
         "calibrate": True,  # temperature scaling (fitted on validation NLL)
+        # Without a validation split: k >= 2 fits them on out-of-fold predictions of the training
+        # split (k extra models, each trained as the run is on the other folds); 0 leaves the argmax.
+        "folds": 0,
     },
     "search": {},
 }
@@ -90,7 +95,7 @@ FREE_FORM = {"model", "loss", "search"}
 CHOICES = {
     ("data", "source"): ("synthetic_ecg", "synthetic_pain", "heartbeat_csv", "pain_csv", "npz", "ts", "shards"),
     ("preprocess", "fill_gaps"): ("spline", "linear", "none"),
-    ("preprocess", "normalize"): ("none", "series"),
+    ("preprocess", "normalize"): ("none", "series", "channel", "series+channel"),
     ("sampler", "kind"): ("none", "rejection", "weighted", "oversample", "class_weight"),
     ("optimizer", "name"): ("adamw",),
     ("optimizer", "schedule"): ("constant", "cosine"),

@@ -59,7 +59,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         sampler_target: the class distribution "rejection" and "weighted" aim for.
         batch_size, steps: numbers, or "auto" (resolved from the data: `kseq.training.recipe`).
         learning_rate, weight_decay, schedule: AdamW and its schedule ("cosine" or "constant").
-        normalize: "series" (per-series z-normalisation inside the model) or "none".
+        normalize: "auto" (resolved from the data: `kseq.training.recipe.resolve_normalize`),
+            "series" (per-series z-normalisation), "channel" (per-channel standardisation fitted
+            on the training series), "series+channel" (both) or "none"; inside the model.
         fill_gaps: how NaN bursts are interpolated before the model ("linear", "spline", "none").
         validation_split: a fraction of the training series, or "auto"; ignored when `fit` is
             given `validation_data`.
@@ -73,7 +75,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, model="resnet", model_params=None, *, loss="crossentropy", loss_params=None,
                  sampler="none", sampler_target="uniform", batch_size="auto", steps="auto",
-                 learning_rate=1e-3, weight_decay=1e-4, schedule="cosine", normalize="series",
+                 learning_rate=1e-3, weight_decay=1e-4, schedule="cosine", normalize="auto",
                  fill_gaps="linear", validation_split="auto", early_stopping_patience="auto",
                  random_state=None, verbose=0):
         self.model = model

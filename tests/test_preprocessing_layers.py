@@ -130,10 +130,10 @@ def test_series_normalization_matches_numpy_and_keeps_padding():
 
 
 def test_series_normalization_round_trips_in_a_saved_model(tmp_path):
-    from kseq.models.preprocessing import SeriesNormalization, with_series_normalization
+    from kseq.models.preprocessing import SeriesNormalization, with_normalization
 
     inner = keras.Sequential([keras.Input((10, 3)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
-    model = with_series_normalization(inner)
+    model = with_normalization(inner, "series")
     x = np.random.default_rng(1).normal(size=(5, 10, 3)).astype("float32")
     model.save(tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
@@ -142,3 +142,72 @@ def test_series_normalization_round_trips_in_a_saved_model(tmp_path):
     np.testing.assert_allclose(model.predict(10 * x + 7, verbose=0), model.predict(x, verbose=0), atol=1e-4)
     layer = SeriesNormalization.from_config(SeriesNormalization(epsilon=1e-6).get_config())
     assert layer.epsilon == 1e-6
+
+
+def padded_channels(seed):
+    """Six sequences, three channels of very different scales and levels; some padded at the end."""
+    rng = np.random.default_rng(seed)
+    x = np.stack([rng.normal(0.0, 1.0, (6, 15)), rng.normal(500.0, 40.0, (6, 15)),
+                  rng.normal(-3.0, 0.01, (6, 15))], axis=-1).astype("float32")
+    x[1, 9:] = 0.0
+    x[4, 13:] = 0.0
+    return x, [15, 9, 15, 15, 13, 15]
+
+
+def test_channel_standardization_adapts_like_numpy_over_the_signal_steps():
+    from kseq.models.preprocessing import ChannelStandardization
+
+    x, lengths = padded_channels(0)
+    layer = ChannelStandardization()
+    layer.adapt(x)
+    steps = np.concatenate([x[i, :n] for i, n in enumerate(lengths)]).astype("float64")  # padding left out
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.mean), steps.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.std), steps.std(0), rtol=1e-5)
+    out = keras.ops.convert_to_numpy(layer(x))
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(out[i, :n], (x[i, :n] - steps.mean(0)) / steps.std(0), atol=1e-4)
+        assert not out[i, n:].any()  # padding stays zero
+    # Levels survive: the standardised channel still tells a shifted copy apart (series norm would not).
+    shifted = x.copy()
+    shifted[:, :, 1] += 100.0
+    assert np.abs(keras.ops.convert_to_numpy(layer(shifted))[0, :, 1] - out[0, :, 1]).min() > 1.0
+
+
+def test_channel_standardization_gives_a_constant_channel_unit_scale():
+    from kseq.models.preprocessing import ChannelStandardization
+
+    x = np.ones((3, 4, 2), "float32")
+    x[..., 1] = np.arange(12, dtype="float32").reshape(3, 4) + 1
+    layer = ChannelStandardization()
+    layer.adapt(x)
+    assert keras.ops.convert_to_numpy(layer.std)[0] == 1.0
+    assert not keras.ops.convert_to_numpy(layer(x))[..., 0].any()
+
+
+def test_series_and_channel_concatenates_shape_and_level_and_round_trips(tmp_path):
+    from kseq.models.preprocessing import ChannelStandardization, SeriesNormalization, with_normalization
+
+    x, _ = padded_channels(1)
+    inner = keras.Sequential([keras.Input((15, 6)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    model = with_normalization(inner, "series+channel", x)
+    assert model.input_shape == (None, 15, 3)
+    reference = ChannelStandardization()
+    reference.adapt(x)
+    features = keras.Model(model.input, model.get_layer("shape_and_level").output)
+    expected = np.concatenate([keras.ops.convert_to_numpy(SeriesNormalization()(x)),
+                               keras.ops.convert_to_numpy(reference(x))], axis=-1)
+    np.testing.assert_allclose(features.predict(x, verbose=0), expected, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    x_new = x * 1.5 + 2.0  # not the adapted data: the reloaded statistics must be the fitted ones
+    np.testing.assert_allclose(reloaded.predict(x_new, verbose=0), model.predict(x_new, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded.get_layer("channel_standardization").mean),
+                               keras.ops.convert_to_numpy(reference.mean), rtol=1e-6)
+
+
+def test_with_normalization_rejects_an_unknown_kind():
+    from kseq.models.preprocessing import with_normalization
+
+    inner = keras.Sequential([keras.Input((5, 1)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="unknown normalisation 'minmax'"):
+        with_normalization(inner, "minmax")

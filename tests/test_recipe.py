@@ -62,7 +62,10 @@ def test_resolution_leaves_numbers_and_the_input_config_alone():
     resolved = recipe.resolve(config, num_train=50, sequence_length=60, validation=False)
     assert config["train"]["steps"] == "auto" and config["sampler"]["batch_size"] == "auto"
     for section, keys in recipe.AUTO_KEYS.items():
-        for key in keys if section != "data" else ():  # data.validation_split: resolve_validation
+        # data: resolve_validation; preprocess: resolve_normalize; sampler.kind and decisions: resolve_imbalance
+        for key in keys if section not in ("data", "preprocess", "decisions") else ():
+            if (section, key) == ("sampler", "kind"):
+                continue
             assert not recipe.is_auto(resolved[section].get(key)), (section, key)
 
 
@@ -89,6 +92,62 @@ def test_a_validation_monitor_without_validation_is_an_error():
 
 def test_summary_names_every_resolved_value():
     config = recipe.resolve(generic(), num_train=20, sequence_length=24, validation=False)
+    config["preprocess"]["normalize"] = recipe.resolve_normalize(config, np.full((20, 24, 1), 3.0))
+    config = recipe.resolve_imbalance(config, np.repeat([0, 1], [16, 4]), validation=False)
     line = recipe.summary(config, num_train=20, num_validation=0)
     assert line.startswith("resolved: 20 training examples, batch_size=2, steps=2000 (200 epochs of 10)")
-    assert "lowest training loss" in line and "normalize=series" in line and "\n" not in line
+    assert "lowest training loss" in line and "normalize=series+channel" in line and "\n" not in line
+    assert "sampler=rejection" in line and line.endswith("decisions on out-of-fold predictions (3 folds)")
+
+
+def z_normalised(x):
+    return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, ddof=1, keepdims=True)  # the archive's ddof=1
+
+
+def test_auto_normalisation_keeps_series_on_already_z_normalised_data():
+    x = z_normalised(np.random.default_rng(0).normal(5.0, 3.0, (10, 24, 1)))  # std sqrt(23/24) = 0.979 with ddof=0
+    assert recipe.resolve_normalize(generic(), x) == "series"
+    padded = x.copy()
+    padded[3, 20:] = 0.0  # a padded tail is not part of the series: still z-normalised
+    padded[3, :20] = z_normalised(padded[3:4, :20])[0]
+    assert recipe.resolve_normalize(generic(), padded) == "series"
+
+
+@pytest.mark.parametrize("level, scale", [(0.2, 1.0), (0.0, 1.2), (500.0, 40.0)])
+def test_auto_normalisation_keeps_the_level_when_any_series_has_one(level, scale):
+    x = z_normalised(np.random.default_rng(1).normal(size=(10, 24, 2)))
+    x[7, :, 1] = x[7, :, 1] * scale + level  # one channel of one series off mean 0 / std 1
+    assert recipe.resolve_normalize(generic(), x) == "series+channel"
+
+
+def test_a_set_normalisation_is_kept():
+    config = generic()
+    config["preprocess"]["normalize"] = "none"
+    assert recipe.resolve_normalize(config, np.full((3, 5, 1), 7.0)) == "none"
+
+
+
+@pytest.mark.parametrize(
+    "counts, validation, sampler, folds",
+    [
+        ((14, 14, 14), False, "none", 0),  # balanced: plain shuffling, the argmax
+        ((31, 21), False, "none", 0),  # 1.48 < 2
+        ((30, 15), False, "rejection", 3),  # ratio 2: balanced batches, 3-fold decisions
+        ((75, 29, 36), False, "rejection", 3),
+        ((31, 3, 2), False, "rejection", 2),  # only 2 series of the smallest class: 2 folds
+        ((5000, 200), True, "rejection", 0),  # a validation split fits the decisions
+    ],
+)
+def test_imbalance_tools_resolve_from_the_class_counts(counts, validation, sampler, folds):
+    y = np.repeat(np.arange(len(counts)), counts)
+    config = generic()
+    resolved = recipe.resolve_imbalance(config, y, validation=validation)
+    assert resolved["sampler"]["kind"] == sampler and resolved["decisions"]["folds"] == folds
+    assert config["sampler"]["kind"] == "auto" and config["decisions"]["folds"] == "auto"
+
+
+def test_set_imbalance_values_are_kept():
+    config = generic()
+    config["sampler"]["kind"], config["decisions"]["folds"] = "class_weight", 0
+    resolved = recipe.resolve_imbalance(config, np.repeat([0, 1], [50, 2]), validation=False)
+    assert resolved["sampler"]["kind"] == "class_weight" and resolved["decisions"]["folds"] == 0

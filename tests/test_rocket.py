@@ -16,7 +16,7 @@ from kseq import SequenceClassifier, build_model
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
 from kseq.models.ridge import ALPHAS, ridge_classifier
-from kseq.models.rocket import NUM_KERNELS, MiniRocket, MultiRocket, kernel_weights
+from kseq.models.rocket import MiniRocket, MultiRocket, kernel_weights
 from kseq.training import recipe
 
 

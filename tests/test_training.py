@@ -192,3 +192,36 @@ def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
     predicted = (log_p + list(fitted["offsets"].values())).argmax(-1)
     v = val_set.class_names.index("V")
     assert ((predicted == v) & (val_set.y == v)).sum() / (val_set.y == v).sum() >= 0.9
+
+
+@pytest.mark.slow  # four trainings (the run's and three folds') and an export: minutes on 2 cores
+def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
+    """Levels in physical units and a 4:1 imbalance: the recipe resolves series+channel normalisation
+    (fitted on the training series, saved with the model), balanced batches, and decisions fitted on
+    out-of-fold predictions, since 6 minority series leave no room for a validation split."""
+    import tomllib
+
+    rng = np.random.default_rng(0)
+
+    def draw(counts):
+        y = np.repeat([0, 1], counts)
+        x = rng.normal(0.0, 1.0, (len(y), 16, 2)).astype("float32")
+        x[..., 1] = 200.0 + 5.0 * x[..., 1] + 20.0 * y[:, None]  # channel 1: a level in physical units
+        return x, y
+
+    x_train, y_train = draw((24, 6))
+    x_test, y_test = draw((10, 10))
+    data = tmp_path / "imbalanced.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    config = load_config("resnet", [f"data.path={json.dumps(str(data))}", 'data.source="npz"', "train.steps=30",
+                                    "model.filters=[4, 4, 4]", "train.verbose=0"])
+    run = train(config, tmp_path / "out")
+    written = tomllib.loads((run.directory / "config.toml").read_text())
+    assert written["preprocess"]["normalize"] == "series+channel"
+    assert written["sampler"]["kind"] == "rejection" and written["decisions"]["folds"] == 3
+    assert run.metrics["decisions"]["fitted_on"] == "out-of-fold predictions of the training split (3 folds)"
+    reloaded = keras.saving.load_model(run.directory / "model.keras")
+    standardize = next(layer for layer in reloaded._flatten_layers() if layer.name == "channel_standardization")
+    steps = x_train.reshape(-1, 2).astype("float64")  # no padding: every step is signal
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(standardize.mean), steps.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(standardize.std), steps.std(0), rtol=1e-4)

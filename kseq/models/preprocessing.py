@@ -163,6 +163,12 @@ def with_feature_transform(model: keras.Model, transform: dict, name: str | None
     return keras.Model(inputs, outputs, name=name or model.name)
 
 
+def signal_mask(x: np.ndarray) -> np.ndarray:
+    """NumPy: (N, T) True on signal steps, False on each sequence's trailing all-zero steps (padding)."""
+    nonzero = np.any(np.asarray(x) != 0, axis=-1)
+    return np.flip(np.cumsum(np.flip(nonzero, axis=1), axis=1), axis=1) > 0
+
+
 @keras.saving.register_keras_serializable(package="kseq")
 class SeriesNormalization(layers.Layer):
     """Per-series z-normalisation: every channel of every sequence to mean 0, standard deviation 1.
@@ -201,8 +207,90 @@ class SeriesNormalization(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def with_series_normalization(model: keras.Model, name: str | None = None) -> keras.Model:
-    """Raw sequences -> `SeriesNormalization` -> `model`: the same input shape, normalised in-graph."""
-    inputs = keras.Input(model.input_shape[1:], name="sequence")
-    outputs = model(SeriesNormalization(name="series_normalization")(inputs))
-    return keras.Model(inputs, outputs, name=name or model.name)
+@keras.saving.register_keras_serializable(package="kseq")
+class ChannelStandardization(layers.Layer):
+    """Per-channel standardisation fitted on a training set: `(x - mean[f]) / std[f]` for channel f.
+
+    Unlike `SeriesNormalization` it keeps what tells series apart by level and scale (a channel
+    whose mean is the class), while putting channels in physical units of very different sizes
+    on one scale. `adapt(x)` fits the mean and standard deviation of every channel over the signal
+    steps of the training sequences (trailing all-zero steps are padding and are left out), as
+    scikit-learn's `StandardScaler` would over all their time steps; a constant channel gets
+    standard deviation 1. The statistics are the layer's (non-trainable) weights, so they are saved
+    with the model. Padding stays all-zero.
+
+    Example:
+        >>> layer = ChannelStandardization()
+        >>> layer.adapt(np.array([[[1.0, 10.0], [3.0, 30.0]]], dtype="float32"))
+        >>> keras.ops.convert_to_numpy(layer(np.array([[[3.0, 10.0]]], dtype="float32"))).tolist()
+        [[[1.0, -1.0]]]
+    """
+
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        channels = (input_shape[-1],)
+        self.mean = self.add_weight(shape=channels, initializer="zeros", trainable=False, name="mean")
+        self.std = self.add_weight(shape=channels, initializer="ones", trainable=False, name="std")
+
+    def adapt(self, x) -> None:
+        """Fit each channel's mean and standard deviation over the signal steps of `x` (N, T, F)."""
+        x = np.asarray(x, dtype="float64")
+        if x.ndim != 3:
+            raise ValueError(f"ChannelStandardization.adapt expects (N, T, F) sequences; got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        steps = x[signal_mask(x)]  # (signal steps, F)
+        if not len(steps):
+            raise ValueError("ChannelStandardization.adapt: every sequence is all zeros")
+        std = steps.std(axis=0)
+        self.mean.assign(steps.mean(axis=0).astype("float32"))
+        self.std.assign(np.where(std > self.epsilon, std, 1.0).astype("float32"))
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        mean, std = ops.cast(self.mean, x.dtype), ops.cast(self.std, x.dtype)
+        return (x - mean) / std * ops.cast(ops.expand_dims(real_steps(x), axis=-1), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+# What `preprocess.normalize` puts in front of the model (see `kseq.training.recipe` for "auto").
+NORMALIZATIONS = ("none", "series", "channel", "series+channel")
+
+
+def normalized_channels(kind: str, num_features: int) -> int:
+    """The channels the model sees after normalisation `kind` of `num_features` input channels."""
+    return 2 * num_features if kind == "series+channel" else num_features
+
+
+def with_normalization(model: keras.Model, kind: str, x_fit=None, name: str | None = None) -> keras.Model:
+    """Raw sequences (B, T, F) -> normalisation `kind` -> `model`, in-graph.
+
+    `"series"`: `SeriesNormalization` (each series' shape); `"channel"`: `ChannelStandardization`
+    adapted on the training sequences `x_fit` (level and scale kept); `"series+channel"`: both,
+    concatenated along the channels, so the model (built for 2F channels) sees shape and level.
+    Without `x_fit` the standardisation is left at mean 0, std 1, for weights set afterwards.
+    """
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalisation {kind!r}; expected one of {', '.join(NORMALIZATIONS)}")
+    if kind == "none":
+        return model
+    num_features = model.input_shape[-1] // 2 if kind == "series+channel" else model.input_shape[-1]
+    inputs = keras.Input((*model.input_shape[1:-1], num_features), name="sequence")
+    parts = []
+    if kind in ("series", "series+channel"):
+        parts.append(SeriesNormalization(name="series_normalization")(inputs))
+    if kind in ("channel", "series+channel"):
+        standardize = ChannelStandardization(name="channel_standardization")
+        if x_fit is not None:
+            standardize.adapt(x_fit)
+        parts.append(standardize(inputs))
+    features = parts[0] if len(parts) == 1 else layers.Concatenate(axis=-1, name="shape_and_level")(parts)
+    return keras.Model(inputs, model(features), name=name or model.name)

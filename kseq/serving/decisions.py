@@ -124,8 +124,12 @@ def fit_offsets(log_probabilities, y, recall_floor: dict | None = None) -> np.nd
     return offsets - offsets.mean()
 
 
-def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) -> tuple[Decision | None, dict]:
+def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
+           fitted_on: str | None = None) -> tuple[Decision | None, dict]:
     """Fit the `[decisions]` settings on the validation logits; report them on the test logits.
+
+    `fitted_on` says where the held-out logits come from (default: the validation split; a run
+    without one passes out-of-fold predictions of the training split, `trainer.out_of_fold_logits`).
 
     Returns the `Decision` layer for the export (None without a validation split: serving keeps
     the argmax) and `{"decisions": ..., "calibration": ...}` for `metrics.json`: the temperature,
@@ -156,7 +160,7 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict) 
     val_tuned = objective(y_val, (val_log_p + offsets).argmax(1), num_classes, floor_vector)
     decisions = {
         "fitted": True,
-        "fitted_on": f"validation split ({len(y_val)} series)",
+        "fitted_on": fitted_on or f"validation split ({len(y_val)} series)",
         "thresholds": settings["thresholds"],
         "recall_floor": dict(settings["recall_floor"]),
         "temperature": temperature,

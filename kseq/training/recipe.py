@@ -28,6 +28,28 @@ The rules, in the order they apply:
   which amortises the per-step overhead that dominates tiny batches on a CPU.
 - `model.pool_size` (`hybrid` front ends): the pooling factor that leaves the recurrent layers at
   most `MAX_RECURRENT_STEPS` steps, since a recurrent layer's cost grows with every step it runs.
+- `preprocess.normalize` (`resolve_normalize`): `"series+channel"`, unless every training series
+  is already z-normalised, then `"series"`. No single transform keeps what every dataset needs:
+  per-series z-normalisation (the archive's convention) keeps each channel's shape but erases
+  its level and scale, which on one held-out multivariate set carry the class (80.0% with it,
+  98.9% without); raw values keep the level but leave sensor channels in physical units on
+  scales a network trains badly on (WatchExercise: 95.2% per-series, 85.7% raw). So the model
+  sees both, concatenated along the channels: each channel z-normalised per series (shape) and
+  standardised per channel with the training set's mean and standard deviation
+  (`kseq.models.preprocessing.ChannelStandardization`, fitted by `adapt`, saved in the model:
+  level and scale, on a common scale). Both are affine maps of the input, so nothing is thrown
+  away, and the cost is one more input channel per channel in the first layer. Where every
+  series already has mean 0 and deviation 1 (the univariate archive as distributed), the
+  standardised copy would repeat the z-normalised one, so the resolution keeps `"series"` alone
+  and those datasets keep the configuration they had. Measured on the six development sets in
+  experiments/README.md; the rule was fixed before those runs and is not tuned to them.
+- `sampler.kind` and `decisions.folds` (`resolve_imbalance`): when the largest class is at least
+  `IMBALANCE_RATIO` times the smallest, class-balanced batches (the `rejection` sampler, which
+  emulates PyTorch's `WeightedRandomSampler`) and decisions (`kseq.serving.decisions`) fitted on
+  held-out predictions: the validation split when there is one, else out-of-fold predictions of
+  the training split from `min(MAX_DECISION_FOLDS, smallest class)` extra models
+  (`trainer.out_of_fold_logits`), which small data, too small for a validation split, can afford.
+  Balanced data is shuffled plainly and keeps the argmax. Measured by `benchmarks/imbalance.py`.
 - `model.head` (the random-kernel models, `minirocket` and `multirocket_hydra`; "auto" when not
   given): `"ridge"`, solved in closed form with leave-one-out choice of its penalty, below
   `RIDGE_MAX_SERIES` training series, else `"logistic"`, trained by gradient with kseq's samplers
@@ -61,13 +83,18 @@ MAX_STEPS_PER_EXECUTION = 16
 MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
+IMBALANCE_RATIO = 2.0  # largest class over smallest from which the imbalance tools are used
+MAX_DECISION_FOLDS = 3
+Z_NORMALISED_TOLERANCE = 0.05  # |mean| and |std - 1| of every series' channel, for "already z-normalised"
 
 # The keys that may be "auto", by section.
 AUTO_KEYS = {
     "data": ("validation_split",),
-    "sampler": ("batch_size",),
+    "preprocess": ("normalize",),
+    "sampler": ("kind", "batch_size"),
     "train": ("steps", "monitor", "early_stopping_patience", "steps_per_execution"),
     "model": ("pool_size", "head"),
+    "decisions": ("folds",),
 }
 
 
@@ -83,6 +110,58 @@ def resolve_validation(config: dict, y_train: np.ndarray) -> float:
     counts = np.bincount(y_train)
     smallest = int(counts[counts > 0].min())
     return VALIDATION_FRACTION if smallest * VALIDATION_FRACTION >= MIN_VALIDATION_PER_CLASS else 0.0
+
+
+def already_z_normalised(x: np.ndarray) -> bool:
+    """Whether every channel of every sequence of `x` (N, T, F) has mean 0 and standard deviation 1
+    over its signal steps (trailing all-zero steps are padding), within `Z_NORMALISED_TOLERANCE`.
+
+    Either standard deviation convention passes: the archive's `ddof=1` gives `sqrt((T-1)/T)`
+    with `ddof=0`, 0.98 for 24 steps."""
+    x = np.asarray(x, dtype="float64")
+    signal = np.flip(np.cumsum(np.flip(np.any(x != 0, axis=-1), axis=1), axis=1), axis=1) > 0  # (N, T)
+    count = np.maximum(signal.sum(axis=1), 1)[:, None]  # (N, 1)
+    mean = (x * signal[..., None]).sum(axis=1) / count
+    std = np.sqrt((((x - mean[:, None]) * signal[..., None]) ** 2).sum(axis=1) / count)
+    return bool((np.abs(mean) <= Z_NORMALISED_TOLERANCE).all() and (np.abs(std - 1) <= Z_NORMALISED_TOLERANCE).all())
+
+
+def resolve_normalize(config: dict, x_train) -> str:
+    """`preprocess.normalize` by name: `"series"` when the training sequences are already
+    z-normalised (a level channel would repeat them), else `"series+channel"`; a set value is kept.
+
+    Sequences streamed from disk (shards) are not in memory to fit channel statistics on: `"series"`.
+    """
+    normalize = config["preprocess"]["normalize"]
+    if not is_auto(normalize):
+        return normalize
+    if not isinstance(x_train, np.ndarray) or already_z_normalised(x_train):
+        return "series"
+    return "series+channel"
+
+
+def imbalance_ratio(y: np.ndarray) -> float:
+    """The largest class's count over the smallest's, among the classes present in `y`."""
+    counts = np.bincount(np.asarray(y))
+    counts = counts[counts > 0]
+    return float(counts.max() / counts.min())
+
+
+def resolve_imbalance(config: dict, y_train: np.ndarray, *, validation: bool) -> dict:
+    """`sampler.kind` and `decisions.folds` as values, from the training labels (a new config).
+
+    Imbalanced (`imbalance_ratio >= IMBALANCE_RATIO`): the `rejection` sampler (class-balanced
+    batches), and, without a validation split, decisions fitted on out-of-fold predictions of
+    `min(MAX_DECISION_FOLDS, smallest class)` folds. Otherwise plain shuffling and no folds.
+    """
+    config = {**config, "sampler": dict(config["sampler"]), "decisions": dict(config["decisions"])}
+    imbalanced = imbalance_ratio(y_train) >= IMBALANCE_RATIO
+    if is_auto(config["sampler"]["kind"]):
+        config["sampler"]["kind"] = "rejection" if imbalanced else "none"
+    if is_auto(config["decisions"]["folds"]):
+        smallest = int(np.bincount(y_train)[np.bincount(y_train) > 0].min())
+        config["decisions"]["folds"] = min(MAX_DECISION_FOLDS, smallest) if imbalanced and not validation else 0
+    return config
 
 
 def resolve(config: dict, *, num_train: int, sequence_length: int, validation: bool) -> dict:
@@ -133,8 +212,12 @@ def summary(config: dict, *, num_train: int, num_validation: int) -> str:
         f"learning_rate={opt['learning_rate']:g} {opt['schedule']}",
         f"early_stopping_patience={train['early_stopping_patience']} epochs",
         f"normalize={config['preprocess']['normalize']}",
+        f"sampler={sampler['kind']}",
         selection,
     ]
+    folds = config["decisions"]["folds"]
+    if folds and not num_validation:
+        parts.append(f"decisions on out-of-fold predictions ({folds} folds)")
     if config["model"].get("name") == "hybrid":  # its pooling is the one "auto" of [model]
         parts.insert(-1, f"pool_size={config['model']['pool_size']}")
     if config["model"].get("name") in RANDOM_KERNEL_MODELS:

@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from kseq.utils.errors import InputError
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model
-from kseq.models.preprocessing import sequence_classifier, with_feature_transform, with_series_normalization
+from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier, with_feature_transform,
+                                       with_normalization)
 from kseq.models.random_kernels import adapt_and_fit_head, holds_random_kernels
 
 STRATEGIES = CHOICES["train", "strategy"]
@@ -130,6 +132,9 @@ def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet |
 def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, announce: bool = True) -> dict:
     """`config` with every `"auto"` resolved for these splits (`kseq.training.recipe`); prints the `resolved:` line."""
     x_fit, _ = to_examples(fit_set, config["preprocess"])
+    config = {**config, "preprocess": {**config["preprocess"],
+                                       "normalize": recipe.resolve_normalize(config, x_fit)}}
+    config = recipe.resolve_imbalance(config, fit_set.y, validation=val_set is not None)
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
                             validation=val_set is not None)
     if announce:
@@ -146,21 +151,32 @@ def to_examples(data: SequenceSet, pre: dict) -> tuple[np.ndarray, np.ndarray]:
     return xw, yw
 
 
-def build_window_model(config: dict, input_shape, num_classes: int, transform: dict | None) -> keras.Model:
-    """The registered model, behind per-series normalisation and the fitted feature transform when set.
+def build_window_model(config: dict, input_shape, num_classes: int, transform: dict | None,
+                       x_fit: np.ndarray | None = None) -> keras.Model:
+    """The registered model, behind the normalisation `preprocess.normalize` names and the fitted
+    feature transform when set.
 
-    Raw input -> `FeatureTransform` -> `SeriesNormalization` -> model: both in-graph, so the saved
-    model takes raw sequences.
+    Raw input -> `FeatureTransform` -> normalisation -> model: all in-graph, so the saved model
+    takes raw sequences. The `"channel"` normalisations are adapted on `x_fit` (the raw training
+    examples, passed through the transform first); without it their statistics stay 0 and 1 (a
+    copy whose weights are set afterwards).
     """
     hp = {k: v for k, v in config["model"].items() if k != "name"}
+    kind = config["preprocess"]["normalize"]
+    if x_fit is not None and not isinstance(x_fit, np.ndarray) and "channel" in kind:
+        raise InputError(f"preprocess.normalize = {kind!r} is fitted on sequences in memory; sharded "
+                         "data streams from disk: use 'series' or 'none'")
     if transform is not None:
         input_shape = (input_shape[0], len(transform["output_features"]))
+        if x_fit is not None:
+            x_fit = keras.ops.convert_to_numpy(FeatureTransform(transform)(x_fit))
     try:
-        model = build_model(config["model"]["name"], input_shape, num_classes, **hp)
+        model = build_model(config["model"]["name"], (*input_shape[:-1], normalized_channels(kind, input_shape[-1])),
+                            num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
-    if config["preprocess"]["normalize"] == "series":
-        model = with_series_normalization(model, name=f"{model.name}_normalized")
+    if kind != "none":
+        model = with_normalization(model, kind, x_fit, name=f"{model.name}_normalized")
     if transform is None:
         return model
     return with_feature_transform(model, transform, name=f"{model.name}_with_transform")
@@ -258,7 +274,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     input_shape = (None, x_fit.shape[2]) if any_length else x_fit.shape[1:]
     strategy = make_strategy(train_cfg["strategy"])
     with strategy.scope():
-        model = build_window_model(config, input_shape, num_classes, transform)
+        model = build_window_model(config, input_shape, num_classes, transform, x_fit)
         model.compile(
             optimizer=make_optimizer(config["optimizer"], steps_per_epoch, train_cfg["epochs"]),
             loss=make_loss(config["loss"], y_fit, num_classes),
@@ -380,10 +396,13 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics = evaluate_on_test(test_logits, test_set)
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
     metrics["epochs"] = len(fitted.history.get("epoch", []))
-    val_logits, y_val = (None, None) if val_set is None else (predict_logits(fitted.model, val_set.x, batch_size),
-                                                              val_set.y)
+    val_logits, y_val, fitted_on = (None, None, None) if val_set is None else (
+        predict_logits(fitted.model, val_set.x, batch_size), val_set.y, None)
+    if val_set is None and config["decisions"]["folds"]:
+        val_logits, y_val = out_of_fold_logits(config, fit_set, transform), fit_set.y
+        fitted_on = f"out-of-fold predictions of the training split ({config['decisions']['folds']} folds)"
     decision, fitted_decisions = decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names,
-                                                  config["decisions"])
+                                                  config["decisions"], fitted_on=fitted_on)
     metrics.update(fitted_decisions)
     # Shards stream from disk: no sequences in memory to draw. Random-kernel features are step
     # functions of the input (counts of C > bias): no gradient for a saliency map to follow.
@@ -391,6 +410,31 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         saliency.plot_saliency(fitted.model, test_set, test_logits, partial / "plots" / "saliency.png")
     directory = run_folder.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
+
+
+def out_of_fold_logits(config: dict, fit_set: SequenceSet, transform: dict | None) -> np.ndarray:
+    """Logits for every series of `fit_set` from a model that did not train on it.
+
+    `decisions.folds` stratified folds; each fold's model is trained as the run's is (same
+    resolved config, epochs and seed) on the other folds, so held-out predictions exist even
+    when the data is too small for a validation split. Decisions fitted on them are then applied
+    to the run's model, trained on all of `fit_set`.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    folds, seed = int(config["decisions"]["folds"]), int(config["train"]["seed"])
+    batch_size = int(config["sampler"]["batch_size"])
+    logits = np.zeros((len(fit_set), len(fit_set.class_names)), np.float32)
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for train_index, held_index in splitter.split(np.zeros(len(fit_set)), fit_set.y):
+        fold_config = copy.deepcopy(config)
+        fold_config["train"]["verbose"] = 0
+        fold_config["train"]["steps_per_execution"] = min(int(config["train"]["steps_per_execution"]),
+                                                          math.ceil(len(train_index) / batch_size))
+        with tempfile.TemporaryDirectory(prefix="kseq-fold-") as work:
+            fitted = fit(fold_config, fit_set.subset(train_index), None, transform, Path(work))
+        logits[held_index] = predict_logits(fitted.model, fit_set.x[held_index], batch_size)
+    return logits
 
 
 def throughput(samples: int, fit_seconds: float, step_seconds: float) -> dict:
