@@ -20,6 +20,7 @@ from keras import ops
 from sklearn import metrics as skm
 
 from kseq.reporting.plots import plot_confusion_matrix
+from kseq.utils.errors import InputError
 
 
 def _predict(model, validation_data, batch_size):
@@ -67,6 +68,29 @@ class ClassificationReport(keras.callbacks.Callback):
         logs["val_balanced_accuracy"] = float(balanced)
         for name, recall in zip(names, recalls):
             logs[f"val_recall_{name}"] = float(recall)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """End training with an `InputError` the first batch whose loss is NaN or infinite.
+
+    Keras' `TerminateOnNaN` only stops, and the run would then be evaluated and written with
+    weights that hold NaN; a non-finite loss means the data or the learning rate is wrong, so
+    `kseq.training.trainer.train` ends the run with one `error:` line and leaves no run folder.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise InputError(f"training loss is {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                             "expected finite values: check the data for extreme values and lower "
+                             "optimizer.learning_rate")
 
 
 class StepTimer(keras.callbacks.Callback):

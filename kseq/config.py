@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -21,11 +21,6 @@ import tomli_w
 
 from kseq.utils.errors import InputError
 from kseq.training.recipe import AUTO_KEYS, is_auto
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULTS: dict = {
     "experiment": {"name": ""},
@@ -102,6 +97,30 @@ CHOICES = {
     ("train", "strategy"): ("default", "mirrored", "multi_worker"),
     ("decisions", "thresholds"): ("macro_f1", "none"),
 }
+# The ranges of the fixed numeric keys: (low, high, low_open, high_open, integer), None for no
+# bound. A value out of range would train anyway and report a number (a validation split of 1.5
+# keeps one series per class), or fail deep in TensorFlow (a batch size of 0).
+RANGES = {
+    ("data", "scale"): (0, None, True, False, False),
+    ("data", "validation_split"): (0, 1, False, True, False),
+    ("data", "test_split"): (0, 1, True, True, False),
+    ("preprocess", "spline_order"): (1, 5, False, False, True),
+    ("preprocess", "correlation_threshold"): (0, 1, False, False, False),
+    ("preprocess", "window"): (0, None, False, False, True),
+    ("preprocess", "stride"): (0, None, False, False, True),
+    ("sampler", "batch_size"): (1, None, False, False, True),
+    ("optimizer", "learning_rate"): (0, None, True, False, False),
+    ("optimizer", "weight_decay"): (0, None, False, False, False),
+    ("train", "epochs"): (1, None, False, False, True),
+    ("train", "steps"): (0, None, False, False, True),
+    ("train", "seed"): (0, 2**32 - 1, False, False, True),
+    ("train", "restart"): (0, None, False, False, True),
+    ("train", "early_stopping_patience"): (0, None, False, False, True),
+    ("train", "reduce_lr_patience"): (0, None, False, False, True),
+    ("train", "reduce_lr_factor"): (0, 1, True, True, False),
+    ("train", "steps_per_execution"): (1, None, False, False, True),
+    ("train", "verbose"): (0, 2, False, False, True),
+}
 # Fixed keys whose value may take another type than their default's.
 _ALSO = {("preprocess", "groups"): dict, ("sampler", "target"): list, ("train", "verbose"): int}
 CONFIG_DIR = resources.files("kseq.experiments") / "configs"
@@ -169,9 +188,34 @@ def check_values(config: dict, source: str = "config") -> None:
             choices = CHOICES.get((section, key))
             if choices and value not in choices:
                 raise InputError(f"{source}: {section}.{key} = {value!r}; expected one of {', '.join(choices)}")
+    _check_ranges(config, source)
     for key, value in config["model"].items():
         if is_auto(value) and key not in AUTO_KEYS["model"]:
             raise InputError(f"{source}: model.{key} cannot be \"auto\"; only {', '.join(AUTO_KEYS['model'])} can")
+
+
+def _check_ranges(config: dict, source: str) -> None:
+    """Reject a number outside its `RANGES` entry, and a window/stride pair that cannot slide."""
+    for (section, key), (low, high, low_open, high_open, integer) in RANGES.items():
+        value = config[section][key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # "auto" or a type check_values already passed (train.verbose = "auto")
+        if integer and value != int(value):
+            raise InputError(f"{source}: {section}.{key} = {value!r}; expected a whole number")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:
+            left = "" if low is None else f"{'>' if low_open else '>='} {low}"
+            right = "" if high is None else f"{'<' if high_open else '<='} {high}"
+            expected = " and ".join(part for part in (left, right) if part)
+            raise InputError(f"{source}: {section}.{key} = {value!r}; expected a {'whole ' if integer else ''}"
+                             f"number {expected}")
+    window, stride = config["preprocess"]["window"], config["preprocess"]["stride"]
+    if stride and not window:
+        raise InputError(f"{source}: preprocess.stride = {stride} without preprocess.window; a stride needs a window")
+    if window and stride > window:
+        raise InputError(f"{source}: preprocess.stride = {stride} is larger than preprocess.window = {window}; "
+                         "expected a stride <= the window, so that windows cover every step")
 
 
 def infer_source(path: str, labels: str, default: str) -> str:

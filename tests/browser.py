@@ -4,7 +4,8 @@ Chromium is started with `--remote-debugging-pipe`: the protocol's JSON messages
 file descriptors 3 (to the browser) and 4 (from it), each ended by a NUL byte, so no port, no
 network and no extra Python package is needed. `open_page` loads a page and reports what a
 person opening it would meet: console errors, uncaught exceptions, failed loads, images that
-did not decode, and a full-page screenshot. `.ci/run` installs the distribution's `chromium`.
+did not decode, and a full-page screenshot. Without a browser the calling test skips, naming the
+Debian package (`tests.system_tools`); `.ci/run` installs the distribution's `chromium`.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.system_tools import missing
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 IMAGES = ("JSON.stringify([...document.images].map(i => ({complete: i.complete, width: i.naturalWidth, "
           "alt: i.alt})))")
 
 
 def browser_binary() -> str:
+    """The first of `BROWSERS` on PATH; without one the calling test skips (or fails under CI)."""
     for name in BROWSERS:
         if shutil.which(name):
             return shutil.which(name)
-    raise RuntimeError(f"no headless browser found (tried {', '.join(BROWSERS)}); "
-                       "install the distribution's chromium (.ci/run does)")
+    missing(f"a headless browser ({', '.join(BROWSERS)})", "Debian: apt-get install chromium")
 
 
 class _Pipe:
@@ -75,6 +78,7 @@ def open_page(path, screenshot, width: int = 1200) -> dict:
     Returns `errors` (console errors, exceptions, error log entries, failed loads: strings) and
     `images` (per <img>: complete, natural width, alt text).
     """
+    binary = browser_binary()
     to_browser_r, to_browser_w = os.pipe()
     from_browser_r, from_browser_w = os.pipe()
     profile = tempfile.mkdtemp(prefix="kseq-chromium-")
@@ -86,7 +90,7 @@ def open_page(path, screenshot, width: int = 1200) -> dict:
         os.dup2(writes, 4)
 
     process = subprocess.Popen(
-        [browser_binary(), "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
+        [binary, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
          "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}", f"--window-size={width},900"],
         preexec_fn=child_fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

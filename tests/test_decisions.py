@@ -76,7 +76,7 @@ def test_decide_reports_with_and_without_and_builds_the_export_layer():
     tuned = (log_softmax(test_logits / d["temperature"], axis=-1) + offsets).argmax(1)
     assert d["test"]["macro_f1"] == pytest.approx(macro_f1(y_test, tuned))
     assert cal["test_ece_after"] < cal["test_ece_before"]
-    assert d["validation"]["macro_f1_tuned"] >= d["validation"]["macro_f1_argmax"]
+    assert d["validation"]["macro_f1_tuned_in_sample"] >= d["validation"]["macro_f1_argmax"]
     assert isinstance(layer, Decision) and layer.temperature == d["temperature"]
     served = keras.ops.convert_to_numpy(layer.scores(test_logits.astype("float32"))).argmax(1)
     np.testing.assert_array_equal(served, tuned)
@@ -121,3 +121,31 @@ def test_majority_vote_shares_with_zeros_get_finite_offsets_and_no_temperature()
     tuned = (log_shares + offsets).argmax(1)
     assert out["decisions"]["test"]["macro_f1"] == pytest.approx(macro_f1(y, tuned))
     assert macro_f1(y, tuned) >= macro_f1(y, log_shares.argmax(1))
+
+
+def test_offsets_are_skipped_below_the_minimum_validation_support():
+    """A class with 4 validation series (< MIN_VALIDATION_SUPPORT = 5): argmax kept, metrics say why;
+    with 5, the same scores get offsets that change the decision."""
+    log_p, y = imbalanced_scores(400, 9)
+    rare = np.flatnonzero(y == 2)
+    assert decisions.MIN_VALIDATION_SUPPORT == 5
+    keep = np.setdiff1d(np.arange(len(y)), rare[4:])  # exactly 4 series of class "c" remain
+    layer, out = decisions.decide(log_p[keep], y[keep], log_p, y, ("a", "b", "c"), SETTINGS)
+    d = out["decisions"]
+    assert set(d["offsets"].values()) == {0.0} and layer.offsets == [0.0, 0.0, 0.0]
+    assert d["offsets_skipped"].startswith("'c' (4): fewer than 5 validation series")
+    assert d["validation"]["macro_f1_tuned_in_sample"] == d["validation"]["macro_f1_argmax"]
+    assert out["calibration"]["fitted"]  # the temperature, one number, is still fitted
+    keep = np.setdiff1d(np.arange(len(y)), rare[5:])
+    _, out = decisions.decide(log_p[keep], y[keep], log_p, y, ("a", "b", "c"), SETTINGS)
+    assert "offsets_skipped" not in out["decisions"] and set(out["decisions"]["offsets"].values()) != {0.0}
+
+
+def test_decide_without_a_test_split_gives_the_same_decision():
+    val_log_p, y_val = imbalanced_scores(1000, 10)
+    test_log_p, y_test = imbalanced_scores(1000, 11)
+    with_test, reported = decisions.decide(3 * val_log_p, y_val, 3 * test_log_p, y_test, ("a", "b", "c"), SETTINGS)
+    alone, fitted = decisions.decide(3 * val_log_p, y_val, None, None, ("a", "b", "c"), SETTINGS)
+    assert alone.get_config() == with_test.get_config()
+    assert "test" not in fitted["decisions"] and "test_ece_after" not in fitted["calibration"]
+    assert fitted["decisions"]["validation"] == reported["decisions"]["validation"]

@@ -188,21 +188,7 @@ def test_npz_string_labels_sorted_or_in_given_order(tmp_path):
     np.testing.assert_array_equal(train.y, [0, 2, 2, 1])
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"y_test": None, "x_test": None}, r"missing arrays x_test, y_test; found x_train, y_train"),
-    ({"x_test": np.zeros((2, 5))}, r"x_train has 6 time steps \(T\) but x_test has 5"),
-    ({"y_train": np.array([0, 1, 2])}, r"x_train has 4 rows but y_train has shape \(3,\)"),
-    ({"x_test": np.zeros((2, 6, 1, 1))}, r"x_test must be a numeric \(N, T\) or \(N, T, F\) array"),
-    ({"x_train": np.array([[0, np.inf, 0, 0, 0, 0]] * 4)}, r"x_train has infinite values in rows 0, 1, 2, 3"),
-    ({"y_test": np.array([2, 4]), "class_names": np.array(["a", "b", "c"])},
-     r"y_test has labels outside 0\.\.2 \(\('a', 'b', 'c'\)\) at rows 1"),
-    ({"y_train": np.array([0, -1, 0, 0])}, r"y_train\[1\] is -1; expected a class index >= 0"),
-    ({"y_train": np.array([0.0, 1.5, 0.0, 0.0])}, r"y_train\[1\] is 1\.5"),
-    ({"y_train": np.array(["a", "b", "a", "x"]), "y_test": np.array(["a", "b"]), "class_names": np.array(["a", "b"])},
-     r"y_train has labels 'x' not in class_names \('a', 'b'\)"),
-])
-def test_npz_errors(tmp_path, arrays, message):
-    _raises([r"data\.npz", message], load_npz, _npz(tmp_path, **arrays))
+# Malformed npz files: tests/test_bad_input.py (LOADERS).
 
 
 def test_npz_lengths_are_kept_and_nan_padding_reads_as_zero(tmp_path):
@@ -240,13 +226,6 @@ def test_npz_without_lengths_falls_back_to_trailing_zero_steps(tmp_path):
 def test_npz_length_errors(tmp_path, arrays, message):
     _raises([r"data\.npz", message], load_npz, _npz(tmp_path, **arrays))
 
-
-def test_npz_unreadable_files(tmp_path):
-    _raises(r"gone\.npz: no such file", load_npz, tmp_path / "gone.npz")
-    (tmp_path / "text.npz").write_text("not a zip")
-    _raises(r"text\.npz: not a readable \.npz", load_npz, tmp_path / "text.npz")
-    path = _npz(tmp_path, y_train=np.array([0, "a", 1, 2], dtype=object))
-    _raises(r"data\.npz: not a readable \.npz of plain arrays", load_npz, path)
 
 
 # --- pain CSV --------------------------------------------------------------------------------

@@ -99,7 +99,12 @@ def check_pair(train: SequenceSet, test: SequenceSet | None, train_name: str, te
     for data, name in ((train, train_name), (test, test_name)):
         if data is not None:
             _check_not_all_missing(data, name)
+            check_no_empty_channel(data, name)
     counts = np.bincount(train.y[train.y >= 0], minlength=len(train.class_names))
+    if (counts > 0).sum() == 1:
+        (only,) = np.flatnonzero(counts)
+        raise InputError(f"{train_name}: every training series is of class {train.class_names[only]!r}; "
+                         "a classifier needs at least 2 classes")
     if test is not None:
         tested = np.unique(test.y[test.y >= 0])
         untrained = [train.class_names[c] for c in tested if counts[c] == 0]
@@ -125,6 +130,33 @@ def _check_not_all_missing(data: SequenceSet, name: str) -> None:
         more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
         raise InputError(f"{name}: series {empty[0] + 1}{more} (1-based) has no values: every channel is "
                          "missing; remove it or give it data")
+
+
+def check_no_empty_channel(data: SequenceSet, name: str, after: str = "") -> None:
+    """InputError naming the first series (1-based) and channel missing (NaN) over the series'
+    whole length: gap filling has no value in it to interpolate from, so NaN would reach the model.
+    `after` says what ran before (a message after gap filling names the method)."""
+    steps = np.arange(data.x.shape[1])
+    lengths = data.lengths if data.lengths is not None else np.full(len(data), data.x.shape[1])
+    signal = (steps[None, :] < np.asarray(lengths)[:, None])[:, :, None]  # (N, T, 1)
+    empty = (np.isnan(data.x) | ~signal).all(axis=1) & (np.asarray(lengths) > 0)[:, None]  # (N, F)
+    if empty.any():
+        series, channel = np.argwhere(empty)[0]
+        label = (data.feature_names[channel] if getattr(data, "feature_names", None)
+                 else f"{channel + 1} (1-based)")
+        raise InputError(f"{name}: series {series + 1} (1-based), channel {label} is missing (NaN) over its whole "
+                         f"length{after}; gap filling has nothing to interpolate from: remove the series or the channel")
+
+
+def check_filled(data: SequenceSet, name: str, method: str) -> None:
+    """InputError where NaN is left after gap filling with `method`: a channel missing over a
+    whole series, or any gap when `method` is "none". Training on NaN would give a NaN loss."""
+    check_no_empty_channel(data, name, after=f" (preprocess.fill_gaps = {method!r})")
+    nan = np.argwhere(np.isnan(data.x))
+    if len(nan):
+        series, step, channel = nan[0]
+        raise InputError(f"{name}: series {series + 1} (1-based), channel {channel + 1} has a gap (NaN) at step "
+                         f"{step + 1} and preprocess.fill_gaps = {method!r}; expected 'linear' or 'spline' to fill it")
 
 
 def _classes(names, one: str, many: str) -> str:

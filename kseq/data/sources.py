@@ -278,7 +278,7 @@ def _int_labels(path: Path, key: str, y: np.ndarray) -> np.ndarray:
     bad = ~(np.isfinite(y) & (y == np.round(y)) & (y >= 0)) if y.dtype.kind == "f" else y < 0
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: {key}[{row}] is {y[row].item()}; expected a class index >= 0")
+        raise InputError(f"{path}: {key}[{row}] is {y[row].item()}; expected an integer class index (0, 1, 2, ...)")
     return y.astype(np.int64)
 
 

@@ -73,7 +73,10 @@ def _headline(metrics: dict) -> str:
         table += (f"<p class=\"note\">Decision fitted on the {_e(tuned['fitted_on'])}: temperature "
                   f"{tuned['temperature']:.3g}; offsets on log-probabilities {_e(offsets)}; validation macro-F1 "
                   f"{tuned['validation']['macro_f1_argmax']:.4f} (argmax) -> "
-                  f"{tuned['validation']['macro_f1_tuned']:.4f} (tuned).</p>")
+                  f"{tuned['validation']['macro_f1_tuned_in_sample']:.4f} (tuned; in-sample: the offsets were "
+                  "chosen on these series).</p>")
+        if tuned.get("offsets_skipped"):
+            table += f"<p class=\"note\">Offsets not fitted: {_e(tuned['offsets_skipped'])}.</p>"
     return table
 
 

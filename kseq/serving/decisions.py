@@ -31,6 +31,10 @@ from kseq.models.decision import Decision
 
 MAX_ROUNDS = 20
 THRESHOLDS = ("macro_f1", "none")
+# Per-class offsets are fitted only when every class in the validation split has at least this
+# many series: below it one series moves a class's recall by more than 20 points, so the offsets
+# would fit noise (a single F beat at `data.scale=0.01`). Temperature, one number, is still fitted.
+MIN_VALIDATION_SUPPORT = 5
 
 
 def check_settings(settings: dict, class_names) -> None:
@@ -133,27 +137,35 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
 
     Returns the `Decision` layer for the export (None without a validation split: serving keeps
     the argmax) and `{"decisions": ..., "calibration": ...}` for `metrics.json`: the temperature,
-    the offsets by class name, validation macro-F1 with and without them, the test report with
-    them (`kseq.reporting.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
-    before and after temperature scaling with its reliability table.
+    the offsets by class name, validation macro-F1 with and without them (the tuned figure is
+    in-sample: the offsets were chosen on those series), the test report with them
+    (`kseq.reporting.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
+    before and after temperature scaling with its reliability table. Offsets stay zero, and
+    `offsets_skipped` says why, when a validation class has fewer than `MIN_VALIDATION_SUPPORT`
+    series. `test_logits=None` (an estimator's fit, which has no test split) leaves out the test figures.
     """
     if val_logits is None or len(y_val) == 0:
         reason = {"fitted": False, "reason": "no validation split"}
         return None, {"decisions": dict(reason), "calibration": dict(reason)}
     num_classes = len(class_names)
     val_logits, y_val = np.asarray(val_logits, np.float64), np.asarray(y_val)
-    test_logits, y_test = np.asarray(test_logits, np.float64), np.asarray(y_test)
     skip = ("calibrate = false" if not settings["calibrate"] else None if np.isfinite(val_logits).all()
             else "the outputs are not all finite logits (a majority vote's shares include zeros)")
     temperature = calibration.fit_temperature(val_logits, y_val) if skip is None else 1.0
     val_log_p = log_softmax(val_logits / temperature, axis=-1)
     floors = {list(class_names).index(name): float(v) for name, v in settings["recall_floor"].items()}
+    support = np.bincount(y_val, minlength=num_classes)
+    scarce = np.flatnonzero((support > 0) & (support < MIN_VALIDATION_SUPPORT))
+    offsets_skipped = None
     if settings["thresholds"] == "none":
         offsets = np.zeros(num_classes)
+    elif len(scarce):
+        offsets = np.zeros(num_classes)
+        offsets_skipped = (f"{', '.join(f'{class_names[c]!r} ({support[c]})' for c in scarce)}: fewer than "
+                           f"{MIN_VALIDATION_SUPPORT} validation series; "
+                           "per-class offsets need that many of every class, so the decision is the argmax")
     else:
         offsets = fit_offsets(val_log_p, y_val, floors)
-    test_log_p = log_softmax(test_logits / temperature, axis=-1)
-    raw_test, calibrated_test = softmax(test_logits), np.exp(test_log_p)
     floor_vector = np.zeros(num_classes)
     floor_vector[list(floors)] = list(floors.values())
     val_argmax = objective(y_val, val_log_p.argmax(1), num_classes, floor_vector)
@@ -165,24 +177,32 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
         "recall_floor": dict(settings["recall_floor"]),
         "temperature": temperature,
         "offsets": dict(zip(class_names, offsets.tolist())),
-        "validation": {"macro_f1_argmax": val_argmax[1], "macro_f1_tuned": val_tuned[1],
-                       "recall_shortfall_argmax": val_argmax[0], "recall_shortfall_tuned": val_tuned[0]},
-        "test": evaluation.report(y_test, calibrated_test, class_names,
-                                  y_pred=(test_log_p + offsets).argmax(1)),
+        **({"offsets_skipped": offsets_skipped} if offsets_skipped else {}),
+        # The tuned figures are measured on the series the offsets were chosen on: optimistic.
+        "validation": {"macro_f1_argmax": val_argmax[1], "macro_f1_tuned_in_sample": val_tuned[1],
+                       "recall_shortfall_argmax": val_argmax[0], "recall_shortfall_tuned_in_sample": val_tuned[0]},
     }
     layer = Decision(temperature, offsets.tolist(), name="decision")
+    calibrated = {"fitted": skip is None, **({"reason": skip} if skip else {}), "temperature": temperature}
+    if skip is None:
+        calibrated.update({
+            "bins": calibration.BINS,
+            "validation_nll_before": calibration.negative_log_likelihood(val_logits, y_val),
+            "validation_nll_after": calibration.negative_log_likelihood(val_logits, y_val, temperature),
+        })
+    if test_logits is None:
+        return layer, {"decisions": decisions, "calibration": calibrated}
+    test_logits, y_test = np.asarray(test_logits, np.float64), np.asarray(y_test)
+    test_log_p = log_softmax(test_logits / temperature, axis=-1)
+    raw_test, calibrated_test = softmax(test_logits), np.exp(test_log_p)
+    decisions["test"] = evaluation.report(y_test, calibrated_test, class_names, y_pred=(test_log_p + offsets).argmax(1))
     if skip is not None:
         return layer, {"decisions": decisions, "calibration": {
             "fitted": False, "reason": skip, "test_ece": calibration.expected_calibration_error(y_test, raw_test)}}
-    calibrated = {
-        "fitted": True,
-        "temperature": temperature,
-        "bins": calibration.BINS,
-        "validation_nll_before": calibration.negative_log_likelihood(val_logits, y_val),
-        "validation_nll_after": calibration.negative_log_likelihood(val_logits, y_val, temperature),
+    calibrated.update({
         "test_ece_before": calibration.expected_calibration_error(y_test, raw_test),
         "test_ece_after": calibration.expected_calibration_error(y_test, calibrated_test),
         "test_reliability_before": calibration.reliability(y_test, raw_test),
         "test_reliability_after": calibration.reliability(y_test, calibrated_test),
-    }
+    })
     return layer, {"decisions": decisions, "calibration": calibrated}

@@ -127,11 +127,13 @@ def write_model(folder: Path, model: keras.Model, class_names, decision: Decisio
     export_serving(model, folder / "serving", class_names, decision)
 
 
-def write_model_folder(path: Path, model: keras.Model, config: dict, history: dict, class_names) -> Path:
+def write_model_folder(path: Path, model: keras.Model, config: dict, history: dict, class_names,
+                       decision: Decision | None = None) -> Path:
     """A fitted model's folder outside any run (`SequenceClassifier.export`): `model.keras`,
-    `serving/`, `config.toml` and `history.csv`, written under a temporary name, then renamed."""
+    `serving/` (with `decision` when given), `config.toml` and `history.csv`, written under a
+    temporary name, then renamed."""
     with new_folder(path) as partial:
-        write_model(partial, model, class_names)
+        write_model(partial, model, class_names, decision)
         write_text(partial / "config.toml", dump_config(config))
         write_text(partial / "history.csv", pd.DataFrame(history).to_csv(index=False))
     return Path(path)

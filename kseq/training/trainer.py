@@ -22,9 +22,9 @@ from kseq.utils.scores import softmax
 from kseq.serving import decisions
 from kseq.training import distribute, recipe, run_folder
 from kseq.reporting import evaluation, saliency
-from kseq.callbacks import StepTimer, WarmupCosineDecay
+from kseq.callbacks import StepTimer, StopOnNonFiniteLoss, WarmupCosineDecay
 from kseq.config import CHOICES, load_config
-from kseq.data.loading import load_datasets, stratified_split_index
+from kseq.data.loading import check_filled, load_datasets, stratified_split_index
 from kseq.data.pipeline import length_order, make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
 from kseq.data.sequence_set import SequenceSet, Splits, signal_lengths
@@ -105,6 +105,9 @@ def prepare_arrays(config: dict, train_set: SequenceSet, test_set: SequenceSet |
         None if s is None else dataclasses.replace(s, x=fill_gaps(s.x, pre["fill_gaps"], pre["spline_order"]))
         for s in (train_set, test_set, validation_set)
     )
+    for data, name in ((train_set, "training data"), (test_set, "test data"), (validation_set, "validation data")):
+        if data is not None:
+            check_filled(data, name, pre["fill_gaps"])
     fit_index = np.arange(len(train_set))
     if validation_set is not None:
         config["data"]["validation_split"] = 0.0
@@ -312,7 +315,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         epochs=train_cfg["epochs"],
         validation_data=None if validation is None else make_eval_dataset(
             *validation, batch_size=batch_size, lengths=val_set.real_lengths() if any_length else None),
-        callbacks=[step_timer, *make_callbacks(config, workdir, resume), *callbacks],
+        callbacks=[StopOnNonFiniteLoss(), step_timer, *make_callbacks(config, workdir, resume), *callbacks],
         steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
