@@ -32,7 +32,7 @@ import numpy as np
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.data.pipeline import make_train_dataset, steps_per_epoch
 from kseq.models import build_model
-from kseq.models.preprocessing import with_series_normalization
+from kseq.models.preprocessing import with_normalization
 
 PADDED_LENGTH = 1000
 CLASSES = 3
@@ -54,7 +54,7 @@ def long_tail(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def recipe_model(name: str, steps: int | None, seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    model = with_series_normalization(build_model(name, (steps, 1), CLASSES))
+    model = with_normalization(build_model(name, (steps, 1), CLASSES), "series")
     model.compile(optimizer=keras.optimizers.AdamW(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model

@@ -13,7 +13,7 @@ import kseq
 from kseq.data.sequence_set import signal_lengths
 from kseq.models import accepts_any_length, build_model
 from kseq.models.layers import real_steps
-from kseq.models.preprocessing import SeriesNormalization, with_series_normalization
+from kseq.models.preprocessing import SeriesNormalization, with_normalization
 from kseq.serving import export, runtime
 from kseq.training import trainer
 
@@ -37,7 +37,7 @@ def trained(name: str, features: int = 2) -> keras.Model:
     unequal-length data, so that batch norm's moving statistics are not the initial 0 and 1.
     Built once per module run: the tests only call it."""
     keras.utils.set_random_seed(0)
-    model = with_series_normalization(build_model(name, (None, features), 3, **SMALL[name]))
+    model = with_normalization(build_model(name, (None, features), 3, **SMALL[name]), "series")
     model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 50, features)).astype(np.float32) - 1.5
