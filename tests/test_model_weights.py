@@ -34,9 +34,12 @@ def weights_digest(name, input_shape, **hp):
 
 
 def assert_same_digest(actual, expected):
+    # rtol 1e-5: recurrent kernels are orthogonal matrices from a float32 QR decomposition, whose
+    # sums move in the 7th digit between TensorFlow builds (2.21: up to 8e-7 relative). A reordered,
+    # renamed or re-initialised layer moves them in the first digits.
     assert [(path, shape) for path, shape, *_ in actual] == [(path, shape) for path, shape, *_ in expected]
     np.testing.assert_allclose([sums for *_, s, a in actual for sums in (s, a)],
-                               [sums for *_, s, a in expected for sums in (s, a)], rtol=1e-7, atol=1e-9)
+                               [sums for *_, s, a in expected for sums in (s, a)], rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["builders"]))
