@@ -55,7 +55,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     Args:
         model: a registered builder (`kseq.model_names()`): "resnet", "fcn", "inception_time",
-            "cnn", "rnn", "hybrid", "attention".
+            "cnn", "rnn", "hybrid", "attention", or the random-kernel "minirocket" and
+            "multirocket_hydra", whose transforms are fitted by `adapt` and whose head (unless
+            `model_params` names one) is ridge regression in closed form below 10,000 series and
+            a trained logistic layer above (`kseq.models.random_kernels`); for those,
+            `normalize="none"` and `validation_split=0.0` are what their experiments use.
         model_params: the builder's keyword arguments (None: its defaults).
         loss: "crossentropy", "focal" or "smoothed_crossentropy" (`kseq.get_loss`).
         loss_params: the loss's keyword arguments, e.g. `{"gamma": 2.0}`, or

@@ -287,14 +287,17 @@ class MultiRocket(MiniRocket):
         super().__init__(num_features, max_dilations_per_kernel, seed, **kwargs)
 
     def _pool(self, conv, bias, positive, region, start):
-        as_float = ops.cast(positive, "float32")
-        count = ops.sum(as_float, axis=-1)
         steps = ops.maximum(ops.sum(ops.cast(region, "float32"), axis=-1), 1.0)[..., None]
+        t = ops.arange(conv.shape[2], dtype="int32")
+        # The count, the sum of outputs and the sum of indices over the positive steps, for every
+        # bias at once: one batched product (B, 84, n, T) x (B, 84, T, 3), reading `positive` once.
+        values = ops.stack([ops.ones_like(conv), ops.where(region, conv, 0.0),
+                            ops.broadcast_to(ops.cast(t, "float32"), ops.shape(conv))], axis=-1)
+        sums = ops.matmul(ops.cast(positive, "float32"), values)
+        count, output_sum, index_sum = sums[..., 0], sums[..., 1], sums[..., 2]
         nonempty = count > 0
         safe_count = ops.maximum(count, 1.0)
-        mpv = (ops.sum(ops.where(positive, conv[:, :, None, :], 0.0), axis=-1) - bias * count) / safe_count
-        t = ops.arange(conv.shape[2], dtype="int32")
-        index_sum = ops.sum(as_float * ops.cast(t, "float32"), axis=-1)
+        mpv = (output_sum - bias * count) / safe_count
         mipv = (index_sum - ops.cast(start, "float32") * count) / safe_count
         last_negative = cumulative_max(ops.where(positive, -1, t))
         lspv = ops.cast(ops.max(t - last_negative, axis=-1), "float32")

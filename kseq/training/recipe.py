@@ -15,7 +15,8 @@ The rules, in the order they apply:
   2017; Ismail Fawaz et al. 2019): the epoch with the lowest training loss.
 - `sampler.batch_size`: `N / 10` training series, between 2 and 64, as the ResNet and
   InceptionTime reference code does (`min(N / 10, 16 or 64)`), so tiny data still takes ten
-  optimizer steps an epoch.
+  optimizer steps an epoch. The random-kernel models take `N` series a batch, up to 64: on
+  small data their batches only chunk the transform.
 - `train.steps`: a budget of optimizer steps, not epochs, so 30 series and 80,000 series both get
   enough updates: `MAX_STEPS`, cut to what `COMPUTE_BUDGET` sequence-steps allow for long series
   (a 1,000 x 500 dataset trains in minutes on two CPU cores), but never under `MIN_EPOCHS` passes
@@ -173,7 +174,9 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
     config = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
     sampler, train, model = config["sampler"], config["train"], config["model"]
     if is_auto(sampler["batch_size"]):
-        sampler["batch_size"] = int(np.clip(num_train // 10, MIN_BATCH, MAX_BATCH))
+        # The random-kernel models' batches only chunk their transform (no gradient steps on small data).
+        per_batch = num_train if model.get("name") in RANDOM_KERNEL_MODELS else num_train // 10
+        sampler["batch_size"] = int(np.clip(per_batch, MIN_BATCH, MAX_BATCH))
     batch_size = int(sampler["batch_size"])
     steps_per_epoch = math.ceil(num_train / batch_size)
     if is_auto(train["steps"]):

@@ -306,8 +306,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     step_timer = StepTimer()
     started = time.perf_counter()
     # Random-kernel models: transforms fitted by `adapt`; a ridge head is solved, with no gradient steps.
-    solved = adapt_and_fit_head(model, x_fit, y_fit, config["model"]["head"], seed=training_seed(train_cfg),
-                                batch_size=batch_size) if holds_random_kernels(model) else None
+    solved = adapt_and_fit_head(model, x_fit, y_fit, config["model"]["head"],
+                                seed=training_seed(train_cfg)) if holds_random_kernels(model) else None
     if solved is not None:
         pd.DataFrame(solved).to_csv(workdir / "history.csv", index=False)
     epochs = [] if solved is not None else model.fit(
