@@ -205,12 +205,25 @@ def test_a_recall_floor_for_an_unknown_class_fails_before_training(tmp_path):
 
 
 def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
-    run = train(load_config("ecg_cnn", [*TINY_ECG, "decisions.recall_floor={V = 0.9}"]), tmp_path)
+    # data.scale 0.1: every class has at least decisions.MIN_VALIDATION_SUPPORT validation beats
+    # (at 0.01, F has one, and the offsets are skipped: test_tiny_validation_classes_skip_the_offsets).
+    overrides = [*TINY_ECG, "data.scale=0.1"]
+    run = train(load_config("ecg_cnn", [*overrides, "decisions.recall_floor={V = 0.9}"]), tmp_path)
     fitted = run.metrics["decisions"]
-    assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned"] == 0.0
+    assert "offsets_skipped" not in fitted
+    assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned_in_sample"] == 0.0
     # The floor binds on the validation split: recompute V's recall there from the saved model.
-    val_set = prepare_data(load_config("ecg_cnn", TINY_ECG)).validation
+    val_set = prepare_data(load_config("ecg_cnn", overrides)).validation
     log_p = log_softmax(run.model.predict(val_set.x, verbose=0) / fitted["temperature"], axis=-1)
     predicted = (log_p + list(fitted["offsets"].values())).argmax(-1)
     v = val_set.class_names.index("V")
     assert ((predicted == v) & (val_set.y == v)).sum() / (val_set.y == v).sum() >= 0.9
+
+
+def test_tiny_validation_classes_skip_the_offsets(tiny_run):
+    """At data.scale=0.01 the validation split holds a single F beat: no offsets, and metrics.json says why."""
+    fitted = json.loads((tiny_run.directory / "metrics.json").read_text())["decisions"]
+    val_set = prepare_data(tiny_run.config).validation
+    support = np.bincount(val_set.y, minlength=5)
+    assert support[val_set.class_names.index("F")] < 5
+    assert set(fitted["offsets"].values()) == {0.0} and "fewer than 5 validation series" in fitted["offsets_skipped"]
