@@ -1,15 +1,17 @@
 """Training ecg_cnn from shards beside training it in memory: peak RSS, throughput, class balance.
 
-    python benchmarks/out_of_core.py [--scale 1.0] [--epochs 1] [--out DIR]
+    python benchmarks/out_of_core.py [--scale 1.0] [--epochs 1] [--repeats 3] [--out DIR]
 
 In one run: writes the embedded heartbeats at `scale` (1x) and at 4 x `scale` (4x) as shards
 (each in its own process, so no measured process ever holds the data), then trains `ecg_cnn` for
 `--epochs`, each run in a fresh process reporting its own peak RSS (`ru_maxrss`) and training
 samples/s (`train_samples_per_second`, training steps alone): in memory at 1x, from shards at 1x
-and from shards at 4x. Then draws 200 batches of the 4x shards' rejection stream and compares
+and from shards at 4x. The 1x pair runs `--repeats` times, memory and shards alternating, and the
+throughput ratio is the median of the pairs' ratios (one run on shared cores varied from 0.74 to
+0.97); the RSS figures are each kind's largest. Then draws 200 batches of the 4x shards' rejection stream and compares
 their class shares with the uniform target. The last line reads
-`shard_vs_memory_throughput=<shards 1x / memory 1x> rss_4x_mb= rss_shards_1x_mb= rss_memory_1x_mb= balance_error=`
-(balance_error: the largest |share - target| over the classes).
+`shard_vs_memory_throughput=<median of shards 1x / memory 1x> ratios=<each pair's> rss_4x_mb= rss_shards_1x_mb=
+rss_memory_1x_mb= balance_error=` (balance_error: the largest |share - target| over the classes).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0, help="1x: this fraction of the embedded 87,554 beats")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the 1x memory/shards pair (median ratio)")
     parser.add_argument("--out", help="working folder (default: a temporary one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -87,20 +91,23 @@ def main() -> None:
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="kseq-out-of-core-"))
     common = {"epochs": args.epochs, "runs": str(out / "runs")}
-    results = {}
     for factor in (1, 4):
         shards = str(out / f"shards-{factor}x")
         written = measure({"kind": "write", "scale": args.scale * factor, "shards": shards})
         print(f"wrote {written['sequences']} training beats to {shards}", flush=True)
-    for name, kind, factor in (("memory_1x", "memory", 1), ("shards_1x", "shards", 1), ("shards_4x", "shards", 4)):
-        results[name] = measure({**common, "kind": kind, "scale": args.scale * factor,
-                                 "shards": str(out / f"shards-{factor}x")})
-        print(name, json.dumps(results[name]), flush=True)
+    runs = {"memory_1x": [], "shards_1x": []}
+    for repeat in range(args.repeats):
+        for name, kind in (("memory_1x", "memory"), ("shards_1x", "shards")):
+            runs[name].append(measure({**common, "kind": kind, "scale": args.scale, "shards": str(out / "shards-1x")}))
+            print(name, repeat + 1, json.dumps(runs[name][-1]), flush=True)
+    shards_4x = measure({**common, "kind": "shards", "scale": args.scale * 4, "shards": str(out / "shards-4x")})
+    print("shards_4x", json.dumps(shards_4x), flush=True)
     error = balance_error(str(out / "shards-4x"))
-    ratio = results["shards_1x"]["samples_per_second"] / results["memory_1x"]["samples_per_second"]
-    print(f"shard_vs_memory_throughput={ratio:.2f} rss_4x_mb={results['shards_4x']['rss_mb']:.0f} "
-          f"rss_shards_1x_mb={results['shards_1x']['rss_mb']:.0f} "
-          f"rss_memory_1x_mb={results['memory_1x']['rss_mb']:.0f} balance_error={error:.3f}")
+    ratios = [s["samples_per_second"] / m["samples_per_second"] for m, s in zip(runs["memory_1x"], runs["shards_1x"])]
+    rss = {name: max(r["rss_mb"] for r in results) for name, results in runs.items()}
+    print(f"shard_vs_memory_throughput={statistics.median(ratios):.2f} ratios={','.join(f'{r:.2f}' for r in ratios)} "
+          f"rss_4x_mb={shards_4x['rss_mb']:.0f} rss_shards_1x_mb={rss['shards_1x']:.0f} "
+          f"rss_memory_1x_mb={rss['memory_1x']:.0f} balance_error={error:.3f}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,38 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                              "optimizer.learning_rate")
 
 
+class _Replay:
+    """Mixin for a monitoring callback resumed after an interruption: `on_train_begin` resets its
+    state (Keras' way), then replays the monitored values the interrupted run logged (`logged`, one
+    per completed epoch) through the callback's own `on_epoch_end`, so its best value, patience
+    count and cooldown are those an uninterrupted run would have. The learning rate is left as
+    `BackupAndRestore` restored it (already reduced where the interrupted run reduced it)."""
+
+    def __init__(self, *args, logged=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logged = [float(v) for v in logged]
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.logged:
+            return
+        reduces = isinstance(self, keras.callbacks.ReduceLROnPlateau)  # replaying must not reduce it again
+        restored = float(ops.convert_to_numpy(self.model.optimizer.learning_rate)) if reduces else None
+        for epoch, value in enumerate(self.logged):
+            super().on_epoch_end(epoch, {self.monitor: value})
+        if reduces:
+            self.model.optimizer.learning_rate = restored
+        self.model.stop_training = False
+
+
+class ResumableEarlyStopping(_Replay, keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that counts its patience across a `--resume` (see `_Replay`)."""
+
+
+class ResumableReduceLROnPlateau(_Replay, keras.callbacks.ReduceLROnPlateau):
+    """`ReduceLROnPlateau` that counts its patience across a `--resume` (see `_Replay`)."""
+
+
 class StepTimer(keras.callbacks.Callback):
     """Seconds spent in training steps alone: the sum, over `fit`'s training batches, of the time
     from `on_train_batch_begin` to `on_train_batch_end` (fetching the batch and the step itself).

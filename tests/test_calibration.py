@@ -56,8 +56,11 @@ def test_ece_matches_scikit_learn_calibration_curve():
     y = rng.integers(0, 5, 3000)
     confidence, correct = p.max(-1), p.argmax(-1) == y
     accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=15, strategy="uniform")
+    # Samples per bin, counted by hand: calibration_curve's bins are (lo, hi] (the first takes 0 too).
     edges = np.linspace(0, 1, 16)
-    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=15)
+    counts = np.array([(((confidence > lo) | (lo == 0)) & (confidence <= hi)).sum()
+                       for lo, hi in zip(edges[:-1], edges[1:])])
+    assert counts.sum() == len(y)
     expected = np.sum(counts[counts > 0] / len(y) * np.abs(accuracy - mean_confidence))
     assert calibration.expected_calibration_error(y, p) == pytest.approx(expected)
     table = calibration.reliability(y, p)

@@ -12,7 +12,8 @@ import tensorflow as tf
 from matplotlib.image import imread
 from sklearn import metrics as skm
 
-from kseq.callbacks import ClassificationReport, ConfusionMatrixLogger, StepTimer, WarmupCosineDecay
+from kseq.callbacks import (ClassificationReport, ConfusionMatrixLogger, ResumableEarlyStopping,
+                            ResumableReduceLROnPlateau, StepTimer, WarmupCosineDecay)
 from kseq.losses import FocalLoss
 from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
 from kseq.reporting.plots import plot_history
@@ -213,3 +214,59 @@ def test_step_timer_times_training_batches_only(monkeypatch):
     busy = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: [clock.perf_counter() for _ in range(50)])
     model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), callbacks=[timer, busy], verbose=0)
     assert timer.seconds == 3 * 5  # 3 epochs of 40 / 8 batches, one tick each
+
+
+def _plateau_model(rate=1.0):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(rate), loss="mse")
+    return model
+
+
+def _drive(callback, model, values, first_epoch=0):
+    """Epoch ends with `values` of `val_loss`, as `fit` calls them; the epoch it stopped at, or None."""
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, value in enumerate(values, start=first_epoch):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+        if model.stop_training:
+            return epoch
+    return None
+
+
+def test_resumed_early_stopping_counts_the_interrupted_epochs():
+    """Best at epoch 0, then worse; patience 3: an uninterrupted run stops at epoch 3. Interrupted
+    after epoch 1, the resumed run must stop at epoch 3 too, not wait 3 more epochs (Keras' own
+    EarlyStopping starts from zero: it would stop at epoch 4 of 5, or never in a short run)."""
+    values = [1.0, 1.5, 1.6, 1.7, 1.8, 1.9]
+    whole = _drive(ResumableEarlyStopping(monitor="val_loss", patience=3), _plateau_model(), values)
+    assert whole == 3
+    resumed = _drive(ResumableEarlyStopping(monitor="val_loss", patience=3, logged=values[:2]), _plateau_model(),
+                     values[2:], first_epoch=2)
+    assert resumed == whole
+    plain = _drive(keras.callbacks.EarlyStopping(monitor="val_loss", patience=3), _plateau_model(), values[2:],
+                   first_epoch=2)
+    assert plain != whole  # what the fix is for
+
+
+def test_resumed_reduce_lr_on_plateau_reduces_when_an_uninterrupted_run_does():
+    values = [1.0, 1.2, 1.3, 1.4, 1.5]
+    whole_model = _plateau_model()
+    whole_rates = []
+    callback = ResumableReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5)
+    callback.set_model(whole_model)
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+        whole_rates.append(float(keras.ops.convert_to_numpy(whole_model.optimizer.learning_rate)))
+    assert whole_rates == [1.0, 1.0, 0.5, 0.5, 0.25]
+    # Interrupted after epoch 1: the backup restores the rate (1.0); the patience count must carry on.
+    model = _plateau_model(1.0)
+    callback = ResumableReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5, logged=values[:2])
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == 1.0  # replay reduced nothing
+    rates = []
+    for epoch, value in enumerate(values[2:], start=2):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    assert rates == whole_rates[2:]

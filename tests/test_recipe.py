@@ -50,7 +50,9 @@ def test_batch_size_and_step_budget(n, length, batch, steps):
 def test_monitor_patience_and_steps_per_execution():
     without = recipe.resolve(generic(), num_train=100, sequence_length=100, validation=False)
     assert without["train"]["monitor"] == "loss"
-    assert without["train"]["early_stopping_patience"] == max(5, without["train"]["epochs"] // 4)
+    # 100 series: batches of 10 (a tenth), 10 steps an epoch; 2,000 steps are 200 epochs, and a
+    # quarter of them is a patience of 50.
+    assert without["train"]["epochs"] == 200 and without["train"]["early_stopping_patience"] == 50
     assert without["train"]["steps_per_execution"] == 10  # all 10 steps of an epoch in one call
     with_validation = recipe.resolve(generic(), num_train=5000, sequence_length=100, validation=True)
     assert with_validation["train"]["monitor"] == "val_macro_f1"

@@ -221,3 +221,65 @@ def test_a_compiled_signature_that_disagrees_is_not_used(recurrent_model_and_dir
     assert (serving.runtime, serving.runtime_batch_size) == ("litert", 1)
     with pytest.raises(ValueError, match="cannot serve on XLA: serving_compiled's output"):
         runtime.ServingFunction(path, runtime="xla")
+
+
+class _RecordingInterpreter:
+    """LiteRT's Interpreter, recording the thread count it was given and, once `meet` is set,
+    making each call wait at a barrier for another caller: two callers get past it only if two
+    calls run at the same time (a lock around one interpreter would leave the first waiting)."""
+
+    threads, meet, original = [], None, None
+
+    def __init__(self, *args, num_threads=None, **kwargs):
+        type(self).threads.append(num_threads)
+        self.real = type(self).original(*args, num_threads=num_threads, **kwargs)
+
+    def get_signature_runner(self, name):
+        runner = self.real.get_signature_runner(name)
+
+        class Runner:
+            def get_input_details(self):
+                return runner.get_input_details()
+
+            def __call__(self, **inputs):
+                if _RecordingInterpreter.meet is not None:
+                    _RecordingInterpreter.meet.wait()
+                return runner(**inputs)
+
+        return Runner()
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    import ai_edge_litert.interpreter
+
+    monkeypatch.setattr(_RecordingInterpreter, "original", ai_edge_litert.interpreter.Interpreter)
+    monkeypatch.setattr(ai_edge_litert.interpreter, "Interpreter", _RecordingInterpreter)
+    monkeypatch.setattr(_RecordingInterpreter, "threads", [])
+    monkeypatch.setattr(_RecordingInterpreter, "meet", None)
+    return _RecordingInterpreter
+
+
+def test_litert_takes_the_configured_intra_op_thread_count(serving_dir, recording, monkeypatch):
+    """`configure_threads("serve")` sets one intra-op thread; LiteRT then runs on one thread too."""
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 1)
+    assert runtime.ServingFunction(serving_dir).runtime == "litert"
+    assert recording.threads == [1]
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)  # TF's default
+    runtime.ServingFunction(serving_dir)
+    assert recording.threads[-1] == runtime._available_cores()
+    runtime.ServingFunction(serving_dir, num_threads=3)
+    assert recording.threads[-1] == 3
+
+
+def test_concurrent_litert_callers_run_in_parallel(serving_dir, recording, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(runtime, "_available_cores", lambda: 2)  # a pool of up to two interpreters
+    serving = runtime.ServingFunction(serving_dir, runtime="litert")
+    recording.meet = threading.Barrier(2, timeout=120)
+    x = np.random.default_rng(0).random((1, 187, 1), dtype=np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: serving(x)["class_id"], range(2)))  # BrokenBarrierError if serialised
+    assert len(recording.threads) == 2  # the second caller got an interpreter of its own
+    np.testing.assert_array_equal(answers[0], answers[1])

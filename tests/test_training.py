@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.special import log_softmax
+from sklearn.metrics import confusion_matrix, f1_score
 
 from kseq.config import load_config
 from kseq.utils.errors import InputError
@@ -28,7 +29,13 @@ def test_run_folder_holds_every_artifact(tiny_run):
     for key in ("accuracy", "macro_f1", "balanced_accuracy", "per_class", "confusion_matrix"):
         assert key in metrics
     assert set(metrics["per_class"]) == {"N", "S", "V", "F", "Q"}
-    assert 0.0 <= metrics["macro_f1"] <= 1.0
+    # The figures are the saved model's on the test split, as scikit-learn scores them.
+    test = prepare_data(tiny_run.config).test
+    predicted = tiny_run.model.predict(test.x, verbose=0).argmax(1)
+    assert metrics["macro_f1"] == pytest.approx(f1_score(test.y, predicted, labels=range(5), average="macro",
+                                                         zero_division=0))
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == test.y))
+    assert metrics["confusion_matrix"] == confusion_matrix(test.y, predicted, labels=range(5)).tolist()
     assert metrics["train_samples_per_second"] > 0
     assert "val_macro_f1" in tiny_run.history
 
@@ -101,11 +108,26 @@ def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):
     assert run.metrics["train_samples_per_second"] == 64.0
 
 
-@pytest.mark.parametrize("sampler", ["none", "class_weight"])
-def test_alternative_samplers_train(sampler, tmp_path):
-    config = load_config("ecg_cnn", [*TINY_ECG, f"sampler.kind={sampler}"])
-    run = train(config, tmp_path)
-    assert run.metrics["confusion_matrix"] and run.config["sampler"]["kind"] == sampler
+def test_class_weight_sampler_weights_the_loss(tmp_path):
+    """`class_weight` draws the batches `none` draws and weights their loss by class: same seed,
+    same batches, so only the weights can make the two models differ (dropped weights would not)."""
+    runs = {kind: train(load_config("ecg_cnn", [*TINY_ECG, f"sampler.kind={kind}", "model.dropout=0.0"]),
+                        tmp_path / kind) for kind in ("none", "class_weight")}
+    assert {kind: run.config["sampler"]["kind"] for kind, run in runs.items()} == {"none": "none",
+                                                                                   "class_weight": "class_weight"}
+    difference = max(np.abs(a - b).max() for a, b in zip(runs["none"].model.get_weights(),
+                                                         runs["class_weight"].model.get_weights(), strict=True))
+    assert difference > 1e-3
+    from kseq.data.pipeline import make_train_dataset
+
+    fit = prepare_data(runs["none"].config).fit
+    draws = {kind: next(iter(make_train_dataset(fit.x, fit.y, sampler=kind, batch_size=64, seed=0, epochs=1)))
+             for kind in ("none", "class_weight")}
+    np.testing.assert_array_equal(draws["none"][1], draws["class_weight"][1])  # the same batch ...
+    weights = np.asarray(draws["class_weight"][2])
+    counts = np.bincount(fit.y, minlength=5)
+    np.testing.assert_allclose(weights, len(fit.y) / (np.count_nonzero(counts) * counts[np.asarray(draws["none"][1])]),
+                               rtol=1e-5)  # ... weighted N / (C * n_c), scikit-learn's "balanced"
 
 
 def test_bad_model_argument_is_an_input_error_and_leaves_no_folder(tmp_path):
@@ -183,11 +205,15 @@ def test_a_recall_floor_for_an_unknown_class_fails_before_training(tmp_path):
 
 
 def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
-    run = train(load_config("ecg_cnn", [*TINY_ECG, "decisions.recall_floor={V = 0.9}"]), tmp_path)
+    # data.scale 0.1: every class has at least decisions.MIN_VALIDATION_SUPPORT validation beats
+    # (at 0.01, F has one, and the offsets are skipped: test_tiny_validation_classes_skip_the_offsets).
+    overrides = [*TINY_ECG, "data.scale=0.1"]
+    run = train(load_config("ecg_cnn", [*overrides, "decisions.recall_floor={V = 0.9}"]), tmp_path)
     fitted = run.metrics["decisions"]
-    assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned"] == 0.0
+    assert "offsets_skipped" not in fitted
+    assert fitted["recall_floor"] == {"V": 0.9} and fitted["validation"]["recall_shortfall_tuned_in_sample"] == 0.0
     # The floor binds on the validation split: recompute V's recall there from the saved model.
-    val_set = prepare_data(load_config("ecg_cnn", TINY_ECG)).validation
+    val_set = prepare_data(load_config("ecg_cnn", overrides)).validation
     log_p = log_softmax(run.model.predict(val_set.x, verbose=0) / fitted["temperature"], axis=-1)
     predicted = (log_p + list(fitted["offsets"].values())).argmax(-1)
     v = val_set.class_names.index("V")
@@ -225,3 +251,12 @@ def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
     steps = x_train.reshape(-1, 2).astype("float64")  # no padding: every step is signal
     np.testing.assert_allclose(keras.ops.convert_to_numpy(standardize.mean), steps.mean(0), rtol=1e-5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(standardize.std), steps.std(0), rtol=1e-4)
+
+
+def test_tiny_validation_classes_skip_the_offsets(tiny_run):
+    """At data.scale=0.01 the validation split holds a single F beat: no offsets, and metrics.json says why."""
+    fitted = json.loads((tiny_run.directory / "metrics.json").read_text())["decisions"]
+    val_set = prepare_data(tiny_run.config).validation
+    support = np.bincount(val_set.y, minlength=5)
+    assert support[val_set.class_names.index("F")] < 5
+    assert set(fitted["offsets"].values()) == {0.0} and "fewer than 5 validation series" in fitted["offsets_skipped"]

@@ -198,7 +198,8 @@ def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size
     With `input_context` (from `tf.distribute.Strategy.distribute_datasets_from_function`), this
     is one input pipeline's share: batches of the per-replica size, class draws of its own, and
     every class's files split among the pipelines (a class with fewer files than pipelines is read
-    whole by each), so workers read disjoint files and the global batch keeps the target balance.
+    whole by each, in an order of each pipeline's own), so workers read disjoint files and the
+    global batch keeps the target balance.
     """
     pipelines, pipeline_id = (1, 0) if input_context is None else (input_context.num_input_pipelines,
                                                                    input_context.input_pipeline_id)
@@ -218,9 +219,16 @@ def train_dataset(x: ShardedFeatures, y: np.ndarray, *, sampler: str, batch_size
         files = [f for f, k in zip(x.files, x.classes) if k == c]
         return files[pipeline_id::pipelines] if len(files) >= pipelines else files
 
+    def stream_seed(c: int, s: int) -> int:
+        """A class read whole by every pipeline is shuffled with a seed of each pipeline's own: with
+        one seed, every worker would take the same records in the same order, filling its share of
+        a global batch with the records the other workers' shares hold."""
+        shared = pipelines > 1 and len(files_of(c)) == sum(k == c for k in x.classes)
+        return int(np.random.SeedSequence([s, pipeline_id]).generate_state(1)[0] % 2**31) if shared else s
+
     def epoch(e: int) -> tf.data.Dataset:
         seeds = np.random.SeedSequence([seed, e]).generate_state(len(present) + 1) % 2**31
-        streams = [_class_stream(files_of(c), int(s)) for c, s in zip(present, seeds)]
+        streams = [_class_stream(files_of(c), stream_seed(c, int(s))) for c, s in zip(present, seeds)]
         choices = tf.data.Dataset.range(steps).map(lambda i: tf.random.stateless_categorical(
             logits, per_batch, seed=tf.stack([tf.constant(int(seeds[-1]), tf.int64), i * pipelines + pipeline_id]))[0])
         records = tf.data.Dataset.choose_from_datasets(streams, choices.unbatch()).batch(per_batch)

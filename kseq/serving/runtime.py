@@ -18,6 +18,7 @@ The measurements behind these choices are in `benchmarks/README.md` (sections vs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -95,7 +96,9 @@ class ServingFunction:
     XLA's there or faster, and which needs no compilation per batch size.
     Start a serving process with `configure_threads("serve")`, so that each single request runs on
     one core. One instance may be shared between threads: TensorFlow and XLA calls run side by
-    side, LiteRT calls one at a time (an interpreter is not reentrant).
+    side, and so do LiteRT calls, each on an interpreter of its own (an interpreter is not
+    reentrant): a pool holds up to one per core, created as concurrent callers need them. Each
+    LiteRT interpreter runs on `litert_threads()` threads: one after `configure_threads("serve")`.
     """
 
     RUNTIMES = ("auto", "xla", "litert", "tensorflow")
@@ -176,17 +179,21 @@ class ServingFunction:
             raise _Unavailable("ai_edge_litert is not installed (pip install ai-edge-litert)") from None
         if not model.is_file():
             raise _Unavailable(f"{model} does not exist")
+        threads = num_threads or litert_threads()
+
+        def new_runner():
+            return Interpreter(model_path=str(model), num_threads=threads).get_signature_runner(signature)
+
         try:
-            runner = Interpreter(model_path=str(model), num_threads=num_threads or _available_cores()
-                                 ).get_signature_runner(signature)
-            batch = int(runner.get_input_details()[self._input_name]["shape_signature"][0])
+            first = new_runner()
+            batch = int(first.get_input_details()[self._input_name]["shape_signature"][0])
         except Exception as e:  # noqa: BLE001 (a corrupt or incompatible file: TensorFlow still serves)
             raise _Unavailable(f"{model} cannot be loaded or run: {_first_line(e)}", present=True) from None
         batch = batch if batch > 0 else None
-        lock = threading.Lock()  # an interpreter runs one call at a time
+        pool = _Pool(new_runner, first, size=_available_cores())
 
         def run(x):
-            with lock:
+            with pool.runner() as runner:
                 return runner(**{self._input_name: x})
 
         return run, batch, LITERT_MODEL
@@ -221,6 +228,46 @@ class ServingFunction:
                 if got[name].shape != value.shape or not close:
                     raise _Unavailable(f"{what}'s output {name!r} differs from TensorFlow's "
                                        f"on a probe batch of {batch}", present=True)
+
+
+class _Pool:
+    """Interpreters for concurrent callers: an interpreter runs one call at a time, so each caller
+    takes an idle one, a new one while fewer than `size` exist, or else waits for one to be free."""
+
+    def __init__(self, make, first, size: int):
+        self._make, self._size, self._made = make, max(1, size), 1
+        self._idle = [first]
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def runner(self):
+        with self._free:
+            while not self._idle and self._made >= self._size:
+                self._free.wait()
+            runner = self._idle.pop() if self._idle else None
+            if runner is None:
+                self._made += 1
+        if runner is None:
+            try:
+                runner = self._make()
+            except BaseException:
+                with self._free:
+                    self._made -= 1
+                    self._free.notify()
+                raise
+        try:
+            yield runner
+        finally:
+            with self._free:
+                self._idle.append(runner)
+                self._free.notify()
+
+
+def litert_threads() -> int:
+    """LiteRT's thread count for one call: TensorFlow's intra-op count where `configure_threads` set
+    one (1 for role "serve", so a LiteRT request is single-core as TensorFlow's are), else every
+    core this process may use."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or _available_cores()
 
 
 class _Unavailable(Exception):

@@ -22,7 +22,8 @@ from kseq.utils.scores import softmax
 from kseq.serving import decisions
 from kseq.training import distribute, recipe, run_folder
 from kseq.reporting import evaluation, saliency
-from kseq.callbacks import StepTimer, StopOnNonFiniteLoss, WarmupCosineDecay
+from kseq.callbacks import (ResumableEarlyStopping, ResumableReduceLROnPlateau, StepTimer,
+                            StopOnNonFiniteLoss, WarmupCosineDecay)
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import check_filled, load_datasets, stratified_split_index
 from kseq.data.pipeline import length_order, make_eval_dataset, make_train_dataset
@@ -223,23 +224,25 @@ def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.ca
     train = config["train"]
     monitor, mode = train["monitor"], "min" if train["monitor"].endswith("loss") else "max"
     history_csv = partial / "history.csv"
-    best_so_far = None
+    best_so_far, logged = None, []
     if resuming and history_csv.exists() and history_csv.stat().st_size:
-        logged = pd.read_csv(history_csv)
-        if monitor in logged:
-            best_so_far = float(logged[monitor].min() if mode == "min" else logged[monitor].max())
+        history = pd.read_csv(history_csv)
+        if monitor in history:
+            logged = history[monitor].tolist()  # replayed, so patience counts the interrupted epochs too
+            best_so_far = float(min(logged) if mode == "min" else max(logged))
     callbacks = [
         keras.callbacks.BackupAndRestore(str(partial / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(partial / "backup" / "best.weights.h5"), monitor=monitor, mode=mode,
             save_best_only=True, save_weights_only=True, initial_value_threshold=best_so_far,
         ),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"]),
+        ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"], logged=logged),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
     if config["optimizer"]["schedule"] == "constant" and train["reduce_lr_patience"]:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, patience=train["reduce_lr_patience"], factor=train["reduce_lr_factor"]))
+        callbacks.append(ResumableReduceLROnPlateau(
+            monitor=monitor, mode=mode, patience=train["reduce_lr_patience"], factor=train["reduce_lr_factor"],
+            logged=logged))
     return callbacks
 
 
