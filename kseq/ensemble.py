@@ -118,7 +118,7 @@ def check_members(members: list[Member], same_test_split: bool = True) -> None:
     """Members must agree on input shape and class names, and their configs as `check_configs`."""
     first = members[0]
     for member in members[1:]:
-        if member.model.input_shape[1:] != first.model.input_shape[1:]:
+        if common_input_shape([first.model, member.model]) is None:
             raise InputError(f"member {member.directory}: input shape {member.model.input_shape[1:]} "
                              f"differs from {first.model.input_shape[1:]} of member {first.directory}")
         if member.class_names != first.class_names:
@@ -127,11 +127,33 @@ def check_members(members: list[Member], same_test_split: bool = True) -> None:
     check_configs([m.config for m in members], [str(m.directory) for m in members], same_test_split)
 
 
+def common_input_shape(models: list[keras.Model]) -> tuple | None:
+    """The `(T, F)` every member takes, or None where two disagree.
+
+    A model that takes any length (`T` None: the convolutional models, which mask padding) agrees
+    with every length; the ensemble takes a fixed length as soon as one member needs it.
+
+    >>> a, b = keras.Input((None, 2)), keras.Input((50, 2))
+    >>> common_input_shape([keras.Model(a, a), keras.Model(b, b)])
+    (50, 2)
+    """
+    shape = list(models[0].input_shape[1:])
+    for model in models[1:]:
+        other = model.input_shape[1:]
+        if len(other) != len(shape) or any(a is not None and b is not None and a != b for a, b in zip(shape, other)):
+            return None
+        shape = [a if a is not None else b for a, b in zip(shape, other)]
+    return tuple(shape)
+
+
 def build_ensemble(models: list[keras.Model], vote: str = "majority", name: str = "ensemble") -> keras.Model:
     """Raw sequences -> every member -> the vote, as one Functional model outputting log-probabilities."""
     if vote not in VOTE_LAYERS:
         raise InputError(f"vote: expected one of {', '.join(VOTES)}; got {vote!r}")
-    inputs = keras.Input(models[0].input_shape[1:], name="sequence")
+    shape = common_input_shape(models)
+    if shape is None:
+        raise InputError(f"members take different input shapes: {[m.input_shape[1:] for m in models]}")
+    inputs = keras.Input(shape, name="sequence")
     outputs = VOTE_LAYERS[vote](name="vote")([model(inputs) for model in models])
     return keras.Model(inputs, outputs, name=name)
 
@@ -149,8 +171,9 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
     config = with_data_files(copy.deepcopy(members[0].config), data_files)
     splits = prepare_data(config)
     val_set, test_set = splits.validation, splits.test
-    shape = members[0].model.input_shape[1:]
-    if test_set.class_names != members[0].class_names or test_set.x.shape[1:] != shape:
+    shape = common_input_shape([m.model for m in members])
+    fits = len(shape) == test_set.x.ndim - 1 and all(n is None or n == m for n, m in zip(shape, test_set.x.shape[1:]))
+    if test_set.class_names != members[0].class_names or not fits:
         raise InputError(f"test data: classes {list(test_set.class_names)} and shape {test_set.x.shape[1:]} "
                          f"do not match the members' {list(members[0].class_names)} and {shape}")
     model = build_ensemble([m.model for m in members], vote, name=name)

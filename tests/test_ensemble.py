@@ -238,3 +238,17 @@ def test_cli_loads_runs_whose_models_hold_kseq_objects(trained, tmp_path):
 def test_the_votes_a_command_accepts_are_the_vote_layers():
     """`kseq.config.VOTES` (checked before Keras loads) names exactly the vote layers that exist."""
     assert set(VOTES) == set(voting.VOTE_LAYERS)
+
+
+def test_members_of_any_length_vote_with_members_of_one_length():
+    """A member that takes any length (T None) agrees with every length; two fixed lengths disagree."""
+    def model(steps):
+        inputs = keras.Input((steps, 2))
+        return keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(inputs))
+
+    assert ensemble.common_input_shape([model(None), model(None)]) == (None, 2)
+    assert ensemble.common_input_shape([model(None), model(50), model(None)]) == (50, 2)
+    assert ensemble.common_input_shape([model(50), model(60)]) is None
+    with pytest.raises(InputError, match="members take different input shapes"):
+        ensemble.build_ensemble([model(50), model(None), model(60)])
+    assert ensemble.build_ensemble([model(None), model(50)]).input_shape == (None, 50, 2)
