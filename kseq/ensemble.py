@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from pathlib import Path
 
 import keras
@@ -168,9 +169,9 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
 
     data_files = data_files or {}
     check_members(members, same_test_split=not data_files.get("data"))
-    config = with_data_files(copy.deepcopy(members[0].config), data_files)
-    splits = prepare_data(config)
-    val_set, test_set = splits.validation, splits.test
+    configs = [with_data_files(copy.deepcopy(m.config), data_files) for m in members]
+    config, every_split = configs[0], [prepare_data(c) for c in configs]
+    val_set, test_set = unseen_validation(every_split), every_split[0].test
     shape = common_input_shape([m.model for m in members])
     fits = len(shape) == test_set.x.ndim - 1 and all(n is None or n == m for n, m in zip(shape, test_set.x.shape[1:]))
     if test_set.class_names != members[0].class_names or not fits:
@@ -195,6 +196,25 @@ def evaluate(members: list[Member], vote: str = "majority", output_dir="saved_mo
               "data": config["data"]}
     directory = write_folder(output_dir, name, recipe, metrics, model, test_set.class_names)
     return Ensemble(directory, metrics, model, test_set.y, member_probabilities, probabilities, decision)
+
+
+def unseen_validation(every_split: list):
+    """The validation series no member trained on: member 0's validation split, less every row of
+    the training file another member's split put in its fit split (members trained with other
+    seeds or validation fractions split the file differently), so the ensemble's decisions and
+    temperature are fitted on data new to every member. None when no such series is left.
+    """
+    first = every_split[0]
+    if first.validation is None:
+        return None
+    if any(s.fit_index is None for s in every_split):  # shards: split once on disk, the same for every member
+        return first.validation
+    rows = len(first.fit) + len(first.validation)  # a member without validation held nothing back
+    held = [np.setdiff1d(np.arange(rows), s.fit_index) for s in every_split]
+    unseen = functools.reduce(np.intersect1d, held)
+    if not len(unseen):
+        return None
+    return first.validation.subset(np.searchsorted(held[0], unseen))
 
 
 def vote_outputs(members: list[Member], model: keras.Model, x) -> tuple[list[np.ndarray], np.ndarray]:

@@ -252,3 +252,22 @@ def test_members_of_any_length_vote_with_members_of_one_length():
     with pytest.raises(InputError, match="members take different input shapes"):
         ensemble.build_ensemble([model(50), model(None), model(60)])
     assert ensemble.build_ensemble([model(None), model(50)]).input_shape == (None, 50, 2)
+
+
+def test_ensemble_decisions_are_fitted_only_on_series_no_member_trained_on():
+    """Members that split the training file differently: the validation rows left are held out by all."""
+    from kseq.data.sequence_set import SequenceSet, Splits
+
+    x, y = np.arange(20, dtype=np.float32).reshape(20, 1, 1), np.arange(20) % 2
+    train = SequenceSet(x, y, ("a", "b"))
+
+    def split(held):
+        fit = np.setdiff1d(np.arange(20), held)
+        return Splits(train.subset(fit), train.subset(np.sort(held)), None, None, fit)
+
+    first, second = split(np.array([1, 4, 7, 9])), split(np.array([4, 9, 12]))
+    unseen = ensemble.unseen_validation([first, second])
+    np.testing.assert_array_equal(unseen.x[:, 0, 0], [4, 9])  # held out by both; 1 and 7 trained the second
+    assert not set(unseen.x[:, 0, 0]) & (set(first.fit.x[:, 0, 0]) | set(second.fit.x[:, 0, 0]))
+    assert ensemble.unseen_validation([first, split(np.array([], dtype=int))]) is None  # one member saw every row
+    assert ensemble.unseen_validation([first]).x.shape == first.validation.x.shape
