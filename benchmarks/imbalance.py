@@ -1,0 +1,185 @@
+"""Imbalance: what the generic `resnet` recipe's default does when classes are imbalanced, against the alternatives.
+
+Each real development set (`../shared/data/ucr-dev/*.npz`) keeps its test split; its training
+split is subsampled to an imbalance ratio (largest class over smallest): 1 is the split as it is;
+for r > 1 the classes, from the largest to the smallest, keep counts spaced geometrically from
+`r * s` down to `s`, where `s = floor(largest / r)` must be at least `MIN_PER_CLASS` (a cell where
+it is not, because the largest class has fewer than 2r series, is reported as n/a). The same
+subsample (seed 0) is trained five ways with the generic `resnet` recipe (every other "auto"
+resolved as a run resolves it):
+
+- `plain`: shuffled batches, crossentropy, the argmax (`sampler.kind = "none"`, `decisions.folds = 0`);
+- `class_weight`: balanced class weights in the loss (`sampler.kind = "class_weight"`);
+- `rejection`: class-balanced batches (`sampler.kind = "rejection"`);
+- `rejection+focal`: class-balanced batches and focal loss, gamma 2;
+- `default`: the recipe as shipped (`kseq.training.recipe.resolve_imbalance`): on imbalanced data,
+  balanced batches and decisions fitted on held-out predictions (a validation split, or
+  out-of-fold predictions of the training split), scored with those decisions as served.
+  `default argmax` is the same model's argmax, for reference.
+
+Test macro-F1 of every cell is printed as a table (also written into benchmarks/README.md
+between the `imbalance` markers with `--readme`), and the last line is
+`default_minus_plain_macro_f1_at_10= retention_at_10=`: the mean over the datasets whose ratio-10
+cell exists of default minus plain at ratio 10, and the mean of default at 10 over default at 1.
+
+    python benchmarks/imbalance.py                                  # all six, ratios 1 10 50
+    python benchmarks/imbalance.py --datasets Trace Covid3Month_disc --ratios 1 10 --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucr-dev"
+DATASETS = ("Chinatown_subset", "Coffee", "Covid3Month_disc", "PigCVP", "Trace", "WatchExercise")
+MIN_PER_CLASS = 2
+METHODS = {
+    "plain": ['sampler.kind="none"', "decisions.folds=0"],
+    "class_weight": ['sampler.kind="class_weight"', "decisions.folds=0"],
+    "rejection": ['sampler.kind="rejection"', "decisions.folds=0"],
+    "rejection+focal": ['sampler.kind="rejection"', 'loss.name="focal"', "loss.gamma=2.0", "decisions.folds=0"],
+    "default": [],
+}
+README = Path(__file__).parent / "README.md"
+BEGIN, END = "<!-- imbalance:begin -->", "<!-- imbalance:end -->"
+
+
+def subsample_counts(counts: np.ndarray, ratio: int) -> np.ndarray | None:
+    """Per-class counts with largest / smallest = `ratio`, or None when that leaves under 2 of a class."""
+    if ratio == 1:
+        return counts.copy()
+    order = np.argsort(-counts, kind="stable")  # largest first
+    smallest = counts[order[0]] // ratio
+    if smallest < MIN_PER_CLASS:
+        return None
+    ranks = np.linspace(0.0, 1.0, len(counts))
+    targets = np.round(smallest * ratio * float(ratio) ** -ranks).astype(int)
+    kept = np.empty_like(counts)
+    kept[order] = np.minimum(targets, counts[order])
+    kept[order[-1]] = smallest
+    return kept
+
+
+def subsample(train_set, ratio: int, seed: int = 0):
+    counts = np.bincount(train_set.y, minlength=len(train_set.class_names))
+    kept = subsample_counts(counts, ratio)
+    if kept is None:
+        return None
+    rng = np.random.default_rng(seed)
+    index = np.sort(np.concatenate([rng.choice(np.flatnonzero(train_set.y == c), k, replace=False)
+                                    for c, k in enumerate(kept)]))
+    return train_set.subset(index)
+
+
+def run_cell(train_set, test_set, method: str, steps: int | None) -> dict:
+    """Train the `resnet` recipe with `method`'s overrides; the test macro-F1 of the argmax and as served."""
+    from kseq.config import load_config
+    from kseq.reporting import evaluation
+    from kseq.serving import decisions
+    from kseq.training import trainer
+
+    overrides = ["train.verbose=0", *METHODS[method]] + ([f"train.steps={steps}"] if steps else [])
+    config = load_config("resnet", overrides)
+    splits = trainer.prepare_arrays(config, train_set, test_set)
+    config = trainer.resolve_recipe(config, splits.fit, splits.validation, announce=False)
+    batch_size = config["sampler"]["batch_size"]
+    with tempfile.TemporaryDirectory(prefix="kseq-imbalance-") as work:
+        fitted = trainer.fit(config, splits.fit, splits.validation, splits.transform, Path(work))
+    test_logits = trainer.predict_logits(fitted.model, test_set.x, batch_size)
+    probabilities = np.exp(test_logits - test_logits.max(1, keepdims=True))
+    argmax = evaluation.report(test_set.y, probabilities / probabilities.sum(1, keepdims=True),
+                               test_set.class_names)["macro_f1"]
+    served, held_out = argmax, "argmax"
+    if method == "default" and (splits.validation is not None or config["decisions"]["folds"]):
+        if splits.validation is not None:
+            held, y_held = trainer.predict_logits(fitted.model, splits.validation.x, batch_size), splits.validation.y
+            held_out = "validation"
+        else:
+            held, y_held = trainer.out_of_fold_logits(config, splits.fit, splits.transform), splits.fit.y
+            held_out = f"{config['decisions']['folds']}-fold"
+        _, fitted_decisions = decisions.decide(held, y_held, test_logits, test_set.y, test_set.class_names,
+                                               config["decisions"])
+        served = fitted_decisions["decisions"]["test"]["macro_f1"]
+    return {"argmax": argmax, "served": served, "sampler": config["sampler"]["kind"], "decisions": held_out,
+            "steps": config["train"]["steps"]}
+
+
+def write_readme(table: str) -> None:
+    text = README.read_text()
+    block = f"{BEGIN}\n{table}\n{END}"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n## imbalance\n\n{block}\n"
+    README.write_text(text)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--ratios", nargs="+", type=int, default=[1, 10, 50])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimizer steps per training instead of the recipe's budget (a quicker, rougher run)")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
+    args = parser.parse_args(argv)
+
+    from kseq.data.sources import load_npz
+
+    results: dict = {}
+    lines = ["| dataset | ratio | train counts | " + " | ".join(args.methods)
+             + (" | default argmax | default resolved |" if "default" in args.methods else " |"),
+             "|---|---|---|" + "---|" * (len(args.methods) + (2 if "default" in args.methods else 0))]
+    print(lines[0], flush=True)
+    for name in args.datasets:
+        train_set, test_set = load_npz(args.data_dir / f"{name}.npz")
+        for ratio in args.ratios:
+            subset = subsample(train_set, ratio)
+            if subset is None:
+                counts = np.bincount(train_set.y)
+                row = (f"| {name} | {ratio} | n/a: largest class {counts.max()} < {MIN_PER_CLASS * ratio} | "
+                       + " | ".join("-" for _ in args.methods) + (" | - | - |" if "default" in args.methods else " |"))
+            else:
+                cells = {}
+                for method in args.methods:
+                    started = time.perf_counter()
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        cells[method] = run_cell(subset, test_set, method, args.steps)
+                    print(f"  {name} ratio {ratio} {method}: macro-F1 {cells[method]['served']:.3f} "
+                          f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+                results[name, ratio] = cells
+                counts = "/".join(str(c) for c in np.bincount(subset.y))
+                row = f"| {name} | {ratio} | {counts} | " + " | ".join(f"{cells[m]['served']:.3f}" for m in args.methods)
+                if "default" in cells:
+                    d = cells["default"]
+                    row += f" | {d['argmax']:.3f} | sampler={d['sampler']}, decisions={d['decisions']}, steps={d['steps']} |"
+                else:
+                    row += " |"
+            lines.append(row)
+            print(row, flush=True)
+    at_10 = [name for name in args.datasets if (name, 10) in results and (name, 1) in results]
+    if "default" in args.methods and "plain" in args.methods and at_10:
+        gain = np.mean([results[n, 10]["default"]["served"] - results[n, 10]["plain"]["served"] for n in at_10])
+        retention = np.mean([results[n, 10]["default"]["served"] / results[n, 1]["default"]["served"] for n in at_10])
+        summary = f"default_minus_plain_macro_f1_at_10={gain:.3f} retention_at_10={retention:.3f}"
+    else:
+        summary = "default_minus_plain_macro_f1_at_10=n/a retention_at_10=n/a"
+    command = "python benchmarks/imbalance.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.readme:
+        write_readme("\n".join([f"`{command.strip()}` (ratio-10 means over: {', '.join(at_10) or 'none'})", "",
+                                *lines, "", f"Last line: `{summary}`"]))
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
