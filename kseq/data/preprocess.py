@@ -16,6 +16,7 @@ from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
 from kseq.utils.errors import InputError
+from kseq.utils.padding import signal_lengths
 
 GAP_METHODS = ("spline", "linear", "none")
 
@@ -46,16 +47,10 @@ def fill_gaps(x, method: str = "spline", order: int = 3) -> np.ndarray:
     out = x.copy()
     nan = np.isnan(out)
     for i in np.flatnonzero(nan.any(axis=(1, 2))):
-        length = _signal_length(out[i])
+        length = signal_lengths(out[i][None])[0]
         for f in np.flatnonzero(nan[i, :length].any(axis=0)):
             out[i, :length, f] = _fill_series(out[i, :length, f], method, order)
     return out
-
-
-def _signal_length(sequence: np.ndarray) -> int:
-    """Number of time steps before the zero-padded tail (NaN counts as signal)."""
-    active = np.flatnonzero(np.any(sequence != 0, axis=-1))
-    return int(active[-1]) + 1 if active.size else 0
 
 
 def _fill_series(values: np.ndarray, method: str, order: int) -> np.ndarray:

@@ -6,15 +6,7 @@ import dataclasses
 
 import numpy as np
 
-
-def signal_lengths(x: np.ndarray) -> np.ndarray:
-    """Per row of `x` (N, T) or (N, T, F): the index of the last nonzero sample + 1 (0 if none).
-
-    Zero-padded tails are not signal; NaN (a gap still to fill) counts as signal.
-    """
-    nonzero = (x != 0).reshape(len(x), x.shape[1], -1).any(axis=2)
-    last = x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
-    return np.where(nonzero.any(axis=1), last, 0).astype(np.int64)
+from kseq.utils.padding import signal_lengths
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 from keras import layers, ops
 
 from kseq.models.layers import real_steps
+from kseq.utils.padding import signal_mask
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -161,12 +162,6 @@ def with_feature_transform(model: keras.Model, transform: dict, name: str | None
     inputs = keras.Input((model.input_shape[1], len(transform["input_features"])), name="sequence")
     outputs = model(FeatureTransform(transform, name="feature_transform")(inputs))
     return keras.Model(inputs, outputs, name=name or model.name)
-
-
-def signal_mask(x: np.ndarray) -> np.ndarray:
-    """NumPy: (N, T) True on signal steps, False on each sequence's trailing all-zero steps (padding)."""
-    nonzero = np.any(np.asarray(x) != 0, axis=-1)
-    return np.flip(np.cumsum(np.flip(nonzero, axis=1), axis=1), axis=1) > 0
 
 
 @keras.saving.register_keras_serializable(package="kseq")

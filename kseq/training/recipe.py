@@ -73,6 +73,7 @@ import math
 import numpy as np
 
 from kseq.utils.errors import InputError
+from kseq.utils.padding import signal_mask
 
 AUTO = "auto"
 MIN_VALIDATION_PER_CLASS = 10
@@ -122,7 +123,7 @@ def already_z_normalised(x: np.ndarray) -> bool:
     Either standard deviation convention passes: the archive's `ddof=1` gives `sqrt((T-1)/T)`
     with `ddof=0`, 0.98 for 24 steps."""
     x = np.asarray(x, dtype="float64")
-    signal = np.flip(np.cumsum(np.flip(np.any(x != 0, axis=-1), axis=1), axis=1), axis=1) > 0  # (N, T)
+    signal = signal_mask(x)  # (N, T)
     count = np.maximum(signal.sum(axis=1), 1)[:, None]  # (N, 1)
     mean = (x * signal[..., None]).sum(axis=1) / count
     std = np.sqrt((((x - mean[:, None]) * signal[..., None]) ** 2).sum(axis=1) / count)
