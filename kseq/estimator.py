@@ -277,9 +277,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.input_tags.allow_nan = True  # NaN is a gap, filled before the model (`fill_gaps`)
         tags.non_deterministic = self.random_state is None
-        # Per-series z-normalisation removes each series' level and scale, which is all that
-        # tells apart the two-step "series" of scikit-learn's blob checks.
-        tags.classifier_tags.poor_score = self.normalize == "series"
+        # scikit-learn's score check fits 2-D blobs, read here as 300 "series" of two steps: a
+        # convolutional sequence model on a few optimizer steps (0.42-0.64 at steps=40 measured)
+        # is no tabular classifier, and per-series normalisation erases the blobs altogether.
+        # Above-chance accuracy on sequences is tested in tests/test_estimator.py instead.
+        tags.classifier_tags.poor_score = True
         return tags
 
 

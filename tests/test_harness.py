@@ -20,8 +20,8 @@ from kseq import InputError, build_model, model_names
 from kseq.data.preprocess import fit_feature_transform
 from kseq.serving.export import export_serving
 from kseq.models.layers import AttentionPooling1D, PooledPaddingMask
-from kseq.models.preprocessing import (AverageWindows, FeatureTransform, FoldWindows, SeriesNormalization,
-                                       SlidingWindows)
+from kseq.models.preprocessing import (AverageWindows, ChannelStandardization, FeatureTransform, FoldWindows,
+                                       SeriesNormalization, SlidingWindows)
 from kseq.models.decision import Decision
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling
@@ -145,6 +145,8 @@ LAYERS = {
     SlidingWindows: (lambda: SlidingWindows(4, 2), lambda rng: rng.normal(size=(2, 9, 3))),
     SeriesNormalization: (lambda: SeriesNormalization(epsilon=1e-6),
                           lambda rng: np.pad(rng.normal(2, 3, size=(2, 7, 3)), ((0, 0), (0, 2), (0, 0)))),
+    ChannelStandardization: (lambda: adapted(ChannelStandardization(), (5, 7, 3)),
+                             lambda rng: np.pad(rng.normal(2, 3, size=(2, 7, 3)), ((0, 0), (0, 2), (0, 0)))),
     FoldWindows: (FoldWindows, lambda rng: rng.normal(size=(2, 3, 4, 3))),
     AverageWindows: (lambda: AverageWindows(3), lambda rng: rng.normal(size=(6, 4))),
     SoftVote: (SoftVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),

@@ -122,6 +122,15 @@ def test_auto_normalisation_keeps_the_level_when_any_series_has_one(level, scale
     assert recipe.resolve_normalize(generic(), x) == "series+channel"
 
 
+def test_random_kernel_models_take_raw_series():
+    """Levels in physical units would give any other generic model series+channel; the random kernels take them raw."""
+    config = generic()
+    config["model"] = {"name": "multirocket_hydra"}
+    x = np.random.default_rng(2).normal(200.0, 5.0, (10, 24, 2))
+    assert recipe.resolve_normalize(config, x) == "none"
+    assert recipe.resolve_normalize(generic(), x) == "series+channel"
+
+
 def test_a_set_normalisation_is_kept():
     config = generic()
     config["preprocess"]["normalize"] = "none"

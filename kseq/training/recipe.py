@@ -135,10 +135,15 @@ def resolve_normalize(config: dict, x_train) -> str:
     z-normalised (a level channel would repeat them), else `"series+channel"`; a set value is kept.
 
     Sequences streamed from disk (shards) are not in memory to fit channel statistics on: `"series"`.
+    The random-kernel models (`RANDOM_KERNEL_MODELS`) take the raw series, `"none"`: their kernels
+    sum to zero and their biases are quantiles of the training series' own convolutions, so level
+    and scale need no fixing (their experiments' configs say the same).
     """
     normalize = config["preprocess"]["normalize"]
     if not is_auto(normalize):
         return normalize
+    if config["model"].get("name") in RANDOM_KERNEL_MODELS:
+        return "none"
     if not isinstance(x_train, np.ndarray) or already_z_normalised(x_train):
         return "series"
     return "series+channel"
