@@ -1,14 +1,15 @@
 """Shards: TFRecord files one class each, written from any source, streamed with the same samplers."""
 
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kseq.config import load_config
-from kseq.data import SequenceSet, make_heartbeats
-from kseq.data.loading import stratified_split
+from kseq.data import SequenceSet, load_npz, make_heartbeats
+from kseq.data.loading import load_datasets, stratified_split
 from kseq.data.preprocess import fill_gaps
 from kseq.data.pipeline import make_eval_dataset, make_train_dataset
 from kseq.cli.shard import main as shard_main
@@ -137,6 +138,8 @@ def test_cli_converts_npz_and_training_from_shards_runs_end_to_end(tmp_path, cap
 def test_bad_shard_input_is_one_line_naming_it(tmp_path, tiny):
     with pytest.raises(InputError, match="not a shard folder"):
         read_index(tmp_path)
+    with pytest.raises(ValueError, match="give test or test_split, not both"):
+        write_shards(tmp_path / "both", tiny[0], tiny[1], test_split=0.2)
     config = load_config("ecg_cnn", [*TINY_ECG, "data.source=shards", f"data.path={tiny[2]}", "preprocess.window=20"])
     with pytest.raises(InputError, match="preprocess.window"):
         train(config, tmp_path / "runs")
@@ -148,3 +151,107 @@ def test_cli_data_folder_without_shards_is_one_error_line(tmp_path, capsys):
     assert main(["ecg_cnn", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "index.json" in err and str(tmp_path) in err
+
+
+def heartbeat_csv(path, x, y):
+    """The Kaggle heartbeat format: a series' 187 values then its label, one series a line (NaN as `nan`)."""
+    np.savetxt(path, np.column_stack([x.reshape(len(x), -1), y]), fmt="%.9g", delimiter=",")
+    return path
+
+
+def beats_npz(path, save=np.savez, order=np.ascontiguousarray):
+    """Heartbeats as an npz with `lengths_train`, NaN gaps and, in a few training series, NaN padding."""
+    train_set, test_set = make_heartbeats(scale=0.01, seed=1)
+    x = train_set.x[:, :, 0].copy()
+    padded = np.arange(x.shape[1])[None, :] >= train_set.lengths[:, None]
+    x[::9] = np.where(padded[::9], np.nan, x[::9])  # padding as NaN: read as 0
+    save(path, x_train=order(x), y_train=train_set.y, lengths_train=train_set.lengths, x_test=test_set.x,
+         y_test=test_set.y, class_names=np.array(train_set.class_names))
+    return path
+
+
+def files_of(folder):
+    """Every file under `folder`, by relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", ["heartbeat_csv", "npz", "npz_compressed", "npz_fortran_order"])
+def test_the_command_line_streams_a_file_to_the_shards_write_shards_writes_from_memory(tmp_path, kind):
+    """The command line reads 7 series at a time into arrays on disk; `write_shards` on the sets
+    `load_datasets` (or `load_npz`) reads whole must write the same files, index included."""
+    if kind == "heartbeat_csv":  # no test file: the test split is held out of the file, by row
+        beats, _ = make_heartbeats(scale=0.01, seed=2)
+        path = heartbeat_csv(tmp_path / "beats.csv", beats.x, beats.y)
+        data = {**load_config("resnet")["data"], "source": "heartbeat_csv", "path": str(path), "test_split": 0.2}
+        train_set, test_set = load_datasets(data, seed=3)
+    else:
+        save = np.savez_compressed if kind == "npz_compressed" else np.savez
+        order = np.asfortranarray if kind == "npz_fortran_order" else np.ascontiguousarray
+        path = beats_npz(tmp_path / "beats.npz", save, order)
+        train_set, test_set = load_npz(path)
+    assert np.isnan(train_set.x).any()  # gaps to fill, chunk by chunk
+    expected = write_shards(tmp_path / "memory", train_set, test_set, seed=3, records_per_shard=40)
+    assert shard_main([str(path), "--out", str(tmp_path / "streamed"), "--seed", "3", "--records-per-shard", "40",
+                       "--chunk-rows", "7"]) == 0
+    streamed, memory = files_of(tmp_path / "streamed"), files_of(expected)
+    assert sorted(streamed) == sorted(memory) and len(memory) > 30
+    assert [name for name in memory if streamed[name] != memory[name]] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "memory", "streamed"])  # no scratch left
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_the_command_line_converts_a_file_in_a_fraction_of_its_size_in_memory(tmp_path, suffix):
+    """36,000 heartbeats, 27 MB as float32 in memory (a 40 MB CSV), read 256 at a time: the traced
+    peak (NumPy reports its allocations to tracemalloc) stays under a quarter of the data. Reading
+    the file whole, as `load_datasets` does, holds all of it."""
+    rng = np.random.default_rng(0)
+    block = np.round(rng.uniform(0, 1, (500, 187)), 3).astype(np.float32)  # 500 distinct series, repeated
+    n = 72 * len(block)
+    y = np.arange(n) % 5
+    if suffix == ".csv":
+        lines = [",".join(row) for row in np.char.mod("%.3f", block)]
+        text = "".join(f"{lines[i % len(block)]},{y[i]}\n" for i in range(n))
+        (tmp_path / "big.csv").write_text(text)
+        del text
+        heartbeat_csv(tmp_path / "small.csv", block[:50], y[:50])
+    else:
+        x = np.tile(block, (72, 1))
+        np.savez(tmp_path / "big.npz", x_train=x, y_train=y, x_test=x[:500], y_test=y[:500])
+        np.savez(tmp_path / "small.npz", x_train=block, y_train=y[:500], x_test=block[:50], y_test=y[:50])
+        n += 500
+        del x
+    data_bytes = n * 187 * 4
+    # A first, small conversion imports and caches what any conversion needs, outside the measurement.
+    assert shard_main([str(tmp_path / f"small{suffix}"), "--out", str(tmp_path / "small"), "--chunk-rows", "256"]) == 0
+    tracemalloc.start()
+    try:
+        code = shard_main([str(tmp_path / f"big{suffix}"), "--out", str(tmp_path / "big"), "--chunk-rows", "256"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 0
+    assert sum(s["count"] for shards in read_index(tmp_path / "big")["splits"].values() for s in shards) == n
+    assert peak < data_bytes / 4, f"traced peak {peak / 2**20:.1f} MiB for {data_bytes / 2**20:.1f} MiB of series"
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda path: heartbeat_csv(path.with_suffix(".csv"), np.where(np.arange(30)[:, None] == 19, np.nan, 0.5)
+                                * np.ones((30, 187)), np.arange(30) % 2),
+     "beats.csv: series 20 (1-based) has no values: every channel is missing"),
+    (lambda path: heartbeat_csv(path.with_suffix(".csv"), np.full((30, 187), 0.5), np.where(np.arange(30) == 16, 9,
+                                                                                             np.arange(30) % 2)),
+     "beats.csv line 17: label 9.0 is not a class index"),
+    (lambda path: np.savez(path.with_suffix(".npz"), x_train=np.where(np.isin(np.arange(30), [9, 15])[:, None],
+                                                                      np.inf, np.ones((30, 12))),
+                           y_train=np.arange(30) % 2, x_test=np.ones((4, 12)), y_test=np.arange(4) % 2)
+     or path.with_suffix(".npz"),
+     "beats.npz: x_train has infinite values in rows 9, 15; expected finite numbers or NaN"),
+], ids=["series without values", "label not a class", "infinite values"])
+def test_bad_input_streamed_is_one_error_line_naming_the_series_and_nothing_is_written(tmp_path, capsys, write,
+                                                                                       message):
+    """Problems past the first chunk of 7 series are named by their place in the file."""
+    path = write(tmp_path / "beats")
+    assert shard_main([str(path), "--out", str(tmp_path / "shards"), "--chunk-rows", "7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no shards, no scratch folder

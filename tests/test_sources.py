@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, load_ts, sources
+from kseq.data import load_heartbeat_csv, load_npz, load_pain_csv, load_ts
 from kseq.data.sources import PAIN_FEATURE_COLUMNS, parse_pain_frames, signal_lengths
 from kseq.utils.errors import InputError
 
@@ -58,15 +58,15 @@ def test_real_fixture_lengths_cut_the_zero_tail(real):
     assert (real.lengths < 187).any() and real.lengths.min() >= 1
 
 
-def test_chunked_read_matches_and_finds_bad_lines_in_later_chunks(tmp_path, real, real_heartbeat_csv, monkeypatch):
-    monkeypatch.setattr(sources, "_CHUNK_ROWS", 30)
-    chunked = load_heartbeat_csv(real_heartbeat_csv)
+def test_chunked_read_matches_and_finds_bad_lines_in_later_chunks(tmp_path, real, real_heartbeat_csv):
+    chunked = load_heartbeat_csv(real_heartbeat_csv, chunk_rows=30)
     np.testing.assert_array_equal(chunked.x, real.x)
     np.testing.assert_array_equal(chunked.lengths, real.lengths)
     lines = real_heartbeat_csv.read_text().splitlines()
     for number, text in ((190, lines[189] + ",0"), (95, lines[94][: lines[94].rindex(",")])):
         path = _with_line(tmp_path, lines, number, text)
-        _raises(rf"beats\.csv line {number}: found 18[79] values, expected 188", load_heartbeat_csv, path)
+        _raises(rf"beats\.csv line {number}: found 18[79] values, expected 188", load_heartbeat_csv, path,
+                chunk_rows=30)
 
 
 def test_signal_lengths_counts_nan_as_signal_and_empty_rows_as_zero():

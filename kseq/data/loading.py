@@ -13,6 +13,7 @@ from kseq.utils.errors import InputError
 
 SOURCES = CHOICES["data", "source"]
 MIN_TRAINING_SERIES = 2  # per class: stratified validation/test splits and per-class statistics need two
+_CHECKED_VALUES = 1 << 18  # values (series x steps x channels) a NaN check looks at in one block
 
 
 def stratified_split(data: SequenceSet, fraction: float, seed: int) -> tuple[SequenceSet, SequenceSet]:
@@ -39,9 +40,7 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
     """Load the train and test sets a `[data]` table describes, checked by `check_pair`.
 
     A real training file without a test file is split, stratified, by `data.test_split` (after
-    the checks, so they count and number the series of the file as given). A test file whose
-    series are longer or shorter than the training file's (unequal-length .ts archives) is matched
-    by zero-padding the shorter set at the end, keeping `lengths`, so models see one T.
+    the checks, so they count and number the series of the file as given).
     """
     source = data["source"]
     if source in ("synthetic_ecg", "synthetic_pain"):
@@ -49,6 +48,22 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
                        else synthetic.make_pain(seed=seed))
         check_pair(train, test, f"{source} (train)", f"{source} (test)")
         return train, test
+    train, test = load_files(data)
+    return stratified_split(train, data["test_split"], seed) if test is None else (train, test)
+
+
+def load_files(data: dict, *, allocate=np.empty,
+               chunk_rows: int = sources.CHUNK_ROWS) -> tuple[SequenceSet, SequenceSet | None]:
+    """The training and test files a real-data `[data]` table names, checked by `check_pair`; test
+    is None when there is no test file (`load_datasets` then splits the training file).
+
+    A test file whose series are longer or shorter than the training file's (unequal-length .ts
+    archives) is matched by zero-padding the shorter set at the end, keeping `lengths`, so models
+    see one T. The heartbeat CSV and npz loaders read `chunk_rows` series at a time into
+    `allocate`d arrays (`kseq.utils.disk_arrays.allocate_in` puts them on disk, for files larger
+    than memory); pain CSV and .ts files are small by nature and read whole.
+    """
+    source = data["source"]
     if source == "shards":
         raise InputError(f"data.source 'shards' ({data['path']}): shards stream from disk while training "
                          "(kseq.data.shards); they are not loaded into memory")
@@ -57,12 +72,13 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
     if not data["path"]:
         raise InputError(f"data.path: source {source!r} needs a file (--data PATH)")
     if source == "npz":
-        train, test = sources.load_npz(data["path"])
+        train, test = sources.load_npz(data["path"], allocate=allocate, chunk_rows=chunk_rows)
         check_pair(train, test, f"{data['path']} (x_train)", f"{data['path']} (x_test)")
         return train, test
     names = {"class_names": tuple(data["class_names"])} if data.get("class_names") else {}
     load = {
-        "heartbeat_csv": lambda path, labels: sources.load_heartbeat_csv(path, **names),
+        "heartbeat_csv": lambda path, labels: sources.load_heartbeat_csv(path, **names, allocate=allocate,
+                                                                          chunk_rows=chunk_rows),
         "pain_csv": lambda path, labels: sources.load_pain_csv(path, labels or None, **names),
         "ts": lambda path, labels: sources.load_ts(path, **names),
     }[source]
@@ -72,7 +88,7 @@ def load_datasets(data: dict, seed: int) -> tuple[SequenceSet, SequenceSet]:
         train, test = _on_training_classes(train, test)
     check_pair(train, test, str(data["path"]), str(data["test_path"]))
     if test is None:
-        return stratified_split(train, data["test_split"], seed)
+        return train, None
     steps = max(train.x.shape[1], test.x.shape[1])
     return pad_steps(train, steps), pad_steps(test, steps)
 
@@ -120,13 +136,12 @@ def check_pair(train: SequenceSet, test: SequenceSet | None, train_name: str, te
 
 def _check_not_all_missing(data: SequenceSet, name: str) -> None:
     """InputError naming the first series (1-based) that is NaN in every channel over its length."""
-    steps = np.arange(data.x.shape[1])
-    lengths = data.lengths if data.lengths is not None else np.full(len(data), data.x.shape[1])
-    signal = steps[None, :] < np.asarray(lengths)[:, None]  # (N, T): inside each series' own length
-    missing = np.isnan(data.x).all(axis=2) & signal
-    # Every step of the series' own length missing; all-zero rows (length 0) are padding, not gaps.
-    empty = np.flatnonzero((missing == signal).all(axis=1) & missing.any(axis=1))
-    if len(empty):
+    empty = []
+    for start, x, signal, _ in _signal_blocks(data):
+        missing = np.isnan(x).all(axis=2) & signal
+        # Every step of the series' own length missing; all-zero rows (length 0) are padding, not gaps.
+        empty += (start + np.flatnonzero((missing == signal).all(axis=1) & missing.any(axis=1))).tolist()
+    if empty:
         more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
         raise InputError(f"{name}: series {empty[0] + 1}{more} (1-based) has no values: every channel is "
                          "missing; remove it or give it data")
@@ -136,16 +151,27 @@ def check_no_empty_channel(data: SequenceSet, name: str, after: str = "") -> Non
     """InputError naming the first series (1-based) and channel missing (NaN) over the series'
     whole length: gap filling has no value in it to interpolate from, so NaN would reach the model.
     `after` says what ran before (a message after gap filling names the method)."""
-    steps = np.arange(data.x.shape[1])
-    lengths = data.lengths if data.lengths is not None else np.full(len(data), data.x.shape[1])
-    signal = (steps[None, :] < np.asarray(lengths)[:, None])[:, :, None]  # (N, T, 1)
-    empty = (np.isnan(data.x) | ~signal).all(axis=1) & (np.asarray(lengths) > 0)[:, None]  # (N, F)
-    if empty.any():
-        series, channel = np.argwhere(empty)[0]
-        label = (data.feature_names[channel] if getattr(data, "feature_names", None)
-                 else f"{channel + 1} (1-based)")
-        raise InputError(f"{name}: series {series + 1} (1-based), channel {label} is missing (NaN) over its whole "
-                         f"length{after}; gap filling has nothing to interpolate from: remove the series or the channel")
+    for start, x, signal, lengths in _signal_blocks(data):
+        empty = (np.isnan(x) | ~signal[:, :, None]).all(axis=1) & (lengths > 0)[:, None]  # (n, F)
+        if empty.any():
+            series, channel = np.argwhere(empty)[0]
+            label = (data.feature_names[channel] if getattr(data, "feature_names", None)
+                     else f"{channel + 1} (1-based)")
+            raise InputError(f"{name}: series {start + series + 1} (1-based), channel {label} is missing (NaN) over "
+                             f"its whole length{after}; gap filling has nothing to interpolate from: remove the series "
+                             "or the channel")
+
+
+def _signal_blocks(data: SequenceSet):
+    """(first series, x, signal, lengths) for consecutive blocks of `data`'s series, `signal` (n, T)
+    True inside each series' own length: the checks hold one block's temporaries, never the whole
+    set's, so they stay small for series on disk (`load_files`' `allocate`)."""
+    n, steps, channels = data.x.shape
+    lengths = data.lengths if data.lengths is not None else np.full(n, steps)
+    rows = max(1, _CHECKED_VALUES // max(1, steps * channels))
+    for start in range(0, n, rows):
+        part = np.asarray(lengths[start:start + rows])
+        yield start, data.x[start:start + rows], np.arange(steps)[None, :] < part[:, None], part
 
 
 def check_filled(data: SequenceSet, name: str, method: str) -> None:

@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kseq.data.loading import stratified_split
+from kseq.data.loading import stratified_split_index
 from kseq.data.preprocess import fill_gaps as fill
 from kseq.data.sampling import balanced_weights, target_distribution
 from kseq.data.sequence_set import SequenceSet, Splits
+from kseq.data.sources import CHUNK_ROWS
 from kseq.utils.errors import InputError
 from kseq.utils.files import write_atomically, write_text
 
@@ -71,47 +72,65 @@ class ShardSplit:
 
 
 def write_shards(path, train: SequenceSet, test: SequenceSet | None = None, *, validation_split: float = 0.1,
-                 seed: int = 0, records_per_shard: int = 4096, min_shards_per_class: int = 4,
-                 fill_gaps: str = "spline") -> Path:
+                 test_split: float | None = None, seed: int = 0, records_per_shard: int = 4096,
+                 min_shards_per_class: int = 4, fill_gaps: str = "spline", chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write `train` (less a stratified `validation_split`) and `test` as shards in the new folder `path`.
 
-    Within a class, sequences are written in a random order (`seed`), so that streaming the shards
-    in a shuffled file order through a bounded shuffle buffer mixes them well. Returns `path`.
+    Without `test`, a `test_split` holds out a stratified fraction of `train` as the test split,
+    as `load_datasets` splits a training file (the same rows for the same `seed`). Within a class,
+    sequences are written in a random order (`seed`), so that streaming the shards in a shuffled
+    file order through a bounded shuffle buffer mixes them well. Splits are taken by row, and
+    each shard's sequences are read, gap-filled and written `chunk_rows` at a time: series on disk
+    (`kseq.data.loading.load_files` with `kseq.utils.disk_arrays.allocate_in`) are converted in
+    bounded memory. Returns `path`.
     """
     path = Path(path)
-    if (path / INDEX).exists():
-        raise InputError(f"{path}: already holds shards ({INDEX}); choose a new folder")
-    splits = {"train": train}
+    check_no_shards(path)
+    if test is not None and test_split is not None:
+        raise ValueError("write_shards: give test or test_split, not both")
+    rows, test_part = np.arange(len(train)), None if test is None else (test, np.arange(len(test)))
+    if test_split is not None:
+        rows, held = stratified_split_index(train.y, test_split, seed)
+        test_part = (train, held)
+    parts = {"train": (train, rows)}
     if validation_split:
-        splits["train"], splits["validation"] = stratified_split(train, validation_split, seed)
-    if test is not None:
-        splits["test"] = test
+        kept, held = stratified_split_index(train.y[rows], validation_split, seed)
+        parts["train"], parts["validation"] = (train, rows[kept]), (train, rows[held])
+    if test_part is not None:
+        parts["test"] = test_part
     rng = np.random.default_rng(seed)
     index = {"format": FORMAT, "class_names": list(train.class_names), "shape": list(train.x.shape[1:]),
              "fill_gaps": fill_gaps, "validation_split": validation_split, "seed": seed, "splits": {}}
-    for split, data in splits.items():
-        x = fill(data.x, fill_gaps) if fill_gaps != "none" and np.isnan(data.x).any() else data.x
+    for split, (data, rows) in parts.items():
         (path / split).mkdir(parents=True, exist_ok=True)
-        shards = []
+        shards, y = [], data.y[rows]
         for c in range(len(train.class_names)):
-            rows = rng.permutation(np.flatnonzero(data.y == c))
-            if not len(rows):
+            members = rows[rng.permutation(np.flatnonzero(y == c))]
+            if not len(members):
                 continue
-            n_files = max(math.ceil(len(rows) / records_per_shard), min(min_shards_per_class, len(rows)))
-            for k, chunk in enumerate(np.array_split(rows, n_files)):
+            n_files = max(math.ceil(len(members) / records_per_shard), min(min_shards_per_class, len(members)))
+            for k, chunk in enumerate(np.array_split(members, n_files)):
                 name = f"{split}/c{c}-{k:05d}.tfrecord"
-                _write_records(path / name, x[chunk])
+                _write_records(path / name, data.x, chunk, fill_gaps, chunk_rows)
                 shards.append({"file": name, "class": c, "count": len(chunk)})
         index["splits"][split] = shards
     write_text(path / INDEX, json.dumps(index, indent=1) + "\n")
     return path
 
 
-def _write_records(path: Path, x: np.ndarray) -> None:
+def check_no_shards(path) -> None:
+    """InputError when the folder `path` already holds shards: a shard folder is written once."""
+    if (Path(path) / INDEX).exists():
+        raise InputError(f"{path}: already holds shards ({INDEX}); choose a new folder")
+
+
+def _write_records(path: Path, x: np.ndarray, rows: np.ndarray, fill_gaps: str, chunk_rows: int) -> None:
+    """One record per sequence `x[rows]`, in that order, gaps filled, read `chunk_rows` at a time."""
     def write(tmp):
         with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for sequence in np.ascontiguousarray(x, dtype=np.float32):
-                writer.write(sequence.tobytes())
+            for start in range(0, len(rows), chunk_rows):
+                for sequence in fill(x[rows[start:start + chunk_rows]], fill_gaps):
+                    writer.write(sequence.tobytes())
 
     write_atomically(path, write)
 

@@ -8,6 +8,7 @@ line-by-line scans run only to explain a file that failed to parse.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kseq.data.sequence_set import SequenceSet, signal_lengths
+from kseq.utils.disk_arrays import npz_header, npz_rows
 from kseq.utils.errors import InputError
 
 HEARTBEAT_CLASSES = ("N", "S", "V", "F", "Q")
@@ -31,7 +33,7 @@ PAIN_FEATURE_COLUMNS = (
 # Cell texts read as NaN in heartbeat files: empty cells and the `nan` that NumPy writes.
 _NA_TEXTS = ("", "nan", "NaN")
 _SHOWN = 5  # how many offending items an error message lists
-_CHUNK_ROWS = 8192  # heartbeat rows parsed at a time: ~6 MB of float32, fast and lean
+CHUNK_ROWS = 8192  # series read at a time where a file can be large (heartbeat CSV, npz): ~6 MB of heartbeats
 
 
 def _existing_file(path) -> Path:
@@ -64,37 +66,43 @@ def _index_of(names, values) -> np.ndarray:
 # --- Heartbeat CSV (Kaggle MIT-BIH / PTBDB) -------------------------------------------------
 
 
-def load_heartbeat_csv(path, class_names=HEARTBEAT_CLASSES) -> SequenceSet:
+def load_heartbeat_csv(path, class_names=HEARTBEAT_CLASSES, *, allocate=np.empty,
+                       chunk_rows: int = CHUNK_ROWS) -> SequenceSet:
     """Load a Kaggle MIT-BIH or PTBDB heartbeat file: no header, 187 samples then the label.
 
     Returns x (N, 187, 1) float32, integer labels into `class_names` (use
     `("normal", "abnormal")` for PTBDB) and `lengths`, the zero-padded tail cut off. `nan` cells
-    read as NaN (gaps to fill later).
+    read as NaN (gaps to fill later). x is parsed `chunk_rows` lines at a time into
+    `allocate((N, 187), np.float32)`; with `kseq.utils.disk_arrays.allocate_in(folder)` it lives
+    on disk, so a file larger than memory loads holding one chunk (and a few numbers per line).
     """
     path = _existing_file(path)
-    x, labels = _read_heartbeat_rows(path)
+    x, labels, lengths = _read_heartbeat_rows(path, allocate, chunk_rows)
     y = _heartbeat_labels(path, labels, class_names)
-    return SequenceSet(x[:, :, None], y, tuple(class_names), lengths=signal_lengths(x))
+    return SequenceSet(x[:, :, None], y, tuple(class_names), lengths=lengths)
 
 
-def _read_heartbeat_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Samples (N, 187) and labels (N,) as float32, checking every line has 188 values.
+def _read_heartbeat_rows(path: Path, allocate, chunk_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples (N, 187) and labels (N,) as float32, and each row's signal length, checking every
+    line has 188 values.
 
     pandas' C parser reads chunks of rows straight to float32 into arrays sized by a line count
     up front, so a 400 MB file loads in seconds holding one copy of the data plus one chunk.
     """
     columns = HEARTBEAT_SAMPLES + 1
     rows = _count_lines(path)
-    x, labels = np.empty((rows, HEARTBEAT_SAMPLES), np.float32), np.empty(rows, np.float32)
+    x, labels = allocate((rows, HEARTBEAT_SAMPLES), np.float32), np.empty(rows, np.float32)
+    lengths = np.empty(rows, np.int64)
     filled = 0
     try:
-        with pd.read_csv(path, chunksize=_CHUNK_ROWS, header=None, engine="c", dtype=np.float32,
+        with pd.read_csv(path, chunksize=chunk_rows, header=None, engine="c", dtype=np.float32,
                          skip_blank_lines=False, keep_default_na=False, na_values=list(_NA_TEXTS)) as chunks:
             for chunk in chunks:
                 values, end = chunk.to_numpy(), filled + len(chunk)
                 if values.shape[1] != columns or end > rows:
                     break
                 x[filled:end], labels[filled:end] = values[:, :HEARTBEAT_SAMPLES], values[:, -1]
+                lengths[filled:end] = signal_lengths(values[:, :HEARTBEAT_SAMPLES])
                 filled = end
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: empty file; expected lines of {columns} comma-separated values") from None
@@ -108,7 +116,7 @@ def _read_heartbeat_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise error
         if filled != rows:
             raise InputError(f"{path}: read {filled} rows from {rows} lines; expected one beat per line")
-    return x, labels
+    return x, labels, lengths
 
 
 def _count_lines(path: Path) -> int:
@@ -116,7 +124,7 @@ def _count_lines(path: Path) -> int:
     newlines = returns = 0
     last = b""
     with open(path, "rb") as data:
-        for block in iter(lambda: data.read(1 << 24), b""):
+        for block in iter(lambda: data.read(1 << 20), b""):
             newlines, returns, last = newlines + block.count(b"\n"), returns + block.count(b"\r"), block[-1:]
     return max(newlines, returns) + (last not in (b"", b"\n", b"\r"))
 
@@ -167,9 +175,10 @@ def _is_number(cell: str) -> bool:
 # --- NumPy .npz ------------------------------------------------------------------------------
 
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_NPZ_SMALL = ("y_train", "y_test", "class_names", "lengths_train", "lengths_test")  # read whole
 
 
-def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
+def load_npz(path, *, allocate=np.empty, chunk_rows: int = CHUNK_ROWS) -> tuple[SequenceSet, SequenceSet]:
     """Load `x_train, y_train, x_test, y_test` (and optional `class_names`, `lengths_train`,
     `lengths_test`) from an .npz file.
 
@@ -180,57 +189,86 @@ def load_npz(path) -> tuple[SequenceSet, SequenceSet]:
     `class_names` (default `"0".."K"`), or strings: class names are then `class_names` in its
     order, or the sorted distinct labels of both splits. Equal channel counts and the other
     train/test rules are checked where every source's pair meets, `kseq.data.loading.check_pair`.
+
+    Each x is read `chunk_rows` series at a time into `allocate((N, T, F), np.float32)`, as in
+    `load_heartbeat_csv`, from stored (`np.savez`) and compressed members alike; a member saved
+    in Fortran order is not laid out series by series and is read whole.
     """
     path = _existing_file(path)
     arrays = _read_npz(path)
-    x_train, x_test = (_npz_x(path, arrays, key) for key in ("x_train", "x_test"))
-    if x_train.shape[1] != x_test.shape[1]:
-        raise InputError(f"{path}: x_train has {x_train.shape[1]} time steps (T) but x_test has {x_test.shape[1]}")
-    for x_key, y_key, x in (("x_train", "y_train", x_train), ("x_test", "y_test", x_test)):
-        if arrays[y_key].shape != (len(x),):
-            raise InputError(f"{path}: {x_key} has {len(x)} rows but {y_key} has shape {arrays[y_key].shape}")
+    shapes = {key: _npz_x_shape(path, key) for key in ("x_train", "x_test")}
+    if shapes["x_train"][1] != shapes["x_test"][1]:
+        raise InputError(f"{path}: x_train has {shapes['x_train'][1]} time steps (T) but x_test has "
+                         f"{shapes['x_test'][1]}")
+    for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
+        if arrays[y_key].shape != shapes[x_key][:1]:
+            raise InputError(f"{path}: {x_key} has {shapes[x_key][0]} rows but {y_key} has shape {arrays[y_key].shape}")
     given = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else None
-    class_names, y_train, y_test = _npz_labels(path, arrays["y_train"], arrays["y_test"], given)
-    (x_train, lengths_train), (x_test, lengths_test) = (
-        _npz_lengths(path, arrays, x_key, x) for x_key, x in (("x_train", x_train), ("x_test", x_test)))
-    return (SequenceSet(x_train, y_train, class_names, lengths=lengths_train),
-            SequenceSet(x_test, y_test, class_names, lengths=lengths_test))
+    class_names, *labels = _npz_labels(path, arrays["y_train"], arrays["y_test"], given)
+    sets = []
+    for x_key, y in zip(("x_train", "x_test"), labels):
+        lengths = _npz_lengths(path, arrays, x_key, shapes[x_key])
+        x = _npz_x(path, x_key, shapes[x_key], lengths, allocate, chunk_rows)
+        sets.append(SequenceSet(x, y, class_names, lengths=lengths))
+    return sets[0], sets[1]
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of the .npz at `path`, checking the four required keys are there."""
+    """The labels, lengths and class names in the .npz at `path` (`_npz_x` reads the series),
+    checking the four required keys are there."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+            keys = npz.files
+            arrays = {key: npz[key] for key in _NPZ_SMALL if key in keys}
     except ValueError as err:  # not a zip, or an object array that needs pickle
         raise InputError(f"{path}: not a readable .npz of plain arrays ({err})") from None
-    missing = [key for key in _NPZ_KEYS if key not in arrays]
+    missing = [key for key in _NPZ_KEYS if key not in keys]
     if missing:
-        raise InputError(f"{path}: missing arrays {', '.join(missing)}; found {', '.join(sorted(arrays)) or 'none'}")
+        raise InputError(f"{path}: missing arrays {', '.join(missing)}; found {', '.join(sorted(keys)) or 'none'}")
     return arrays
 
 
-def _npz_x(path: Path, arrays: dict, key: str) -> np.ndarray:
-    """`arrays[key]` as float32 (N, T, F), rejecting other ranks, non-numbers and infinities."""
-    x = arrays[key]
-    if x.ndim not in (2, 3) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise InputError(f"{path}: {key} must be a numeric (N, T) or (N, T, F) array; got {x.dtype} {x.shape}")
-    x = x.astype(np.float32, copy=False).reshape(*x.shape[:2], -1)
-    infinite = np.isinf(x).any(axis=(1, 2))
-    if infinite.any():
-        raise InputError(f"{path}: {key} has infinite values in rows {_first(np.flatnonzero(infinite))}; "
+def _npz_x_shape(path: Path, key: str) -> tuple[int, int, int]:
+    """The (N, T, F) shape of the series `key`, from its header; InputError for other ranks and non-numbers."""
+    try:
+        shape, dtype = npz_header(path, key)
+    except ValueError as err:  # a member that is not an .npy array
+        raise InputError(f"{path}: not a readable .npz of plain arrays ({key}: {err})") from None
+    if len(shape) not in (2, 3) or not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise InputError(f"{path}: {key} must be a numeric (N, T) or (N, T, F) array; got {dtype} {shape}")
+    return shape[0], shape[1], math.prod(shape[2:])
+
+
+def _npz_x(path: Path, key: str, shape: tuple, lengths: np.ndarray | None, allocate, chunk_rows: int) -> np.ndarray:
+    """The series `key` as float32 `shape` (N, T, F) in `allocate`d memory, read `chunk_rows` at a
+    time: infinities rejected, and with `lengths` the steps after each series' length set to 0
+    (values there other than 0 and NaN rejected)."""
+    x = allocate(shape, np.float32)
+    infinite, stray = [], []
+    for start, rows in npz_rows(path, key, chunk_rows):
+        rows, end = rows.astype(np.float32, copy=False).reshape(len(rows), *shape[1:]), start + len(rows)
+        infinite += (start + np.flatnonzero(np.isinf(rows).any(axis=(1, 2)))).tolist()
+        if lengths is not None:
+            after = (np.arange(shape[1])[None, :] >= lengths[start:end, None])[:, :, None]  # past each own length
+            stray += (start + np.flatnonzero((after & (rows != 0) & ~np.isnan(rows)).any(axis=(1, 2)))).tolist()
+            rows = np.where(after, np.float32(0), rows)
+        x[start:end] = rows
+    if infinite:
+        raise InputError(f"{path}: {key} has infinite values in rows {_first(infinite)}; "
                          "expected finite numbers or NaN")
+    if stray:
+        raise InputError(f"{path}: {key} has values after the length {key.replace('x_', 'lengths_')} gives at rows "
+                         f"{_first(stray)}; expected padding (0 or NaN) after each series' length")
     return x
 
 
-def _npz_lengths(path: Path, arrays: dict, x_key: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """`x` with the steps after each series' `lengths_<split>` set to 0, and those lengths (None
-    when the file has none); InputError for lengths that are not one integer in [1, T] per series,
-    or for values other than 0 and NaN after a series' length."""
+def _npz_lengths(path: Path, arrays: dict, x_key: str, shape: tuple) -> np.ndarray | None:
+    """The series' `lengths_<split>` as int64 (None when the file has none); InputError for lengths
+    that are not one integer in [1, T] per series of the (N, T, F) `shape`."""
     key = x_key.replace("x_", "lengths_")
     if key not in arrays:
-        return x, None
-    lengths, (n, steps) = arrays[key], x.shape[:2]
+        return None
+    lengths, (n, steps, _) = arrays[key], shape
     if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
         raise InputError(f"{path}: {key} must hold one integer length per series of {x_key}, shape ({n},); "
                          f"got {lengths.dtype} {lengths.shape}")
@@ -238,12 +276,7 @@ def _npz_lengths(path: Path, arrays: dict, x_key: str, x: np.ndarray) -> tuple[n
     if len(outside):
         raise InputError(f"{path}: {key} has lengths outside [1, {steps}] (the steps of {x_key}) at rows "
                          f"{_first(outside)}; e.g. {key}[{outside[0]}] = {lengths[outside[0]]}")
-    after = np.arange(steps)[None, :] >= lengths[:, None]  # (N, T): past each series' own length
-    stray = np.flatnonzero((after[:, :, None] & (x != 0) & ~np.isnan(x)).any(axis=(1, 2)))
-    if len(stray):
-        raise InputError(f"{path}: {x_key} has values after the length {key} gives at rows {_first(stray)}; "
-                         "expected padding (0 or NaN) after each series' length")
-    return np.where(after[:, :, None], np.float32(0), x), lengths.astype(np.int64)
+    return lengths.astype(np.int64)
 
 
 def _npz_labels(path: Path, y_train, y_test, given):
