@@ -20,11 +20,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
-from kseq.models.rocket import KERNEL_LENGTH, representations, series_lengths
+from kseq.models.rocket import (KERNEL_LENGTH, compiled, dilated_taps, in_compiled_batches, representations,
+                                series_lengths)
 
 
 def hydra_dilations(length: int) -> list[int]:
@@ -33,11 +37,34 @@ def hydra_dilations(length: int) -> list[int]:
     return [2 ** e for e in range(exponent + 1)]
 
 
-def first_true(condition):
-    """1.0 at the first True of the last axis, 0.0 elsewhere: the one-hot argmax of ties, as
-    `argmax` breaks them, in ops that LiteRT runs (its converter refuses Keras' `argmax`)."""
-    as_float = ops.cast(condition, "float32")
-    return as_float * ops.cast(ops.cumsum(as_float, axis=-1) == 1.0, "float32")
+def winners(response, pick):
+    """(B, T, groups, kernels) 1.0 at each group's `pick` (`tf.argmax` or `tf.argmin`) kernel, the
+    first on ties. TensorFlow's own op: Keras' `argmax` guards negative zero with a bit cast that
+    LiteRT's converter refuses; under XLA an index and a one-hot cost less than an equality mask
+    and its running sum (benchmarks/README.md, section vs_aeon)."""
+    return tf.one_hot(pick(response, axis=-1, output_type=tf.int32), response.shape[-1], dtype=tf.float32)
+
+
+_PROGRAMS = {}  # (dilations, inputs, groups per input, kernels per group) -> compiled `counts`
+
+
+def counts(dilations, inputs_seen, groups_per_input, num_kernels, x, lengths, kernels, mixing):
+    """(B, Hydra.output_size) counts of `x` (B, T, F) with real `lengths`, for `Hydra`'s weights."""
+    out = []
+    for d, dilation in enumerate(dilations):
+        for i, (series, series_length) in enumerate(representations(x, lengths, inputs_seen > 1)):
+            # (9, F, groups x kernels): each group's kernels applied to the sum of its channels.
+            kernel = kernels[d, i][:, None, :] * ops.repeat(mixing[d, i], num_kernels, axis=-1)[None]
+            response = ops.einsum("btsf,sfk->btk", dilated_taps(series, dilation), kernel)
+            steps = response.shape[1]
+            response = ops.reshape(response, (-1, steps, groups_per_input, num_kernels))
+            inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")
+            inside = inside[:, :, None, None]
+            top = ops.max(response, axis=-1, keepdims=True)
+            largest, smallest = winners(response, tf.argmax), winners(response, tf.argmin)
+            out.append(ops.sum(largest * top * inside, axis=1))
+            out.append(ops.sum(smallest * inside, axis=1))
+    return ops.reshape(ops.stack(out, axis=1), (ops.shape(x)[0], -1))
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -89,24 +116,12 @@ class Hydra(layers.Layer):
 
     def call(self, inputs, mask=None):
         x = ops.cast(inputs, "float32")
-        lengths = series_lengths(x, mask)
-        counts = []
-        for d, dilation in enumerate(self.dilations):
-            for i, (series, series_length) in enumerate(representations(x, lengths, self.inputs_seen > 1)):
-                # (9, F, groups x kernels): each group's kernels applied to the sum of its channels.
-                mixing = ops.repeat(self.mixing[d, i], self.num_kernels, axis=-1)
-                kernel = self.kernels[d, i][:, None, :] * mixing[None]
-                response = ops.conv(series, kernel, padding="same", dilation_rate=dilation)
-                steps = response.shape[1]
-                response = ops.reshape(response, (-1, steps, self.groups_per_input, self.num_kernels))
-                inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")
-                inside = inside[:, :, None, None]
-                top = ops.max(response, axis=-1, keepdims=True)
-                largest = first_true(response == top)
-                smallest = first_true(response == ops.min(response, axis=-1, keepdims=True))
-                counts.append(ops.sum(largest * top * inside, axis=1))
-                counts.append(ops.sum(smallest * inside, axis=1))
-        return ops.reshape(ops.stack(counts, axis=1), (-1, self.output_size(len(self.dilations))))
+        key = (tuple(self.dilations), self.inputs_seen, self.groups_per_input, self.num_kernels)
+        if key not in _PROGRAMS:  # shared by every Hydra of this shape: the weights are arguments
+            _PROGRAMS[key] = compiled(functools.partial(counts, *key))
+        kernels, mixing = self.kernels.value, self.mixing.value
+        return in_compiled_batches(lambda x, lengths: _PROGRAMS[key](x, lengths, kernels, mixing),
+                                   x, series_lengths(x, mask), self.output_size(len(self.dilations)))
 
     def output_size(self, num_dilations: int) -> int:
         return num_dilations * 2 * self.inputs_seen * self.groups_per_input * self.num_kernels

@@ -35,6 +35,7 @@ import itertools
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 KERNEL_LENGTH = 9
@@ -117,14 +118,114 @@ def representations(x, lengths, use_difference: bool):
     return out
 
 
-def cumulative_max(x):
-    """Running maximum along the last (static) axis of an int tensor >= -1, in log2(length) shifted maxima."""
-    length, shift = x.shape[-1], 1
-    while shift < length:
-        shifted = ops.pad(x[..., :length - shift], [(0, 0)] * (len(x.shape) - 1) + [(shift, 0)], constant_values=-1)
-        x = ops.maximum(x, shifted)
-        shift *= 2
-    return x
+def above(conv, bias):
+    """(B, 84, n, T) 1.0 where the output `conv` (B, 84, T) exceeds each of its kernel's biases (84, n)."""
+    return ops.cast(conv[:, :, None, :] > bias[None, :, :, None], "float32")
+
+
+def sum_over_time(values, weights=None):
+    """`values` (..., T) summed over time, each step times `weights` (T,) when given.
+
+    Written as a product with one column on purpose: XLA compiles it into one vectorised pass
+    that fuses the comparison producing `values`, about ten times faster on this CPU than the
+    same `sum` (benchmarks/README.md, section vs_aeon); with two or more columns it does not."""
+    weights = ops.ones((values.shape[-1],), "float32") if weights is None else weights
+    return ops.squeeze(ops.matmul(values, weights[:, None]), axis=-1)
+
+
+def longest_run(conv, bias, unroll: int = 25):
+    """(B, 84, n) the longest run of consecutive steps where `conv` (B, 84, T) exceeds each bias (84, n).
+
+    One pass over time carrying each run's length, `unroll` steps per loop iteration (a loop
+    iteration costs more than a step's arithmetic); -inf pads the series to whole iterations."""
+    steps = conv.shape[-1]
+    blocks = -(-steps // unroll)
+    padded = ops.pad(conv, ((0, 0), (0, 0), (0, blocks * unroll - steps)), constant_values=float("-inf"))
+    time_major = ops.transpose(ops.reshape(padded, (-1, NUM_KERNELS, blocks, unroll)), (2, 3, 0, 1))
+    zeros = ops.zeros_like(conv[:, :, :1] - bias[None])  # (B, 84, n)
+
+    def step(i, state):
+        run, longest = state
+        block = time_major[i]
+        for u in range(unroll):
+            run = (run + 1.0) * ops.cast(block[u][:, :, None] > bias[None], "float32")
+            longest = ops.maximum(longest, run)
+        return run, longest
+
+    return ops.fori_loop(0, blocks, step, (zeros, zeros))[1]
+
+
+COMPILED_BATCH = 64  # series per call of a compiled program: one program serves every batch size
+
+
+def in_compiled_batches(function, x, lengths, size: int):
+    """`function(x, lengths)` -> (B, size) features, called on chunks of `COMPILED_BATCH` series (the
+    last padded with empty series), or on the one series of a single request.
+
+    XLA compiles a program per input shape, in seconds to tens of seconds for these layers, and a
+    program traced for an unknown batch size is compiled again for every size it meets. With
+    chunks of one static shape, a process compiles once for every batch it will see, and once
+    more for single series, whatever the caller's batch size."""
+    def chunked():
+        batch = tf.shape(x)[0]
+        padded = -(-batch // COMPILED_BATCH) * COMPILED_BATCH
+        chunks = tf.reshape(tf.pad(x, [[0, padded - batch], [0, 0], [0, 0]]), [-1, COMPILED_BATCH, *x.shape[1:]])
+        chunk_lengths = tf.reshape(tf.pad(lengths, [[0, padded - batch]]), [-1, COMPILED_BATCH])
+        features = tf.map_fn(lambda args: function(*args), (chunks, chunk_lengths),
+                             fn_output_signature=tf.TensorSpec([COMPILED_BATCH, size], tf.float32))
+        return tf.reshape(features, [padded, size])[:batch]
+
+    def single():  # a slice of static size 1 (`ensure_shape` here would run on every batch, as a lowered cond does)
+        return function(tf.slice(x, [0, 0, 0], [1, -1, -1]), tf.slice(lengths, [0], [1]))
+
+    if x.shape[0] is not None:
+        return single() if x.shape[0] == 1 else chunked()
+    # Reshaped so that LiteRT's converter, which sees the cond's result unranked, knows its shape.
+    return tf.reshape(tf.cond(tf.equal(tf.shape(x)[0], 1), single, chunked), [-1, size])
+
+
+def compiled(function):
+    """`function` compiled by XLA (TensorFlow's `jit_compile`), once per input shape.
+
+    The features are a few large fused loops (comparisons against every bias, the runs of
+    `longest_run`) that XLA compiles into single passes; op by op, TensorFlow's runtime writes and
+    reads each (B, 84, n, T) intermediate instead (benchmarks/README.md, section vs_aeon)."""
+    return tf.function(function, jit_compile=True, autograph=False)
+
+
+def convolutions(x, selection, dilations):
+    """For each dilation: (B, 84, T) outputs of the 84 kernels on `x` (B, T, F), each summed over
+    the channels `selection` (dilations, F, 84) gives it.
+
+    A dilated length-9 convolution is a matrix product of the nine shifted copies of the
+    series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call."""
+    kernels = ops.convert_to_tensor(kernel_weights())[:, None, :]  # (9, 1, 84)
+    for i, dilation in enumerate(dilations):
+        yield ops.einsum("btsf,sfk->bkt", dilated_taps(x, dilation), kernels * selection[i][None])
+
+
+def dilated_taps(x, dilation: int):
+    """(B, T, 9, F): the nine steps a length-9 kernel at `dilation` sees around each step of `x`
+    (B, T, F), zero beyond the ends ("same" padding). Convolutions written as a product with
+    these run as one matrix product, also in LiteRT, whose convolution wants constant weights."""
+    steps, pad = x.shape[1], KERNEL_LENGTH // 2 * dilation
+    padded = ops.pad(x, ((0, 0), (pad, pad), (0, 0)))
+    return ops.stack([padded[:, j * dilation:j * dilation + steps] for j in range(KERNEL_LENGTH)], axis=2)
+
+
+def pooled_region(steps, lengths, dilation_index, dilation):
+    """(B, 84, T) bool: the steps each kernel pools over, and (84, 1) each kernel's first such step.
+
+    As the reference, kernels alternate (by kernel and dilation index) between every step of
+    the series and the steps whose receptive field lies inside it (padding excluded)."""
+    trimmed = (np.arange(NUM_KERNELS) + dilation_index) % 2 == 1
+    start = ops.convert_to_tensor(np.where(trimmed, KERNEL_LENGTH // 2 * dilation, 0).astype("int32")[:, None])
+    t = ops.arange(steps, dtype="int32")[None, None, :]
+    region = (t >= start) & (t < lengths[:, None, None] - start)
+    return region, start
+
+
+_PROGRAMS = {}  # (layer type, plan, operators) -> compiled features, see MiniRocket._program
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -142,6 +243,7 @@ class MiniRocket(layers.Layer):
 
     use_difference = False
     operators = ("ppv",)
+    compiled_groups = (operators,)  # the operators of each XLA program, in output order
 
     def __init__(self, num_features: int = 10_000, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -151,7 +253,6 @@ class MiniRocket(layers.Layer):
         self.num_features = int(num_features)
         self.max_dilations_per_kernel = int(max_dilations_per_kernel)
         self.seed = int(seed)
-        self._kernels = kernel_weights()
 
     def build(self, input_shape):
         steps, channels = input_shape[1], input_shape[2]
@@ -176,54 +277,51 @@ class MiniRocket(layers.Layer):
         count = NUM_KERNELS * (self.num_features // NUM_KERNELS)
         return count * len(self.operators) * (2 if self.use_difference else 1)
 
-    def _convolutions(self, x, selection, dilations):
-        """For each dilation: (B, 84, T) outputs of the 84 kernels summed over their channels.
-
-        A dilated length-9 convolution is a matrix product of the nine shifted copies of the
-        series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call."""
-        steps = x.shape[1]
-        kernels = ops.convert_to_tensor(self._kernels)[:, None, :]  # (9, 1, 84)
-        for i, dilation in enumerate(dilations):
-            pad = KERNEL_LENGTH // 2 * dilation
-            padded = ops.pad(x, ((0, 0), (pad, pad), (0, 0)))
-            taps = ops.stack([padded[:, j * dilation:j * dilation + steps] for j in range(KERNEL_LENGTH)], axis=2)
-            yield ops.einsum("btsf,sfk->bkt", taps, kernels * selection[i][None])
-
-    @staticmethod
-    def _region(steps, lengths, dilation_index, dilation):
-        """(B, 84, T) bool: the steps each kernel pools over, and (84, 1) each kernel's first such step.
-
-        As the reference, kernels alternate (by kernel and dilation index) between every step of
-        the series and the steps whose receptive field lies inside it (padding excluded)."""
-        trimmed = (np.arange(NUM_KERNELS) + dilation_index) % 2 == 1
-        start = ops.convert_to_tensor(np.where(trimmed, KERNEL_LENGTH // 2 * dilation, 0).astype("int32")[:, None])
-        t = ops.arange(steps, dtype="int32")[None, None, :]
-        region = (t >= start) & (t < lengths[:, None, None] - start)
-        return region, start
-
     def call(self, inputs, mask=None):
         x = ops.cast(inputs, "float32")
         lengths = series_lengths(x, mask)
-        features = {op: [] for op in self.operators}
-        for r, (series, series_length) in enumerate(representations(x, lengths, self.use_difference)):
-            dilations, per_dilation = self._plans[r]
+        # One XLA program per group of operators: a loop (LSPV) compiled into the same program as
+        # the products ran about half as fast as alone (benchmarks/README.md, section vs_aeon).
+        weights = [v.value for v in self.selections], [v.value for v in self.biases]
+        per_operator = self.output_size // len(self.operators)
+        return ops.concatenate([in_compiled_batches(lambda x, lengths: self._program(group)(x, lengths, *weights),
+                                                    x, lengths, per_operator * len(group))
+                                for group in self.compiled_groups], axis=-1)
+
+    def _program(self, operators):
+        """The compiled `_features` of `operators` for this layer's plan, shared by every layer with
+        the same plan (the weights are its arguments), so a second model compiles nothing."""
+        key = (type(self), tuple(tuple(map(tuple, plan)) for plan in self._plans), operators)
+        if key not in _PROGRAMS:
+            layer_type, plans = type(self), self._plans
+            _PROGRAMS[key] = compiled(lambda x, lengths, selections, biases: layer_type._features(
+                plans, x, lengths, operators, selections, biases))
+        return _PROGRAMS[key]
+
+    @classmethod
+    def _features(cls, plans, x, lengths, operators, selections, biases):
+        """(B, features) of `operators`, ordered by operator, representation, dilation, kernel and bias."""
+        features = {op: [] for op in operators}
+        for r, (series, series_length) in enumerate(representations(x, lengths, cls.use_difference)):
+            dilations, per_dilation = plans[r]
             offset = 0
-            for i, conv in enumerate(self._convolutions(series, self.selections[r], dilations)):
+            for i, conv in enumerate(convolutions(series, selections[r], dilations)):
                 n = per_dilation[i]
-                bias = ops.reshape(self.biases[r][offset:offset + NUM_KERNELS * n], (NUM_KERNELS, n))
+                bias = ops.reshape(biases[r][offset:offset + NUM_KERNELS * n], (NUM_KERNELS, n))
                 offset += NUM_KERNELS * n
-                region, start = self._region(conv.shape[2], series_length, i, dilations[i])
+                region, start = pooled_region(conv.shape[2], series_length, i, dilations[i])
                 # Outside its region a kernel's output is -inf, so no bias counts it as positive.
                 conv = ops.where(region, conv, float("-inf"))
-                positive = conv[:, :, None, :] > bias[None, :, :, None]  # (B, 84, n, T)
-                for op, value in self._pool(conv, bias, positive, region, start).items():
+                # The region's size, from its bounds: a sum over (B, 84, T) would cost as much as a pooling.
+                steps = ops.cast(ops.maximum(series_length[:, None, None] - 2 * start[None], 1), "float32")
+                for op, value in cls._pool(conv, bias, steps, start, operators).items():
                     features[op].append(ops.reshape(value, (-1, NUM_KERNELS * n)))
-        return ops.concatenate([f for op in self.operators for f in features[op]], axis=-1)
+        return ops.concatenate([f for op in operators for f in features[op]], axis=-1)
 
-    def _pool(self, conv, bias, positive, region, start):
-        count = ops.sum(ops.cast(positive, "float32"), axis=-1)
-        steps = ops.maximum(ops.sum(ops.cast(region, "float32"), axis=-1), 1.0)[..., None]
-        return {"ppv": count / steps}
+    @staticmethod
+    def _pool(conv, bias, steps, start, operators):
+        """{operator: (B, 84, n)} for the outputs `conv` (B, 84, T), -inf outside each kernel's region."""
+        return {"ppv": sum_over_time(above(conv, bias)) / steps}
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask is consumed: pooling leaves no time axis
@@ -249,7 +347,7 @@ class MiniRocket(layers.Layer):
                 series, series_length = representations(ops.convert_to_tensor(x[chosen]),
                                                         ops.convert_to_tensor(lengths[chosen].astype("int32")),
                                                         self.use_difference)[r]
-                conv = next(self._convolutions(series, self.selections[r][i:i + 1], [dilation]))
+                conv = next(convolutions(series, self.selections[r][i:i + 1], [dilation]))
                 conv = ops.convert_to_numpy(conv)
                 series_length = ops.convert_to_numpy(series_length)
                 for k in range(NUM_KERNELS):
@@ -282,24 +380,21 @@ class MultiRocket(MiniRocket):
 
     use_difference = True
     operators = ("ppv", "mpv", "mipv", "lspv")
+    compiled_groups = (("ppv", "mpv", "mipv"), ("lspv",))
 
     def __init__(self, num_features: int = 6_250, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(num_features, max_dilations_per_kernel, seed, **kwargs)
 
-    def _pool(self, conv, bias, positive, region, start):
-        steps = ops.maximum(ops.sum(ops.cast(region, "float32"), axis=-1), 1.0)[..., None]
-        t = ops.arange(conv.shape[2], dtype="int32")
-        # The count, the sum of outputs and the sum of indices over the positive steps, for every
-        # bias at once: one batched product (B, 84, n, T) x (B, 84, T, 3), reading `positive` once.
-        values = ops.stack([ops.ones_like(conv), ops.where(region, conv, 0.0),
-                            ops.broadcast_to(ops.cast(t, "float32"), ops.shape(conv))], axis=-1)
-        sums = ops.matmul(ops.cast(positive, "float32"), values)
-        count, output_sum, index_sum = sums[..., 0], sums[..., 1], sums[..., 2]
+    @staticmethod
+    def _pool(conv, bias, steps, start, operators):
+        if operators == ("lspv",):
+            return {"lspv": longest_run(conv, bias)}
+        positive = above(conv, bias)
+        count = sum_over_time(positive)
         nonempty = count > 0
         safe_count = ops.maximum(count, 1.0)
-        mpv = (output_sum - bias * count) / safe_count
+        # conv - bias summed over the positive steps: relu(conv - bias) is 0 elsewhere (-inf outside the region).
+        mpv = sum_over_time(ops.relu(conv[:, :, None, :] - bias[None, :, :, None])) / safe_count
+        index_sum = sum_over_time(positive, ops.arange(conv.shape[2], dtype="float32"))
         mipv = (index_sum - ops.cast(start, "float32") * count) / safe_count
-        last_negative = cumulative_max(ops.where(positive, -1, t))
-        lspv = ops.cast(ops.max(t - last_negative, axis=-1), "float32")
-        return {"ppv": count / steps, "mpv": ops.where(nonempty, mpv, 0.0),
-                "mipv": ops.where(nonempty, mipv, -1.0), "lspv": lspv}
+        return {"ppv": count / steps, "mpv": ops.where(nonempty, mpv, 0.0), "mipv": ops.where(nonempty, mipv, -1.0)}
