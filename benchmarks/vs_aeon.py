@@ -7,7 +7,8 @@ generic experiments' TOML files (ridge head below 10,000 series). Both get the s
 (`--threads`: TensorFlow's intra-op threads, aeon's `n_jobs`), on the same machine, in one run.
 
 - Accuracy and *cold* time on the dev sets (`--datasets`, read from `--data-dir`): each fit runs
-  in a fresh worker process, so it pays numba's compilation (aeon) or TensorFlow's tracing (kseq).
+  in a fresh worker process with an empty numba cache (`NUMBA_CACHE_DIR`), so it pays numba's
+  compilation (aeon) or TensorFlow's tracing and XLA's compilation (kseq).
 - *Warm* time on a synthetic univariate set (`--size N,T`, default 5000,500: N training and N
   test series of three classes of noisy sines), in one worker per classifier that first fits a
   200-series subset (compiles and traces), then times `fit` on the N and `predict` on the N test
@@ -127,7 +128,10 @@ def run_worker(library: str, name: str, dataset: str, args) -> dict:
         command += ["--data-dir", str(args.data_dir)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "NUMBA_NUM_THREADS": str(args.threads),
            "OMP_NUM_THREADS": str(args.threads)}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        if dataset != "synthetic":  # cold: numba's on-disk cache would otherwise skip its compilation
+            env["NUMBA_CACHE_DIR"] = cache
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
     if done.returncode:
         raise RuntimeError(f"{library} {name} on {dataset} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -12,8 +12,14 @@ The data-dependent parameters follow the reference code: dilations from the seri
 when the layer is built, since the padded length is the input's static length), random channel
 combinations for multivariate series (from `seed`), and biases fitted by `adapt(x)` on training
 series, as `keras.layers.Normalization` fits its statistics. All of them are non-trainable
-weights, so they are saved with the model. Every dilation runs as one convolution with all 84
+weights, so they are saved with the model. Every dilation runs as one matrix product with all 84
 kernels at once.
+
+Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape
+(`in_compiled_batches`), with every pooling but LSPV written as a product with one column
+(`sum_over_time`), which XLA fuses with the comparison into one vectorised pass, and LSPV as one
+loop over time (`longest_run`). Measured against aeon's numba loops in benchmarks/README.md,
+section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
 mask's count when one is passed), convolution outputs past it are excluded from every pooling,
@@ -155,33 +161,43 @@ def longest_run(conv, bias, unroll: int = 25):
     return ops.fori_loop(0, blocks, step, (zeros, zeros))[1]
 
 
-COMPILED_BATCH = 64  # series per call of a compiled program: one program serves every batch size
+COMPILED_BATCHES = (64, 256)  # the shapes compiled programs take: small batches, and chunks of large ones
 
 
 def in_compiled_batches(function, x, lengths, size: int):
-    """`function(x, lengths)` -> (B, size) features, called on chunks of `COMPILED_BATCH` series (the
-    last padded with empty series), or on the one series of a single request.
+    """`function(x, lengths)` -> (B, size) features, on batches of a few static shapes: the one
+    series of a single request; up to 64 series padded to 64; more, in chunks of 256, the last
+    padded with empty series.
 
     XLA compiles a program per input shape, in seconds to tens of seconds for these layers, and a
-    program traced for an unknown batch size is compiled again for every size it meets. With
-    chunks of one static shape, a process compiles once for every batch it will see, and once
-    more for single series, whatever the caller's batch size."""
-    def chunked():
-        batch = tf.shape(x)[0]
-        padded = -(-batch // COMPILED_BATCH) * COMPILED_BATCH
-        chunks = tf.reshape(tf.pad(x, [[0, padded - batch], [0, 0], [0, 0]]), [-1, COMPILED_BATCH, *x.shape[1:]])
-        chunk_lengths = tf.reshape(tf.pad(lengths, [[0, padded - batch]]), [-1, COMPILED_BATCH])
-        features = tf.map_fn(lambda args: function(*args), (chunks, chunk_lengths),
-                             fn_output_signature=tf.TensorSpec([COMPILED_BATCH, size], tf.float32))
-        return tf.reshape(features, [padded, size])[:batch]
+    program traced for an unknown batch size is compiled again for every size it meets. With a
+    few static shapes a process compiles at most three programs, whatever its callers' batch
+    sizes. Two sizes, because LSPV's loop over time ran 1.8 times faster on chunks of 256 than of
+    64, while padding a small data set's 28 series to 256 would cost it nine times its transform."""
+    small, large = COMPILED_BATCHES
+
+    def padded_to(chunk):
+        def run():
+            batch = tf.shape(x)[0]
+            padded = -(-batch // chunk) * chunk
+            chunks = tf.reshape(tf.pad(x, [[0, padded - batch], [0, 0], [0, 0]]), [-1, chunk, *x.shape[1:]])
+            chunk_lengths = tf.reshape(tf.pad(lengths, [[0, padded - batch]]), [-1, chunk])
+            if chunk == small:  # one chunk, no loop: LiteRT's converter lowers one loop over chunks, not two
+                return function(chunks[0], chunk_lengths[0])[:batch]
+            features = tf.map_fn(lambda args: function(*args), (chunks, chunk_lengths),
+                                 fn_output_signature=tf.TensorSpec([chunk, size], tf.float32))
+            return tf.reshape(features, [padded, size])[:batch]
+        return run
 
     def single():  # a slice of static size 1 (`ensure_shape` here would run on every batch, as a lowered cond does)
         return function(tf.slice(x, [0, 0, 0], [1, -1, -1]), tf.slice(lengths, [0], [1]))
 
     if x.shape[0] is not None:
-        return single() if x.shape[0] == 1 else chunked()
+        return single() if x.shape[0] == 1 else padded_to(small if x.shape[0] <= small else large)()
+    batch = tf.shape(x)[0]
     # Reshaped so that LiteRT's converter, which sees the cond's result unranked, knows its shape.
-    return tf.reshape(tf.cond(tf.equal(tf.shape(x)[0], 1), single, chunked), [-1, size])
+    return tf.reshape(tf.cond(tf.equal(batch, 1), single,
+                              lambda: tf.cond(batch <= small, padded_to(small), padded_to(large))), [-1, size])
 
 
 def compiled(function):
