@@ -333,3 +333,26 @@ def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
     model = keras.saving.load_model(run / "model.keras")
     assert np.mean(model.predict(x[40:], verbose=0).argmax(1) == y[40:]) >= 0.9
     assert 'head = "ridge"' in (run / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("batch", [1, 5, 64, 70, 300])
+def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, monkeypatch):
+    """Batches of every size go through the compiled programs' few static shapes (1, up to 64
+    padded, chunks of the large size, here 64 for long series): each series' features are those
+    it has alone, and none is lost or repeated."""
+    import kseq.models.rocket as rocket
+
+    monkeypatch.setattr(rocket, "CHUNK_STEPS", 64 * 30)  # 30-step series: large chunks of 64, as long series get
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(batch, 30, 1)).astype("float32")
+    layer = MiniRocket(num_features=84, seed=0)
+    layer.adapt(x if batch > 1 else np.repeat(x, 3, axis=0))
+    features = numpy(layer(x))
+    assert features.shape == (batch, 84)
+    for i in sorted({0, batch // 2, batch - 1}):
+        np.testing.assert_allclose(features[i], numpy(layer(x[i:i + 1]))[0], atol=1e-6)
+    # The same through a graph whose batch size is unknown until it runs (a served signature).
+    import tensorflow as tf
+
+    graph = tf.function(layer.call, input_signature=[tf.TensorSpec([None, 30, 1], tf.float32)])
+    np.testing.assert_allclose(graph(x).numpy(), features, atol=1e-6)

@@ -162,11 +162,13 @@ def longest_run(conv, bias, unroll: int = 25):
 
 
 COMPILED_BATCHES = (64, 256)  # the shapes compiled programs take: small batches, and chunks of large ones
+CHUNK_STEPS = 256 * 512  # series x steps in a chunk of a large batch: longer series get smaller chunks
 
 
 def in_compiled_batches(function, x, lengths, size: int):
     """`function(x, lengths)` -> (B, size) features, on batches of a few static shapes: the one
-    series of a single request; up to 64 series padded to 64; more, in chunks of 256, the last
+    series of a single request; up to 64 series padded to 64; more, in chunks of 256 (fewer for
+    series over 512 steps, down to 64: XLA's intermediates grow with series x steps), the last
     padded with empty series.
 
     XLA compiles a program per input shape, in seconds to tens of seconds for these layers, and a
@@ -175,14 +177,15 @@ def in_compiled_batches(function, x, lengths, size: int):
     sizes. Two sizes, because LSPV's loop over time ran 1.8 times faster on chunks of 256 than of
     64, while padding a small data set's 28 series to 256 would cost it nine times its transform."""
     small, large = COMPILED_BATCHES
+    large = int(np.clip(CHUNK_STEPS // x.shape[1], small, large))
 
-    def padded_to(chunk):
+    def padded_to(chunk, loop: bool):
         def run():
             batch = tf.shape(x)[0]
             padded = -(-batch // chunk) * chunk
             chunks = tf.reshape(tf.pad(x, [[0, padded - batch], [0, 0], [0, 0]]), [-1, chunk, *x.shape[1:]])
             chunk_lengths = tf.reshape(tf.pad(lengths, [[0, padded - batch]]), [-1, chunk])
-            if chunk == small:  # one chunk, no loop: LiteRT's converter lowers one loop over chunks, not two
+            if not loop:  # one chunk, no loop: LiteRT's converter lowers one loop over chunks, not two
                 return function(chunks[0], chunk_lengths[0])[:batch]
             features = tf.map_fn(lambda args: function(*args), (chunks, chunk_lengths),
                                  fn_output_signature=tf.TensorSpec([chunk, size], tf.float32))
@@ -193,11 +196,13 @@ def in_compiled_batches(function, x, lengths, size: int):
         return function(tf.slice(x, [0, 0, 0], [1, -1, -1]), tf.slice(lengths, [0], [1]))
 
     if x.shape[0] is not None:
-        return single() if x.shape[0] == 1 else padded_to(small if x.shape[0] <= small else large)()
+        return single() if x.shape[0] == 1 else padded_to(small, False)() if x.shape[0] <= small else padded_to(
+            large, True)()
     batch = tf.shape(x)[0]
     # Reshaped so that LiteRT's converter, which sees the cond's result unranked, knows its shape.
     return tf.reshape(tf.cond(tf.equal(batch, 1), single,
-                              lambda: tf.cond(batch <= small, padded_to(small), padded_to(large))), [-1, size])
+                              lambda: tf.cond(batch <= small, padded_to(small, False), padded_to(large, True))),
+                      [-1, size])
 
 
 def compiled(function):
