@@ -38,7 +38,7 @@ def test_list_names_the_experiments():
 
 
 @pytest.mark.slow
-def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path):
+def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path, capsys):
     """Train on the real Kaggle-format fixture rows plus synthetic minority beats written as CSV."""
     from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
 
@@ -47,8 +47,8 @@ def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path):
     write_heartbeat_csv(test, tmp_path / "test.csv")
     out = tmp_path / "out"
     tiny = [a for s in TINY_ECG if not s.startswith("data.scale") for a in ("--set", s)]
-    done = run_cli("ecg_cnn", "--data", str(tmp_path / "train.csv"), "--test-data", str(tmp_path / "test.csv"),
-                   "--output-dir", str(out), "--seed", "1", *tiny)
+    done = run_in_process(capsys, "ecg_cnn", "--data", str(tmp_path / "train.csv"),
+                          "--test-data", str(tmp_path / "test.csv"), "--output-dir", str(out), "--seed", "1", *tiny)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "macro_f1=" in done.stdout and "accuracy=" in done.stdout
     (run_dir,) = (out / "ecg_cnn").iterdir()
@@ -69,9 +69,10 @@ def test_pain_bigru_on_real_format_csv_files(tmp_path, capsys):
 
     paths = write_pain_csv(tmp_path / "pain", seed=2, n_test=30)
     out = tmp_path / "out"
-    done = run_in_process(capsys, "pain_bigru", "--data", str(paths["train_features"]), "--labels", str(paths["train_labels"]),
-                   "--test-data", str(paths["test_features"]), "--test-labels", str(paths["test_labels"]),
-                   "--output-dir", str(out), *[a for s in TINY_PAIN for a in ("--set", s)])
+    done = run_in_process(capsys, "pain_bigru", "--data", str(paths["train_features"]),
+                          "--labels", str(paths["train_labels"]), "--test-data", str(paths["test_features"]),
+                          "--test-labels", str(paths["test_labels"]), "--output-dir", str(out),
+                          *[a for s in TINY_PAIN for a in ("--set", s)])
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (out / "pain_bigru").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -161,8 +162,9 @@ def test_inception_time_ensemble_runs_like_any_experiment(tmp_path, capsys):
     """Five restarts of one recipe on the same data and split, their probabilities averaged."""
     out = tmp_path / "out"
     tiny = ["train.steps=20", "model.depth=1", "model.filters=4", "model.bottleneck_size=4", "train.verbose=0"]
-    done = run_in_process(capsys, "inception_time_ensemble", "--data", str(Path(__file__).parent / "data" / "Chinatown_subset.npz"),
-                   "--output-dir", str(out), *[a for s in tiny for a in ("--set", s)])
+    done = run_in_process(capsys, "inception_time_ensemble",
+                          "--data", str(Path(__file__).parent / "data" / "Chinatown_subset.npz"),
+                          "--output-dir", str(out), *[a for s in tiny for a in ("--set", s)])
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = (out / "inception_time_ensemble").iterdir()
     metrics = json.loads((folder / "metrics.json").read_text())
