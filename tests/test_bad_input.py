@@ -20,6 +20,7 @@ from kseq import SequenceClassifier
 from kseq.config import load_config
 from kseq.data import load_heartbeat_csv, load_npz
 from kseq.data.loading import load_datasets
+from kseq.experiments import run
 from kseq.utils.errors import InputError
 
 REPO = Path(__file__).parents[1]
@@ -98,22 +99,40 @@ CLI = [
 
 
 def run_cli(args, cwd):
+    """`python -m kseq.experiments.run ARGS` in a fresh process (TensorFlow's start-up included)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "kseq.experiments.run", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600)
+
+
+def run_main(args, cwd, capsys, monkeypatch):
+    """The same command in this process: `kseq.experiments.run.main(ARGS)` run from `cwd`, as
+    (exit code, stdout, stderr). For the cases that are about the message and the exit code; the
+    process itself (no traceback, no TensorFlow notices, TensorFlow not loaded for bad arguments)
+    is checked in fresh processes by test_command_line_in_a_fresh_process and tests/test_cli.py."""
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    try:
+        code = run.main(args)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def written(folder: Path) -> list:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
 
-@pytest.mark.parametrize("args, files, message", [case[1:] for case in CLI], ids=[case[0] for case in CLI])
-def test_command_line(args, files, message, tmp_path):
+def command_line_case(args, files, tmp_path, run_command):
     for name, write in files.items():
         write(tmp_path / name)
     (tmp_path / "tests").symlink_to(REPO / "tests")  # the cases that name repository files
     out = tmp_path / "out"
-    done = run_cli([*args, "--output-dir", str(out)], cwd=tmp_path)
+    return run_command([*args, "--output-dir", str(out)], tmp_path), out
+
+
+def assert_one_error_line(done, message, out):
     assert done.returncode == 2, done.stderr[-2000:]
     # TensorFlow prints start-up notices to stderr that no setting silences; kseq adds one line, last.
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
@@ -123,7 +142,25 @@ def test_command_line(args, files, message, tmp_path):
     assert written(out) == []  # no run folder, finished or partial
 
 
-def test_a_nan_loss_ends_the_run_and_keeps_earlier_runs(tmp_path):
+@pytest.mark.parametrize("args, files, message", [case[1:] for case in CLI], ids=[case[0] for case in CLI])
+def test_command_line(args, files, message, tmp_path, capsys, monkeypatch):
+    done, out = command_line_case(args, files, tmp_path,
+                                  lambda argv, cwd: run_main(argv, cwd, capsys, monkeypatch))
+    assert_one_error_line(done, message, out)
+
+
+# A case answered after TensorFlow has loaded (the labels are read with it), in a fresh process:
+# TensorFlow's start-up notices stay out of stderr, and the error line is still the last line.
+FRESH_PROCESS_CASE = "float label 0.5 in a heartbeat CSV"
+
+
+def test_command_line_in_a_fresh_process(tmp_path):
+    (_, args, files, message), = [case for case in CLI if case[0] == FRESH_PROCESS_CASE]
+    done, out = command_line_case(args, files, tmp_path, run_cli)
+    assert_one_error_line(done, message, out)
+
+
+def test_a_nan_loss_ends_the_run_and_keeps_earlier_runs(tmp_path, capsys, monkeypatch):
     """Values near float32's limit overflow inside the network: the loss is NaN at the first batch.
     The run ends with one error line; an earlier run's folder stays, and no partial folder is left."""
     x = np.full((8, 12, 2), 3e38)
@@ -132,8 +169,8 @@ def test_a_nan_loss_ends_the_run_and_keeps_earlier_runs(tmp_path):
     earlier = tmp_path / "out" / "resnet" / "20260101-000000-seed0-abcdef"
     earlier.mkdir(parents=True)
     (earlier / "metrics.json").write_text("{}")
-    done = run_cli(["resnet", "--data", "huge.npz", "--set", "train.steps=4", "--set", "preprocess.normalize='none'",
-                    "--output-dir", str(tmp_path / "out")], cwd=tmp_path)
+    done = run_main(["resnet", "--data", "huge.npz", "--set", "train.steps=4", "--set", "preprocess.normalize='none'",
+                     "--output-dir", str(tmp_path / "out")], tmp_path, capsys, monkeypatch)
     assert done.returncode == 2, done.stderr[-2000:]
     assert re.match(r"error: training loss is nan at epoch 1, batch \d+; expected finite values", done.stderr.strip().splitlines()[-1])
     assert written(tmp_path / "out") == ["resnet", "resnet/20260101-000000-seed0-abcdef",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kseq.experiments import run
 from tests.conftest import TINY_ECG
 
 
@@ -15,6 +16,16 @@ def run_cli(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "kseq.experiments.run", *args], capture_output=True, text=True, cwd=cwd, timeout=600
     )
+
+
+def run_in_process(capsys, *args):
+    """`run.main(args)` in this process, as `run_cli` answers it (exit code, stdout, stderr): for the
+    end-to-end runs whose assertions are about what the run writes, not about the process's start-up
+    (which test_generic_experiment_on_real_data_with_no_other_flag and the import checks below run fresh)."""
+    capsys.readouterr()
+    code = run.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def test_list_names_the_experiments():
@@ -27,7 +38,7 @@ def test_list_names_the_experiments():
 
 
 @pytest.mark.slow
-def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path):
+def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path, capsys):
     """Train on the real Kaggle-format fixture rows plus synthetic minority beats written as CSV."""
     from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
 
@@ -36,8 +47,8 @@ def test_ecg_cnn_end_to_end_on_a_real_format_csv(tmp_path):
     write_heartbeat_csv(test, tmp_path / "test.csv")
     out = tmp_path / "out"
     tiny = [a for s in TINY_ECG if not s.startswith("data.scale") for a in ("--set", s)]
-    done = run_cli("ecg_cnn", "--data", str(tmp_path / "train.csv"), "--test-data", str(tmp_path / "test.csv"),
-                   "--output-dir", str(out), "--seed", "1", *tiny)
+    done = run_in_process(capsys, "ecg_cnn", "--data", str(tmp_path / "train.csv"),
+                          "--test-data", str(tmp_path / "test.csv"), "--output-dir", str(out), "--seed", "1", *tiny)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "macro_f1=" in done.stdout and "accuracy=" in done.stdout
     (run_dir,) = (out / "ecg_cnn").iterdir()
@@ -52,15 +63,16 @@ TINY_PAIN = ["train.epochs=1", "model.layers=1", "model.units=8", "preprocess.wi
 
 
 @pytest.mark.slow
-def test_pain_bigru_on_real_format_csv_files(tmp_path):
+def test_pain_bigru_on_real_format_csv_files(tmp_path, capsys):
     """The pain pipeline from the real long-format files: windows and transform live in the model."""
     from kseq.data.synthetic import write_pain_csv
 
     paths = write_pain_csv(tmp_path / "pain", seed=2, n_test=30)
     out = tmp_path / "out"
-    done = run_cli("pain_bigru", "--data", str(paths["train_features"]), "--labels", str(paths["train_labels"]),
-                   "--test-data", str(paths["test_features"]), "--test-labels", str(paths["test_labels"]),
-                   "--output-dir", str(out), *[a for s in TINY_PAIN for a in ("--set", s)])
+    done = run_in_process(capsys, "pain_bigru", "--data", str(paths["train_features"]),
+                          "--labels", str(paths["train_labels"]), "--test-data", str(paths["test_features"]),
+                          "--test-labels", str(paths["test_labels"]), "--output-dir", str(out),
+                          *[a for s in TINY_PAIN for a in ("--set", s)])
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (out / "pain_bigru").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -146,12 +158,13 @@ def test_generic_experiment_on_real_data_with_no_other_flag(experiment, dataset,
 
 
 @pytest.mark.slow
-def test_inception_time_ensemble_runs_like_any_experiment(tmp_path):
+def test_inception_time_ensemble_runs_like_any_experiment(tmp_path, capsys):
     """Five restarts of one recipe on the same data and split, their probabilities averaged."""
     out = tmp_path / "out"
     tiny = ["train.steps=20", "model.depth=1", "model.filters=4", "model.bottleneck_size=4", "train.verbose=0"]
-    done = run_cli("inception_time_ensemble", "--data", str(Path(__file__).parent / "data" / "Chinatown_subset.npz"),
-                   "--output-dir", str(out), *[a for s in tiny for a in ("--set", s)])
+    done = run_in_process(capsys, "inception_time_ensemble",
+                          "--data", str(Path(__file__).parent / "data" / "Chinatown_subset.npz"),
+                          "--output-dir", str(out), *[a for s in tiny for a in ("--set", s)])
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = (out / "inception_time_ensemble").iterdir()
     metrics = json.loads((folder / "metrics.json").read_text())

@@ -1,5 +1,6 @@
 """`kseq.SequenceClassifier` against scikit-learn's rules and tools, and against `train(config)`."""
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
@@ -35,9 +36,26 @@ def small(**params):
     return SequenceClassifier("fcn", SMALL, steps=40, learning_rate=1e-2, random_state=0, **params)
 
 
-def test_fit_sets_sklearn_attributes_and_predicts_labels():
+# For the tests of the estimator contract and of scikit-learn's tools, where what the model learns
+# is not asserted: one convolution, so each fit traces a smaller graph (the fit's cost on tiny data).
+TINY = {"filters": [4], "kernel_sizes": [3]}
+
+
+def tiny(**params):
+    return SequenceClassifier("fcn", TINY, steps=40, learning_rate=1e-2, random_state=0, **params)
+
+
+@pytest.fixture(scope="module")
+def fitted_small():
+    """`small().fit(*two_rhythms())`, fitted once for the tests that only read it (predict, score,
+    export); a test that changes an estimator fits its own."""
     x, y = two_rhythms()
-    clf = small().fit(x, y)
+    return small().fit(x, y)
+
+
+def test_fit_sets_sklearn_attributes_and_predicts_labels(fitted_small):
+    x, y = two_rhythms()
+    clf = fitted_small
     assert clf.classes_.tolist() == ["fast", "slow"]
     proba = clf.predict_proba(x)
     assert proba.shape == (len(x), 2)
@@ -50,20 +68,20 @@ def test_fit_sets_sklearn_attributes_and_predicts_labels():
     assert set(clf.history_) >= {"loss", "accuracy"}
 
 
-def test_same_random_state_same_predictions_and_2d_input():
+def test_same_random_state_same_predictions_and_2d_input(fitted_small):
     x, y = two_rhythms()
     first = small().fit(x[:, :, 0], y)  # (N, T): one feature
-    second = small().fit(x, y)
+    second = fitted_small  # small().fit(x, y)
     np.testing.assert_array_equal(first.predict_proba(x), second.predict_proba(x))
     other = SequenceClassifier("fcn", SMALL, steps=40, random_state=1).fit(x, y)
     assert np.abs(other.predict_proba(x) - first.predict_proba(x)).max() > 1e-4
 
 
-def test_the_estimator_and_train_share_one_training_loop(tmp_path):
+def test_the_estimator_and_train_share_one_training_loop(fitted_small, tmp_path):
     """`train(clf.to_config())` on the same arrays written to a file gives the same model."""
     x, y = two_rhythms()
     x_test, y_test = two_rhythms(seed=1)
-    clf = small().fit(x, y)
+    clf = fitted_small
     codes = {"fast": 0, "slow": 1}
     np.savez(tmp_path / "d.npz", x_train=x, y_train=np.vectorize(codes.get)(y), x_test=x_test,
              y_test=np.vectorize(codes.get)(y_test), class_names=np.array(["fast", "slow"]))
@@ -77,18 +95,38 @@ def test_the_estimator_and_train_share_one_training_loop(tmp_path):
 def test_cross_val_score_equals_a_manual_loop():
     x, y = two_rhythms()
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
-    scores = cross_val_score(small(), x, y, cv=cv, scoring="f1_macro")
+    scores = cross_val_score(tiny(), x, y, cv=cv, scoring="f1_macro")
     manual = []
     for fit_rows, test_rows in cv.split(x, y):
-        predicted = clone(small()).fit(x[fit_rows], y[fit_rows]).predict(x[test_rows])
+        predicted = clone(tiny()).fit(x[fit_rows], y[fit_rows]).predict(x[test_rows])
         manual.append(f1_score(y[test_rows], predicted, average="macro"))
     np.testing.assert_allclose(scores, manual)
 
 
-def test_grid_search_over_sampler_and_loss():
-    x, y = two_rhythms()
-    grid = {"sampler": ["none", "rejection"], "loss": ["crossentropy", "focal"]}
-    search = GridSearchCV(small(), grid, cv=2, scoring="f1_macro").fit(x, y)
+README_GRID = {"sampler": ["none", "rejection"], "loss": ["crossentropy", "focal"]}
+
+
+@pytest.fixture(scope="module")
+def readme_example(tmp_path_factory):
+    """The README's scikit-learn example, run once (a 3-fold `cross_val_score` and a 2x2, 2-fold
+    `GridSearchCV`): its namespace and the folder it ran in."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## With scikit-learn", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    folder = tmp_path_factory.mktemp("readme")
+    namespace = {}
+    with contextlib.chdir(folder):
+        exec(compile(code, "README.md", "exec"), namespace)
+    return namespace, folder
+
+
+def test_grid_search_over_sampler_and_loss(readme_example):
+    """The README's grid search (sampler x loss, 2 folds): the best estimator is refitted with the best
+    parameters, and they reach its config."""
+    namespace, _ = readme_example
+    search = namespace["search"]
+    assert isinstance(search, GridSearchCV) and search.param_grid == README_GRID and search.cv == 2
+    grid = README_GRID
     assert len(search.cv_results_["params"]) == 4
     best = search.best_estimator_
     assert {k: best.get_params()[k] for k in grid} == search.best_params_
@@ -98,8 +136,8 @@ def test_grid_search_over_sampler_and_loss():
 
 def test_clone_of_an_unfitted_and_a_fitted_estimator():
     x, y = two_rhythms()
-    fitted = small(sampler="oversample").fit(x, y)
-    for original in (small(sampler="oversample"), fitted):
+    fitted = tiny(sampler="oversample").fit(x, y)
+    for original in (tiny(sampler="oversample"), fitted):
         copy = clone(original)
         assert copy.get_params() == original.get_params()
         assert not hasattr(copy, "model_")
@@ -126,7 +164,7 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @estimator_checks.parametrize_with_checks(
-    [SequenceClassifier("fcn", {"filters": [8, 8], "kernel_sizes": [3, 3]}, steps=40, random_state=0)],
+    [SequenceClassifier("fcn", TINY, steps=40, random_state=0)],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS, xfail_strict=True)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
@@ -134,8 +172,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 def test_classifiers_train_without_offsets():
     """scikit-learn's `check_classifiers_train` holds where predict is the argmax (thresholds="none")."""
-    clf = SequenceClassifier("fcn", {"filters": [8, 8], "kernel_sizes": [3, 3]}, steps=40, random_state=0,
-                             thresholds="none")
+    clf = SequenceClassifier("fcn", TINY, steps=40, random_state=0, thresholds="none")
     estimator_checks.check_classifiers_train(type(clf).__name__, clf)
 
 
@@ -145,12 +182,12 @@ def test_tags_tell_the_truth():
     assert not tags.non_deterministic and small().set_params(random_state=None).__sklearn_tags__().non_deterministic
     x, y = two_rhythms()
     x[::3, 5:9] = np.nan  # gaps: filled before the model, as the allow_nan tag says
-    assert np.isfinite(small().fit(x, y).predict_proba(x)).all()
+    assert np.isfinite(tiny().fit(x, y).predict_proba(x)).all()
 
 
 def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was():
     x, y = two_rhythms()
-    clf = small().fit(x, y)
+    clf = tiny().fit(x, y)
     before = clf.predict_proba(x)
     state = {k: v for k, v in vars(clf).items() if k.endswith("_")}
     x_other, y_other = two_rhythms(length=20)
@@ -160,15 +197,15 @@ def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was():
     for params, bad in bad_fits:
         with pytest.raises(ValueError):
             clf.set_params(**params).fit(*bad)
-        clf.set_params(model_params=SMALL)
+        clf.set_params(model_params=TINY)
         assert {k: v for k, v in vars(clf).items() if k.endswith("_")}.keys() == state.keys()
         assert clf.classes_.tolist() == ["fast", "slow"] and clf.n_features_in_ == 32
         np.testing.assert_array_equal(clf.predict_proba(x), before)
 
 
-def test_n_features_in_is_the_second_axis_and_checked_on_predict():
+def test_n_features_in_is_the_second_axis_and_checked_on_predict(fitted_small):
     x, y = two_rhythms()
-    clf = small().fit(x, y)
+    clf = fitted_small
     assert clf.n_features_in_ == x.shape[1] == 32
     with pytest.raises(ValueError, match="X has 20 features, but SequenceClassifier is expecting 32 features"):
         clf.predict(x[:, :20])
@@ -183,9 +220,9 @@ def test_random_state_generator_and_global_random_state_untouched():
     expected = (random.random(), np.random.random())
     random.seed(123)
     np.random.seed(123)
-    first = small().set_params(random_state=np.random.default_rng(5)).fit(x, y)
+    first = tiny().set_params(random_state=np.random.default_rng(5)).fit(x, y)
     assert (random.random(), np.random.random()) == expected  # fit neither reseeded nor drew from them
-    second = small().set_params(random_state=np.random.default_rng(5)).fit(x, y)
+    second = tiny().set_params(random_state=np.random.default_rng(5)).fit(x, y)
     np.testing.assert_array_equal(first.predict_proba(x), second.predict_proba(x))
 
 
@@ -193,20 +230,20 @@ def test_channels_first_reads_n_c_t_and_a_doubtful_shape_warns():
     rng = np.random.default_rng(0)
     x, y = two_rhythms()
     x = np.concatenate([x, rng.normal(size=x.shape)], axis=2).astype("float32")  # (48, 32, 2)
-    default = small().fit(x, y)
+    default = tiny().fit(x, y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        first = small(channels_first=True).fit(np.swapaxes(x, 1, 2), y)
+        first = tiny(channels_first=True).fit(np.swapaxes(x, 1, 2), y)
     assert not [w for w in caught if "channels_first" in str(w.message)]  # 2 channels of 32 steps: no doubt
     np.testing.assert_array_equal(first.predict_proba(np.swapaxes(x, 1, 2)), default.predict_proba(x))
     with pytest.warns(UserWarning, match=r"read as \(N, T, F\): 2 time steps of 32 channels; .*channels_first=True"):
-        small().fit(np.swapaxes(x, 1, 2), y)
+        tiny().fit(np.swapaxes(x, 1, 2), y)
 
 
 def test_held_out_data_fits_the_decision_and_export_serves_it(tmp_path):
     x, y = two_rhythms(n=96)
     x_val, y_val = two_rhythms(n=40, seed=3)
-    clf = small().fit(x, y, validation_data=(x_val, y_val))
+    clf = tiny().fit(x, y, validation_data=(x_val, y_val))
     assert isinstance(clf.decision_, Decision) and clf.decisions_["decisions"]["fitted"]
     assert clf.decisions_["decisions"]["fitted_on"] == "validation split (40 series)"
     logits = clf.model_.predict(x, verbose=0)
@@ -217,14 +254,14 @@ def test_held_out_data_fits_the_decision_and_export_serves_it(tmp_path):
     served = ServingFunction(clf.export(tmp_path / "exported") / "serving")(x[:8])
     np.testing.assert_allclose(served["probabilities"], clf.predict_proba(x[:8]), atol=1e-5)
     assert [c.decode() for c in served["class_name"]] == clf.predict(x[:8]).tolist()
-    assert small().fit(x, y).decision_ is None  # 48 series per class < 10 for "auto": no split, argmax
+    assert tiny().fit(x, y).decision_ is None  # 48 series per class < 10 for "auto": no split, argmax
 
 
-def test_predict_uses_its_own_batch_size(monkeypatch):
+def test_predict_uses_its_own_batch_size(fitted_small, monkeypatch):
     from kseq.data import pipeline
 
     x, y = two_rhythms()
-    clf = small().fit(x, y)
+    clf = fitted_small
     assert clf.config_["sampler"]["batch_size"] == 4
     seen = []
     original = pipeline.make_eval_dataset
@@ -234,21 +271,20 @@ def test_predict_uses_its_own_batch_size(monkeypatch):
     assert seen == [256]
 
 
-def test_above_chance_on_held_out_series():
+def test_above_chance_on_held_out_series(fitted_small):
     """Chance is 0.5 on two balanced classes; the small net separates the rhythms on new series."""
-    x, y = two_rhythms()
     x_test, y_test = two_rhythms(n=200, seed=7)
-    assert small().fit(x, y).score(x_test, y_test) >= 0.9
+    assert fitted_small.score(x_test, y_test) >= 0.9
 
 
 def test_validation_data_selects_by_validation_macro_f1():
     x, y = two_rhythms()
     x_val, y_val = two_rhythms(seed=2)
-    clf = small().fit(x, y, validation_data=(x_val, y_val))
+    clf = tiny().fit(x, y, validation_data=(x_val, y_val))
     assert clf.config_["train"]["monitor"] == "val_macro_f1"
     assert "val_macro_f1" in clf.history_
     with pytest.raises(ValueError, match="not in y"):
-        small().fit(x, y, validation_data=(x_val, np.full(len(y_val), "other")))
+        tiny().fit(x, y, validation_data=(x_val, np.full(len(y_val), "other")))
 
 
 def test_sample_weight_draws_in_proportion():
@@ -278,9 +314,9 @@ def test_bad_parameters_are_value_errors_naming_them(params, message):
         small().set_params(**params).fit(x, y)
 
 
-def test_export_serves_like_predict_proba(tmp_path):
+def test_export_serves_like_predict_proba(fitted_small, tmp_path):
     x, y = two_rhythms()
-    clf = small().fit(x, y)
+    clf = fitted_small
     folder = clf.export(tmp_path / "exported")
     assert {p.name for p in folder.iterdir()} >= {"model.keras", "serving", "config.toml", "history.csv"}
     served = ServingFunction(folder / "serving")(x[:5])
@@ -290,14 +326,9 @@ def test_export_serves_like_predict_proba(tmp_path):
         clf.export(folder)
 
 
-def test_readme_estimator_example_runs(tmp_path, monkeypatch):
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## With scikit-learn", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert len(namespace["scores"]) == 3 and (tmp_path / "fast_or_slow" / "serving").is_dir()
+def test_readme_estimator_example_runs(readme_example):
+    namespace, folder = readme_example
+    assert len(namespace["scores"]) == 3 and (folder / "fast_or_slow" / "serving").is_dir()
     assert min(namespace["scores"]) > 0.8  # macro-F1 of chance on two balanced classes is about 0.5
     x_new = np.sin(2 * np.pi * np.arange(64) / np.array([4, 16])[:, None])  # a clean fast, then slow, rhythm
     assert namespace["best"].predict(x_new).tolist() == ["fast", "slow"]

@@ -68,20 +68,9 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_from_its_backup(tmp_path):
-    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5"])
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path, callbacks=[_Interrupt()])
-    (partial,) = (tmp_path / "ecg_cnn").glob(".partial-*")
-    assert (partial / "backup").is_dir()
-    run = train(config, tmp_path, resume=partial)
-    assert not partial.exists()
-    assert run.history["epoch"] == [0, 1]
-    assert run.metrics["epochs"] == 2
-
-
-def test_resumed_run_draws_the_batches_of_an_uninterrupted_one(tmp_path):
-    """Epoch 1 after a resume must train on epoch 1's batches, not replay epoch 0's: the final
+def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrupted_one(tmp_path):
+    """An interrupted run leaves its partial folder with a backup; resuming finishes it there.
+    Epoch 1 after a resume must train on epoch 1's batches, not replay epoch 0's: the final
     weights equal those of the same run left uninterrupted."""
     config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5",
                                      "model.dropout=0.0"])  # batches the only randomness left
@@ -89,7 +78,10 @@ def test_resumed_run_draws_the_batches_of_an_uninterrupted_one(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "split", callbacks=[_Interrupt()])
     (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
+    assert (partial / "backup").is_dir()
     resumed = train(config, tmp_path / "split", resume=partial)
+    assert not partial.exists()
+    assert resumed.metrics["epochs"] == 2
     assert resumed.history["epoch"] == whole.history["epoch"] == [0, 1]
     np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
     for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
@@ -220,7 +212,7 @@ def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
     assert ((predicted == v) & (val_set.y == v)).sum() / (val_set.y == v).sum() >= 0.9
 
 
-@pytest.mark.slow  # four trainings (the run's and three folds') and an export: minutes on 2 cores
+@pytest.mark.slow  # four trainings (the run's and three folds') and an export
 def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
     """Levels in physical units and a 4:1 imbalance: the recipe resolves series+channel normalisation
     (fitted on the training series, saved with the model), balanced batches, and decisions fitted on
@@ -240,7 +232,7 @@ def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
     data = tmp_path / "imbalanced.npz"
     np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     config = load_config("resnet", [f"data.path={json.dumps(str(data))}", 'data.source="npz"', "train.steps=30",
-                                    "model.filters=[4, 4, 4]", "train.verbose=0"])
+                                    "model.filters=[4]", "model.kernel_sizes=[3]", "train.verbose=0"])
     run = train(config, tmp_path / "out")
     written = tomllib.loads((run.directory / "config.toml").read_text())
     assert written["preprocess"]["normalize"] == "series+channel"
