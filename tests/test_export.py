@@ -82,13 +82,19 @@ def test_litert_model_serves_without_tensorflow(tiny_run, tmp_path):
 
 
 def test_decision_layer_rules_both_exports(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)  # the test's own weights, whatever ran before it in this process
     model = build_model("cnn", (24, 2), 3, filters=[4], dense_units=[8])
-    decision = Decision(temperature=2.5, offsets=[-1.5, 0.5, 1.0])
-    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"], decision)
     x = np.random.default_rng(3).normal(size=(64, 24, 2)).astype("float32")
     logits = model.predict(x, verbose=0).astype(np.float64)
+    # Offsets that centre each class's mean tempered logit, so they move the decisions of an
+    # untrained model, whichever class its random weights favour.
+    offsets = np.round(-(logits / 2.5).mean(axis=0), 2)
+    decision = Decision(temperature=2.5, offsets=offsets.tolist())
+    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"], decision)
     probabilities = softmax(logits / 2.5)
-    class_id = (np.log(probabilities) + [-1.5, 0.5, 1.0]).argmax(-1)
+    class_id = (np.log(probabilities) + offsets).argmax(-1)
     assert (class_id != logits.argmax(-1)).any()  # the offsets change some decisions
     for runtime in ("tensorflow", "litert"):
         out = ServingFunction(tmp_path / "serving", runtime=runtime)(x)
