@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kseq.models.rocket import (KERNEL_LENGTH, compiled, dilated_taps, in_compiled_batches, representations,
-                                series_lengths)
+from kseq.models.rocket import (KERNEL_LENGTH, dilated_taps, in_compiled_batches, representations, series_lengths,
+                                shared_program)
 
 
 def hydra_dilations(length: int) -> list[int]:
@@ -43,9 +43,6 @@ def winners(response, pick):
     LiteRT's converter refuses; under XLA an index and a one-hot cost less than an equality mask
     and its running sum (benchmarks/README.md, section vs_aeon)."""
     return tf.one_hot(pick(response, axis=-1, output_type=tf.int32), response.shape[-1], dtype=tf.float32)
-
-
-_PROGRAMS = {}  # (dilations, inputs, groups per input, kernels per group) -> compiled `counts`
 
 
 def counts(dilations, inputs_seen, groups_per_input, num_kernels, x, lengths, kernels, mixing):
@@ -116,11 +113,10 @@ class Hydra(layers.Layer):
 
     def call(self, inputs, mask=None):
         x = ops.cast(inputs, "float32")
-        key = (tuple(self.dilations), self.inputs_seen, self.groups_per_input, self.num_kernels)
-        if key not in _PROGRAMS:  # shared by every Hydra of this shape: the weights are arguments
-            _PROGRAMS[key] = compiled(functools.partial(counts, *key))
+        shape = (tuple(self.dilations), self.inputs_seen, self.groups_per_input, self.num_kernels)
+        program = shared_program((Hydra, *shape), lambda: functools.partial(counts, *shape))
         kernels, mixing = self.kernels.value, self.mixing.value
-        return in_compiled_batches(lambda x, lengths: _PROGRAMS[key](x, lengths, kernels, mixing),
+        return in_compiled_batches(lambda x, lengths: program(x, lengths, kernels, mixing),
                                    x, series_lengths(x, mask), self.output_size(len(self.dilations)))
 
     def output_size(self, num_dilations: int) -> int:

@@ -195,9 +195,10 @@ def in_compiled_batches(function, x, lengths, size: int):
     def single():  # a slice of static size 1 (`ensure_shape` here would run on every batch, as a lowered cond does)
         return function(tf.slice(x, [0, 0, 0], [1, -1, -1]), tf.slice(lengths, [0], [1]))
 
+    if x.shape[0] == 1:
+        return single()
     if x.shape[0] is not None:
-        return single() if x.shape[0] == 1 else padded_to(small, False)() if x.shape[0] <= small else padded_to(
-            large, True)()
+        return padded_to(small, False)() if x.shape[0] <= small else padded_to(large, True)()
     batch = tf.shape(x)[0]
     # Reshaped so that LiteRT's converter, which sees the cond's result unranked, knows its shape.
     return tf.reshape(tf.cond(tf.equal(batch, 1), single,
@@ -246,7 +247,16 @@ def pooled_region(steps, lengths, dilation_index, dilation):
     return region, start
 
 
-_PROGRAMS = {}  # (layer type, plan, operators) -> compiled features, see MiniRocket._program
+_PROGRAMS = {}  # (layer type, static configuration...) -> compiled program, see `shared_program`
+
+
+def shared_program(key: tuple, make):
+    """The compiled program `make()` returns, compiled once per process for `key` (a layer type and
+    what fixes the program's graph): every layer with the same key shares it, its weights passed as
+    arguments, so a second model of the same shape traces and compiles nothing."""
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = compiled(make())
+    return _PROGRAMS[key]
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -310,14 +320,11 @@ class MiniRocket(layers.Layer):
                                 for group in self.compiled_groups], axis=-1)
 
     def _program(self, operators):
-        """The compiled `_features` of `operators` for this layer's plan, shared by every layer with
-        the same plan (the weights are its arguments), so a second model compiles nothing."""
-        key = (type(self), tuple(tuple(map(tuple, plan)) for plan in self._plans), operators)
-        if key not in _PROGRAMS:
-            layer_type, plans = type(self), self._plans
-            _PROGRAMS[key] = compiled(lambda x, lengths, selections, biases: layer_type._features(
-                plans, x, lengths, operators, selections, biases))
-        return _PROGRAMS[key]
+        """The compiled `_features` of `operators` for this layer's plan (`shared_program`)."""
+        layer_type, plans = type(self), self._plans
+        key = (layer_type, tuple(tuple(map(tuple, plan)) for plan in plans), operators)
+        return shared_program(key, lambda: lambda x, lengths, selections, biases: layer_type._features(
+            plans, x, lengths, operators, selections, biases))
 
     @classmethod
     def _features(cls, plans, x, lengths, operators, selections, biases):
