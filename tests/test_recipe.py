@@ -27,20 +27,30 @@ def test_a_given_validation_split_is_kept():
 
 
 @pytest.mark.parametrize(
-    "n, length, batch, steps",
+    "n, length, real_steps, batch, steps",
     [
         # 20 series of 24 steps (Chinatown): batch 2, 10 steps an epoch, the 2,000-step cap.
-        (20, 24, 2, 2000),
-        # 104 series of 2,000 steps: batch 10, the compute budget allows 2e7 / (10 * 2000) = 1,000.
-        (104, 2000, 10, 1001),  # rounded up to whole epochs of 11 steps: 91 epochs
-        # 1,000 x 500: batch 64, 625 affordable steps, 16 steps an epoch -> 40 epochs = 640.
-        (1000, 500, 64, 640),
-        # 80,000 heartbeats: the 10-epoch floor (1,250 steps an epoch) beats the compute budget.
-        (80000, 187, 64, 12500),
+        (20, 24, None, 2, 2000),
+        # 104 series of 2,000 steps: batch 10 (already under 16), the compute budget allows
+        # 2e7 / (10 * 2000) = 1,000, rounded up to whole epochs of 11 steps: 91 epochs.
+        (104, 2000, None, 10, 1001),
+        # 1,000 x 500: at batch 64 the budget decides (625 steps, 39 epochs), so the batch shrinks
+        # to the 2e7 / (2000 * 500) = 20 that buys 2,000 steps: 50 steps an epoch, 40 epochs.
+        (1000, 500, None, 20, 2000),
+        # 537 series padded to 1,344 steps, 330 real on average, cut to their longest per batch:
+        # costed by the 330, batch 53 buys 1,143 steps; batch 2e7 / (2000 * 330) = 30 buys 2,020,
+        # capped at 2,000 = 111.1 epochs of 18 -> 112 epochs.
+        (537, 1344, 330.0, 30, 2016),
+        # The same series costed padded: batch 53 buys 280 steps; the batch stops at 16
+        # (2e7 / (2000 * 1344) = 7 would be smaller), which buys 930 = 27.4 epochs of 34 -> 28.
+        (537, 1344, None, 16, 952),
+        # 80,000 heartbeats: the 10-epoch floor (1,250 steps an epoch) beats the compute budget,
+        # so the batch stays 64.
+        (80000, 187, None, 64, 12500),
     ],
 )
-def test_batch_size_and_step_budget(n, length, batch, steps):
-    config = recipe.resolve(generic(), num_train=n, sequence_length=length, validation=False)
+def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
+    config = recipe.resolve(generic(), num_train=n, sequence_length=length, validation=False, real_steps=real_steps)
     per_epoch = math.ceil(n / batch)
     assert config["sampler"]["batch_size"] == batch
     assert config["train"]["steps"] == steps
@@ -162,3 +172,18 @@ def test_set_imbalance_values_are_kept():
     config["sampler"]["kind"], config["decisions"]["folds"] = "class_weight", 0
     resolved = recipe.resolve_imbalance(config, np.repeat([0, 1], [50, 2]), validation=False)
     assert resolved["sampler"]["kind"] == "class_weight" and resolved["decisions"]["folds"] == 0
+
+
+def test_the_budget_counts_real_steps_of_series_cut_to_their_length():
+    from kseq.data.sequence_set import SequenceSet
+    from kseq.training.trainer import resolve_recipe
+
+    # 100 series padded to 2,000 steps, 250 of them real: batch 10. Costed by real steps the budget
+    # buys 2e7 / (10 * 250) = 8,000, capped at 2,000; costed padded it would buy 1,000.
+    x = np.zeros((100, 2000, 1), "float32")
+    x[:, :250] = np.random.default_rng(0).normal(size=(100, 250, 1))
+    data = SequenceSet(x, np.repeat([0, 1], 50), ("a", "b"))
+    config = generic()
+    assert resolve_recipe(config, data, None, announce=False)["train"]["steps"] == 2000
+    windows = {**config, "preprocess": {**config["preprocess"], "window": 2000}}  # one length: padded cost
+    assert resolve_recipe(windows, data, None, announce=False)["train"]["steps"] == 1000

@@ -20,7 +20,16 @@ The rules, in the order they apply:
 - `train.steps`: a budget of optimizer steps, not epochs, so 30 series and 80,000 series both get
   enough updates: `MAX_STEPS`, cut to what `COMPUTE_BUDGET` sequence-steps allow for long series
   (a 1,000 x 500 dataset trains in minutes on two CPU cores), but never under `MIN_EPOCHS` passes
-  over the data. `train.epochs` becomes the whole number of epochs that covers it.
+  over the data. `train.epochs` becomes the whole number of epochs that covers it. The budget
+  counts real steps: a model trained on batches cut to their longest member (`any_length`) pays
+  for a series' own length, not the padding after it, so series of unequal length are costed by
+  their mean real length (on a held-out set where 76% of the padded steps were padding, counting
+  padded steps cut the run to 26 epochs, still far from converged).
+- Long series, where the budget rather than `MAX_STEPS` or `MIN_EPOCHS` decides the steps: the
+  batch shrinks until the budget buys `MAX_STEPS` updates, down to `LONG_SERIES_BATCH` (the
+  ResNet reference's `min(N / 10, 16)`). The same compute then takes more, smaller steps, which
+  is what a run short of its budget's updates lacks; data large enough for the epoch floor to
+  decide keeps its batch.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; the
   checkpoint keeps the best epoch by it.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
@@ -79,6 +88,7 @@ AUTO = "auto"
 MIN_VALIDATION_PER_CLASS = 10
 VALIDATION_FRACTION = 0.1
 MIN_BATCH, MAX_BATCH = 2, 64
+LONG_SERIES_BATCH = 16  # the smallest batch the budget rule shrinks to (the ResNet reference's cap)
 MAX_STEPS = 2000
 COMPUTE_BUDGET = 2e7  # batch x time steps summed over the run: ~5 minutes of a ResNet on 2 CPU cores
 MIN_EPOCHS = 10
@@ -173,23 +183,33 @@ def resolve_imbalance(config: dict, y_train: np.ndarray, *, validation: bool) ->
     return config
 
 
-def resolve(config: dict, *, num_train: int, sequence_length: int, validation: bool) -> dict:
+def resolve(config: dict, *, num_train: int, sequence_length: int, validation: bool,
+            real_steps: float | None = None) -> dict:
     """Every remaining `"auto"` of `config` as a number, given the training examples' count and length.
 
     Returns a new config; `config` is left as it was. `validation` says whether a validation split
-    exists (after `resolve_validation`).
+    exists (after `resolve_validation`). `real_steps`: the mean steps a training series costs when
+    batches are cut to their longest member (default: `sequence_length`, every series padded).
     """
     config = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
     sampler, train, model = config["sampler"], config["train"], config["model"]
+    cost = float(real_steps or sequence_length)  # steps computed per series of a batch
+
+    def affordable(batch: int) -> int:
+        return int(COMPUTE_BUDGET // (batch * cost))
+
     if is_auto(sampler["batch_size"]):
         # The random-kernel models' batches only chunk their transform (no gradient steps on small data).
-        per_batch = num_train if model.get("name") in RANDOM_KERNEL_MODELS else num_train // 10
-        sampler["batch_size"] = int(np.clip(per_batch, MIN_BATCH, MAX_BATCH))
+        random_kernels = model.get("name") in RANDOM_KERNEL_MODELS
+        batch = int(np.clip(num_train if random_kernels else num_train // 10, MIN_BATCH, MAX_BATCH))
+        budget_decides = MIN_EPOCHS * math.ceil(num_train / batch) <= affordable(batch) < MAX_STEPS
+        if budget_decides and not random_kernels and is_auto(train["steps"]):
+            batch = max(int(COMPUTE_BUDGET // (MAX_STEPS * cost)), min(batch, LONG_SERIES_BATCH))
+        sampler["batch_size"] = batch
     batch_size = int(sampler["batch_size"])
     steps_per_epoch = math.ceil(num_train / batch_size)
     if is_auto(train["steps"]):
-        affordable = int(COMPUTE_BUDGET // (batch_size * sequence_length))
-        train["steps"] = max(min(MAX_STEPS, affordable), MIN_EPOCHS * steps_per_epoch)
+        train["steps"] = max(min(MAX_STEPS, affordable(batch_size)), MIN_EPOCHS * steps_per_epoch)
     if train["steps"]:
         train["epochs"] = math.ceil(int(train["steps"]) / steps_per_epoch)
         train["steps"] = train["epochs"] * steps_per_epoch

@@ -139,8 +139,9 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
     config = {**config, "preprocess": {**config["preprocess"],
                                        "normalize": recipe.resolve_normalize(config, x_fit)}}
     config = recipe.resolve_imbalance(config, fit_set.y, validation=val_set is not None)
+    real_steps = float(fit_set.real_lengths().mean()) if takes_any_length(config, x_fit) else None
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
-                            validation=val_set is not None)
+                            validation=val_set is not None, real_steps=real_steps)
     if announce:
         print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set)),
               flush=True)
