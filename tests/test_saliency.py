@@ -79,3 +79,31 @@ def test_pick_examples_takes_each_class_most_and_least_confident():
     y = np.array([0, 0, 1, 0, 1])
     assert saliency.pick_examples(p, y) == [(0, "most confident"), (1, "least confident"),
                                            (2, "most confident"), (4, "least confident")]
+
+
+def test_integrated_gradients_in_passes_equal_one_pass(model, monkeypatch):
+    x, _ = window_data(3, 6)
+    one_pass = saliency.integrated_gradients(model, x, np.ones(3, int), steps=20)
+    monkeypatch.setattr(saliency, "IG_CHUNK_STEPS", 3 * T)  # passes of 3 path points: 7 passes
+    np.testing.assert_allclose(saliency.integrated_gradients(model, x, np.ones(3, int), steps=20), one_pass,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_the_report_explains_each_series_over_its_real_steps(monkeypatch, tmp_path):
+    from kseq.data import SequenceSet
+    from kseq.reporting import plots
+
+    keras.utils.set_random_seed(0)
+    any_length = build_model("fcn", (None, 2), 2, filters=[4, 4], kernel_sizes=[3, 3])
+    x, y = window_data(4, 7)
+    lengths = np.array([100, 80, 90, 70])
+    for i, length in enumerate(lengths):
+        x[i, length:] = 0.0  # zero padding after each series' own length
+    drawn = {}
+    monkeypatch.setattr(plots, "plot_saliency", lambda signals, importances, *a: drawn.update(
+        signals=signals, importances=importances))
+    test_set = SequenceSet(x, y, ("a", "b"), lengths=lengths)
+    logits = np.asarray(any_length(x))
+    saliency.plot_saliency(any_length, test_set, logits, tmp_path / "s.png")
+    picks = [i for i, _ in saliency.pick_examples(kseq.utils.scores.softmax(logits), y)]
+    assert [len(s) for s in drawn["signals"]] == [len(m) for m in drawn["importances"]] == list(lengths[picks])

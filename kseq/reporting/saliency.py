@@ -31,6 +31,14 @@ from kseq.reporting import plots
 
 METHODS = ("auto", "grad_cam", "integrated_gradients")
 IG_STEPS = 64
+# Path points x time steps per gradient pass of integrated gradients: bounds its memory whatever
+# the series' length (64 points of a 2,618-step series in one pass held about 3 GB of a ResNet's
+# activations).
+IG_CHUNK_STEPS = 16_384
+# The report's figure: path points x real steps over all its series, from which the number of
+# path points is cut (to MIN_REPORT_IG_STEPS at least), so long series cost seconds, not minutes.
+REPORT_IG_BUDGET = 2**18
+MIN_REPORT_IG_STEPS = 16
 
 
 @dataclasses.dataclass
@@ -98,14 +106,18 @@ def integrated_gradients(model: keras.Model, x: np.ndarray, class_index: np.ndar
     """Signed attributions (N, T, F): (x - baseline) times the mean gradient of the class logit
     at `steps` midpoints of the path from `baseline` (zeros by default) to `x`."""
     baseline = np.zeros_like(x) if baseline is None else np.asarray(baseline, np.float32)
-    alphas = tf.constant((np.arange(steps) + 0.5) / steps, tf.float32)[:, None, None]
+    alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)[:, None, None]
+    per_pass = max(1, IG_CHUNK_STEPS // max(x.shape[1], 1))
     out = np.empty_like(x)
     for i in range(len(x)):
-        path = tf.constant(baseline[i]) + alphas * tf.constant(x[i] - baseline[i])  # (steps, T, F)
-        with tf.GradientTape() as tape:
-            tape.watch(path)
-            target = model(path, training=False)[:, int(class_index[i])]
-        out[i] = (x[i] - baseline[i]) * tape.gradient(target, path).numpy().mean(axis=0)
+        gradient = np.zeros(x.shape[1:], np.float32)
+        for start in range(0, steps, per_pass):  # the path in passes of bounded size
+            path = tf.constant(baseline[i] + alphas[start:start + per_pass] * (x[i] - baseline[i]))
+            with tf.GradientTape() as tape:
+                tape.watch(path)
+                target = model(path, training=False)[:, int(class_index[i])]
+            gradient += tape.gradient(target, path).numpy().sum(axis=0)
+        out[i] = (x[i] - baseline[i]) * gradient / steps
     return out
 
 
@@ -127,9 +139,13 @@ def plot_saliency(model: keras.Model, test_set, test_logits, path):
     the predicted class (`kseq.reporting.plots.plot_saliency`)."""
     probabilities = softmax(test_logits)
     picks = pick_examples(probabilities, test_set.y)
-    index = np.array([i for i, _ in picks])
-    explanation = explain(model, test_set.x[index])
+    # A model that takes any length explains each series without its padding.
+    lengths = test_set.real_lengths() if model.input_shape[1] is None else np.full(len(test_set), test_set.x.shape[1])
+    signals = [test_set.x[i, :lengths[i]] for i, _ in picks]
+    steps = int(np.clip(REPORT_IG_BUDGET // sum(map(len, signals)), MIN_REPORT_IG_STEPS, IG_STEPS))
+    explanations = [explain(model, signal[None], steps=steps) for signal in signals]
     names = test_set.class_names
-    titles = [f"true {names[test_set.y[i]]} ({label}), predicted {names[c]} p={probabilities[i, c]:.2f}"
-              for (i, label), c in zip(picks, explanation.class_index)]
-    return plots.plot_saliency(test_set.x[index], explanation.time_importance, titles, explanation.method, path)
+    titles = [f"true {names[test_set.y[i]]} ({label}), predicted {names[e.class_index[0]]} "
+              f"p={probabilities[i, e.class_index[0]]:.2f}" for (i, label), e in zip(picks, explanations)]
+    return plots.plot_saliency(signals, [e.time_importance[0] for e in explanations], titles,
+                               explanations[0].method, path)
