@@ -39,28 +39,38 @@ PUBLISHED = {
 }
 
 
+def timed_run(experiment: str, data: Path, output_dir: str) -> dict:
+    """`python -m kseq.experiments.run EXPERIMENT --data DATA --output-dir OUTPUT_DIR`, timed as a whole
+    process: {seconds, accuracy, macro_f1, folder, resolved}. `benchmarks/vs_tsai.py` times kseq with it too.
+    RuntimeError (exit code and the tail of stderr) when the run fails."""
+    command = [sys.executable, "-m", "kseq.experiments.run", experiment,
+               "--data", str(data), "--output-dir", output_dir]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"exit {done.returncode}\n{done.stderr[-2000:]}")
+    folder = re.findall(r"^(?:run|ensemble) folder: (.+)$", done.stdout, flags=re.M)[-1]
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    resolved = re.findall(r"^resolved: .+$", done.stdout, flags=re.M)
+    return {"seconds": round(seconds, 1), "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+            "folder": folder, "resolved": resolved[0] if resolved else ""}
+
+
 def run(data_dir: Path, names: list[str], experiments: list[str]) -> None:
     for name in names:
         for experiment in experiments:
-            command = [sys.executable, "-m", "kseq.experiments.run", experiment,
-                       "--data", str(data_dir / f"{name}.npz"), "--output-dir", f"saved_models/real-data/{name}"]
-            started = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            seconds = time.perf_counter() - started
-            if done.returncode:
-                print(f"{name} {experiment}: exit {done.returncode}\n{done.stderr[-2000:]}", file=sys.stderr)
+            try:
+                result = timed_run(experiment, data_dir / f"{name}.npz", f"saved_models/real-data/{name}")
+            except RuntimeError as e:
+                print(f"{name} {experiment}: {e}", file=sys.stderr)
                 continue
-            folder = re.findall(r"^(?:run|ensemble) folder: (.+)$", done.stdout, flags=re.M)[-1]
-            metrics = json.loads((Path(folder) / "metrics.json").read_text())
-            resolved = re.findall(r"^resolved: .+$", done.stdout, flags=re.M)
-            record = {"dataset": name, "experiment": experiment, "seconds": round(seconds, 1),
-                      "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "folder": folder,
-                      "resolved": resolved[0] if resolved else "",
+            record = {"dataset": name, "experiment": experiment, **result,
                       "command": f"python -m kseq.experiments.run {experiment} --data {name}.npz"}
             with open(RUNS, "a") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"{name:20s} {experiment:24s} acc={record['accuracy']:.4f} f1={record['macro_f1']:.4f} "
-                  f"{seconds:.0f} s", flush=True)
+                  f"{record['seconds']:.0f} s", flush=True)
 
 
 def table() -> None:
