@@ -59,7 +59,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "experiments"))
-from real_data import timed_run  # noqa: E402  (experiments/real_data.py: the whole-process kseq run)
+from real_data import newest, timed_run  # noqa: E402  (experiments/real_data.py: the kseq run, the records)
 
 DATA_DIR = HERE.parents[1] / "shared/data/ucr-dev"
 DATASETS = ["Coffee", "Trace", "PigCVP", "Chinatown_subset", "Covid3Month_disc", "WatchExercise"]
@@ -81,16 +81,6 @@ def run_tsai(python: str, data: Path, epochs: int) -> dict:
         raise RuntimeError(f"exit {done.returncode}\n{done.stderr[-2000:]}")
     return {"seconds": round(seconds, 1), **json.loads(done.stdout.strip().splitlines()[-1]), "epochs": epochs,
             "command": f"{Path(python).name} benchmarks/tsai_recipe.py {data.name} --epochs {epochs}"}
-
-
-def newest(results: Path) -> dict:
-    """{(dataset, system): record}, the last record of each in the file."""
-    records = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            record = json.loads(line)
-            records[record["dataset"], record["system"]] = record
-    return records
 
 
 def summarise(records: dict, experiments: list[str]) -> None:
@@ -145,7 +135,7 @@ def main():
                 f.write(json.dumps(record) + "\n")
             print(f"{dataset:18s} {system:16s} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f} "
                   f"{result['seconds']:.0f} s", flush=True)
-    summarise(newest(args.results), args.experiments or ["resnet", "inception_time"])
+    summarise(newest(args.results, "system"), args.experiments or ["resnet", "inception_time"])
 
 
 if __name__ == "__main__":

@@ -73,15 +73,23 @@ def run(data_dir: Path, names: list[str], experiments: list[str]) -> None:
                   f"{record['seconds']:.0f} s", flush=True)
 
 
+def newest(runs: Path, system: str) -> dict:
+    """{(dataset, record[system]): record}: the last record of each in the JSON-lines file `runs`
+    ({} when it does not exist). `benchmarks/vs_tsai.py` reads its own results with it too."""
+    records = {}
+    if runs.exists():
+        for line in runs.read_text().splitlines():
+            record = json.loads(line)
+            records[record["dataset"], record[system]] = record
+    return records
+
+
 def table() -> None:
-    newest = {}
-    for line in RUNS.read_text().splitlines():
-        record = json.loads(line)
-        newest[record["dataset"], record["experiment"]] = record
+    newest_runs = newest(RUNS, "experiment")
     print("| dataset | experiment | test accuracy | test macro-F1 | wall time | published accuracy | command |")
     print("|---|---|---|---|---|---|---|")
     gaps = {}
-    for (dataset, experiment), r in sorted(newest.items()):
+    for (dataset, experiment), r in sorted(newest_runs.items()):
         resnet, inception = PUBLISHED.get(dataset, (None, None))
         published = {"resnet": resnet, "inception_time_ensemble": inception}.get(experiment)
         shown = "-" if published is None else f"{published:.1f}%"
