@@ -2,6 +2,7 @@
 
 Usage:
     python experiments/real_data.py run DATA_DIR NAME [NAME ...] --experiments resnet fcn ...
+    python experiments/real_data.py run DATA_DIR NAME [NAME ...] --experiments aeon:MiniRocketClassifier
     python experiments/real_data.py table
 
 `run` calls `python -m kseq.experiments.run EXPERIMENT --data DATA_DIR/NAME.npz` (a named
@@ -10,6 +11,11 @@ loading, training, evaluation and export), and appends one JSON line per run to
 `experiments/real_data_runs.jsonl` with the command, its wall time and the run's test metrics.
 `table` prints the markdown table of experiments/README.md from that file: the newest run of
 each (dataset, experiment), next to the published accuracy where the archive's tables have one.
+
+An experiment `aeon:CLASSIFIER` is a reference on the same split: aeon's
+`CLASSIFIER(random_state=0, n_jobs=2)` (from `aeon.classification.convolution_based`, which
+`kseq[ts]` installs), fitted on the training split as stored (padded series stay padded), timed
+the same way as a whole process (`python experiments/real_data.py reference CLASSIFIER DATA`).
 """
 
 from __future__ import annotations
@@ -57,16 +63,47 @@ def timed_run(experiment: str, data: Path, output_dir: str) -> dict:
             "folder": folder, "resolved": resolved[0] if resolved else ""}
 
 
+REFERENCE = "aeon:"  # an experiment named aeon:CLASSIFIER is aeon's classifier, see `reference`
+
+
+def reference(classifier: str, data: Path) -> dict:
+    """aeon's `classifier` fitted on `data`'s training split: {accuracy, macro_f1} on its test split."""
+    import numpy as np
+    from aeon.classification import convolution_based
+    from sklearn.metrics import f1_score
+
+    arrays = np.load(data)
+    x_train, x_test = (np.ascontiguousarray(np.transpose(arrays[k], (0, 2, 1))) for k in ("x_train", "x_test"))
+    model = getattr(convolution_based, classifier)(random_state=0, n_jobs=2).fit(x_train, arrays["y_train"])
+    predicted = model.predict(x_test)
+    return {"accuracy": float(np.mean(predicted == arrays["y_test"])),
+            "macro_f1": float(f1_score(arrays["y_test"], predicted, average="macro"))}
+
+
+def timed_reference(classifier: str, data: Path) -> dict:
+    """`reference` in a process of its own, timed as a whole as `timed_run` times kseq."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "reference", classifier, str(data)], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"exit {done.returncode}\n{done.stderr[-2000:]}")
+    return {"seconds": round(seconds, 1), **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def run(data_dir: Path, names: list[str], experiments: list[str]) -> None:
     for name in names:
         for experiment in experiments:
+            data = data_dir / f"{name}.npz"
+            classifier = experiment.removeprefix(REFERENCE) if experiment.startswith(REFERENCE) else None
             try:
-                result = timed_run(experiment, data_dir / f"{name}.npz", f"saved_models/real-data/{name}")
+                result = (timed_reference(classifier, data) if classifier
+                          else timed_run(experiment, data, f"saved_models/real-data/{name}"))
             except RuntimeError as e:
                 print(f"{name} {experiment}: {e}", file=sys.stderr)
                 continue
-            record = {"dataset": name, "experiment": experiment, **result,
-                      "command": f"python -m kseq.experiments.run {experiment} --data {name}.npz"}
+            command = (f"python experiments/real_data.py reference {classifier} {name}.npz" if classifier
+                       else f"python -m kseq.experiments.run {experiment} --data {name}.npz")
+            record = {"dataset": name, "experiment": experiment, **result, "command": command}
             with open(RUNS, "a") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"{name:20s} {experiment:24s} acc={record['accuracy']:.4f} f1={record['macro_f1']:.4f} "
@@ -105,9 +142,14 @@ def table() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("run", "table"))
-    parser.add_argument("data_dir", nargs="?", type=Path)
-    parser.add_argument("names", nargs="*")
+    parser.add_argument("action", choices=("run", "table", "reference"))
+    parser.add_argument("data_dir", nargs="?", help="run: the datasets' folder; reference: aeon's classifier")
+    parser.add_argument("names", nargs="*", help="run: dataset names; reference: the npz file")
     parser.add_argument("--experiments", nargs="+", default=["resnet"])
     args = parser.parse_args()
-    run(args.data_dir, args.names, args.experiments) if args.action == "run" else table()
+    if args.action == "run":
+        run(Path(args.data_dir), args.names, args.experiments)
+    elif args.action == "reference":
+        print(json.dumps(reference(args.data_dir, Path(args.names[0]))))
+    else:
+        table()

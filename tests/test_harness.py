@@ -39,13 +39,14 @@ BUILDERS = {
     "fcn": (dict(filters=[3, 4], kernel_sizes=[3, 3], dropout=0.5), True, "litert"),
     "resnet": (dict(filters=[3, 4], kernel_sizes=[3, 3], l2=1e-4), True, "litert"),
     "inception_time": (dict(filters=2, bottleneck_size=2, kernel_sizes=[5, 3], depth=3), True, "litert"),
-    # Recurrent models: LiteRT for single requests (a batch-1 model), TensorFlow for batches.
+    # Recurrent models: XLA for single requests (a batch-1 signature), TensorFlow for batches.
     "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "xla-batch-1"),
     "hybrid": (dict(filters=[3], units=3, l1=1e-5), True, "xla-batch-1"),
     "attention": (dict(units=3, attention_units=3, multi_head=2), True, "xla-batch-1"),
-    # Random-kernel models: dilations come from the sequence length, so it must be fixed.
-    "minirocket": (dict(num_features=84), False, "litert"),
-    "multirocket_hydra": (dict(num_features=84, num_kernels=2, num_groups=2), False, "litert"),
+    # Random-kernel models: dilations come from the sequence length, so it must be fixed; served as
+    # recurrent models are (their transform's loops run op by op on LiteRT).
+    "minirocket": (dict(num_features=84), False, "xla-batch-1"),
+    "multirocket_hydra": (dict(num_features=84, num_kernels=2, num_groups=2), False, "xla-batch-1"),
 }
 
 

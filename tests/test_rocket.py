@@ -17,6 +17,7 @@ from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
 from kseq.models.ridge import ALPHAS, ridge_classifier
 from kseq.models.rocket import MiniRocket, MultiRocket, kernel_weights
+from kseq.serving.runtime import ServingFunction
 from kseq.training import recipe
 
 
@@ -333,6 +334,12 @@ def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
     model = keras.saving.load_model(run / "model.keras")
     assert np.mean(model.predict(x[40:], verbose=0).argmax(1) == y[40:]) >= 0.9
     assert 'head = "ridge"' in (run / "config.toml").read_text()
+    # Single requests go to the XLA-compiled signature (LiteRT would run the transform op by op).
+    serving = ServingFunction(run / "serving")
+    assert (serving.runtime, serving.runtime_batch_size) == ("xla", 1)
+    logits = model.predict(x[40:41], verbose=0)
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(serving(x[40:41])["probabilities"], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch", [1, 5, 64, 70, 300])

@@ -16,10 +16,11 @@ weights, so they are saved with the model. Every dilation runs as one matrix pro
 kernels at once.
 
 Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape
-(`in_compiled_batches`), with every pooling but LSPV written as a product with one column
-(`sum_over_time`), which XLA fuses with the comparison into one vectorised pass, and LSPV as one
-loop over time (`longest_run`). Measured against aeon's numba loops in benchmarks/README.md,
-section vs_aeon.
+(`in_compiled_batches`), with the kernels' outputs pooled in a few blocks, one per bias count
+(`blocks_by_bias_count`), not dilation by dilation; every pooling but LSPV is written as a
+product with one column (`sum_over_time`), which XLA fuses with the comparison into one
+vectorised pass, and LSPV as one loop over time for all blocks (`longest_run`). Measured against
+aeon's numba loops in benchmarks/README.md, section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
 mask's count when one is passed), convolution outputs past it are excluded from every pooling,
@@ -38,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -125,7 +127,7 @@ def representations(x, lengths, use_difference: bool):
 
 
 def above(conv, bias):
-    """(B, 84, n, T) 1.0 where the output `conv` (B, 84, T) exceeds each of its kernel's biases (84, n)."""
+    """(B, rows, n, T) 1.0 where the outputs `conv` (B, rows, T) exceed each of their row's biases (rows, n)."""
     return ops.cast(conv[:, :, None, :] > bias[None, :, :, None], "float32")
 
 
@@ -139,26 +141,32 @@ def sum_over_time(values, weights=None):
     return ops.squeeze(ops.matmul(values, weights[:, None]), axis=-1)
 
 
-def longest_run(conv, bias, unroll: int = 25):
-    """(B, 84, n) the longest run of consecutive steps where `conv` (B, 84, T) exceeds each bias (84, n).
+def longest_run(blocks, unroll: int = 25):
+    """[(B, rows, n)] per `Block`: the longest run of consecutive steps where its `conv` exceeds each bias.
 
-    One pass over time carrying each run's length, `unroll` steps per loop iteration (a loop
-    iteration costs more than a step's arithmetic); -inf pads the series to whole iterations."""
-    steps = conv.shape[-1]
-    blocks = -(-steps // unroll)
-    padded = ops.pad(conv, ((0, 0), (0, 0), (0, blocks * unroll - steps)), constant_values=float("-inf"))
-    time_major = ops.transpose(ops.reshape(padded, (-1, NUM_KERNELS, blocks, unroll)), (2, 3, 0, 1))
-    zeros = ops.zeros_like(conv[:, :, :1] - bias[None])  # (B, 84, n)
+    One pass over time for every block at once, carrying each run's length, `unroll` steps per
+    loop iteration (an iteration costs more than a step's arithmetic); -inf pads the series to
+    whole iterations."""
+    steps = blocks[0].conv.shape[-1]
+    iterations = -(-steps // unroll)
+
+    def time_major(conv):  # (iterations, unroll, B, rows)
+        padded = ops.pad(conv, ((0, 0), (0, 0), (0, iterations * unroll - steps)), constant_values=float("-inf"))
+        return ops.transpose(ops.reshape(padded, (-1, conv.shape[1], iterations, unroll)), (2, 3, 0, 1))
+
+    convs = [time_major(block.conv) for block in blocks]
+    zeros = tuple(ops.zeros_like(block.conv[:, :, :1] - block.bias[None]) for block in blocks)  # (B, rows, n)
 
     def step(i, state):
-        run, longest = state
-        block = time_major[i]
-        for u in range(unroll):
-            run = (run + 1.0) * ops.cast(block[u][:, :, None] > bias[None], "float32")
-            longest = ops.maximum(longest, run)
-        return run, longest
+        runs, longest = list(state[0]), list(state[1])
+        for b, block in enumerate(blocks):
+            outputs = convs[b][i]
+            for u in range(unroll):
+                runs[b] = (runs[b] + 1.0) * ops.cast(outputs[u][:, :, None] > block.bias[None], "float32")
+                longest[b] = ops.maximum(longest[b], runs[b])
+        return tuple(runs), tuple(longest)
 
-    return ops.fori_loop(0, blocks, step, (zeros, zeros))[1]
+    return list(ops.fori_loop(0, iterations, step, (zeros, zeros))[1])
 
 
 COMPILED_BATCHES = (64, 256)  # the shapes compiled programs take: small batches, and chunks of large ones
@@ -235,16 +243,60 @@ def dilated_taps(x, dilation: int):
     return ops.stack([padded[:, j * dilation:j * dilation + steps] for j in range(KERNEL_LENGTH)], axis=2)
 
 
-def pooled_region(steps, lengths, dilation_index, dilation):
-    """(B, 84, T) bool: the steps each kernel pools over, and (84, 1) each kernel's first such step.
+class Block(NamedTuple):
+    """Convolution outputs whose kernels have the same number of biases, pooled together.
 
-    As the reference, kernels alternate (by kernel and dilation index) between every step of
-    the series and the steps whose receptive field lies inside it (padding excluded)."""
+    conv: (B, rows, T) outputs, -inf outside the steps each row pools over; bias: (rows, n);
+    start: (rows,) each row's first pooled step; steps: (B, rows) how many steps it pools (>= 1)."""
+    conv: object
+    bias: object
+    start: np.ndarray
+    steps: object
+
+
+def start_steps(dilation_index: int, dilation: int) -> np.ndarray:
+    """(84,) each kernel's first pooled step. As the reference, kernels alternate (by kernel and
+    dilation index) between every step of the series and the steps whose receptive field lies
+    inside it (padding excluded): those start, and end, half a kernel span in."""
     trimmed = (np.arange(NUM_KERNELS) + dilation_index) % 2 == 1
-    start = ops.convert_to_tensor(np.where(trimmed, KERNEL_LENGTH // 2 * dilation, 0).astype("int32")[:, None])
-    t = ops.arange(steps, dtype="int32")[None, None, :]
-    region = (t >= start) & (t < lengths[:, None, None] - start)
-    return region, start
+    return np.where(trimmed, KERNEL_LENGTH // 2 * dilation, 0).astype("int32")
+
+
+def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: bool):
+    """(blocks, order): every (representation, dilation)'s outputs of the 84 kernels, grouped into
+    one `Block` per bias count, and, for each output feature (ordered by representation,
+    dilation, kernel and bias), its index among the blocks' features flattened one after another.
+
+    Pooled a block at a time (5 blocks for MultiRocket's 46 dilations of its two representations
+    of 500 steps), a transform is a few large operations instead of a few per dilation: half the
+    graph, traced and compiled in a fraction of the time and one LSPV loop instead of 46
+    (benchmarks/README.md, section vs_aeon)."""
+    steps, members, offsets, position = x.shape[1], {}, {}, 0  # offsets: bias count -> each member's first output
+    for r, (series, series_length) in enumerate(representations(x, lengths, use_difference)):
+        dilations, per_dilation = plans[r]
+        for i, conv in enumerate(convolutions(series, selections[r], dilations)):
+            start = start_steps(i, dilations[i])
+            t = ops.arange(conv.shape[2], dtype="int32")[None, None, :]
+            region = (t >= start[None, :, None]) & (t < series_length[:, None, None] - start[None, :, None])
+            conv = ops.pad(ops.where(region, conv, float("-inf")), ((0, 0), (0, 0), (0, steps - conv.shape[2])),
+                           constant_values=float("-inf"))
+            first = NUM_KERNELS * sum(per_dilation[:i])
+            bias = ops.reshape(biases[r][first:first + NUM_KERNELS * per_dilation[i]], (NUM_KERNELS, per_dilation[i]))
+            # The region's size, from its bounds: a sum over (B, 84, T) would cost as much as a pooling.
+            pooled = ops.cast(ops.maximum(series_length[:, None] - 2 * start[None], 1), "float32")
+            members.setdefault(per_dilation[i], []).append((conv, bias, start, pooled))
+            offsets.setdefault(per_dilation[i], []).append(position + first)
+        position += NUM_KERNELS * sum(per_dilation)
+    blocks = []
+    for group in members.values():
+        conv, bias, start, pooled = zip(*group)
+        blocks.append(Block(ops.concatenate(conv, axis=1), ops.concatenate(bias, axis=0), np.concatenate(start),
+                            ops.concatenate(pooled, axis=1)))
+    canonical = []  # the output position of each flattened block feature, blocks in order
+    for n, firsts in offsets.items():
+        for first in firsts:
+            canonical.extend(range(first, first + NUM_KERNELS * n))
+    return blocks, np.argsort(np.array(canonical)).astype("int32")
 
 
 _PROGRAMS = {}  # (layer type, static configuration...) -> compiled program, see `shared_program`
@@ -329,27 +381,16 @@ class MiniRocket(layers.Layer):
     @classmethod
     def _features(cls, plans, x, lengths, operators, selections, biases):
         """(B, features) of `operators`, ordered by operator, representation, dilation, kernel and bias."""
-        features = {op: [] for op in operators}
-        for r, (series, series_length) in enumerate(representations(x, lengths, cls.use_difference)):
-            dilations, per_dilation = plans[r]
-            offset = 0
-            for i, conv in enumerate(convolutions(series, selections[r], dilations)):
-                n = per_dilation[i]
-                bias = ops.reshape(biases[r][offset:offset + NUM_KERNELS * n], (NUM_KERNELS, n))
-                offset += NUM_KERNELS * n
-                region, start = pooled_region(conv.shape[2], series_length, i, dilations[i])
-                # Outside its region a kernel's output is -inf, so no bias counts it as positive.
-                conv = ops.where(region, conv, float("-inf"))
-                # The region's size, from its bounds: a sum over (B, 84, T) would cost as much as a pooling.
-                steps = ops.cast(ops.maximum(series_length[:, None, None] - 2 * start[None], 1), "float32")
-                for op, value in cls._pool(conv, bias, steps, start, operators).items():
-                    features[op].append(ops.reshape(value, (-1, NUM_KERNELS * n)))
-        return ops.concatenate([f for op in operators for f in features[op]], axis=-1)
+        blocks, order = blocks_by_bias_count(plans, x, lengths, selections, biases, cls.use_difference)
+        pooled = cls._pool(blocks, operators)
+        batch = ops.shape(x)[0]
+        return ops.concatenate([ops.take(ops.concatenate([ops.reshape(v, (batch, -1)) for v in pooled[op]], axis=1),
+                                         order, axis=1) for op in operators], axis=-1)
 
     @staticmethod
-    def _pool(conv, bias, steps, start, operators):
-        """{operator: (B, 84, n)} for the outputs `conv` (B, 84, T), -inf outside each kernel's region."""
-        return {"ppv": sum_over_time(above(conv, bias)) / steps}
+    def _pool(blocks, operators):
+        """{operator: [(B, rows, n) per block]} for `blocks` (`Block`)."""
+        return {"ppv": [sum_over_time(above(block.conv, block.bias)) / block.steps[:, :, None] for block in blocks]}
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask is consumed: pooling leaves no time axis
@@ -414,15 +455,20 @@ class MultiRocket(MiniRocket):
         super().__init__(num_features, max_dilations_per_kernel, seed, **kwargs)
 
     @staticmethod
-    def _pool(conv, bias, steps, start, operators):
+    def _pool(blocks, operators):
         if operators == ("lspv",):
-            return {"lspv": longest_run(conv, bias)}
-        positive = above(conv, bias)
-        count = sum_over_time(positive)
-        nonempty = count > 0
-        safe_count = ops.maximum(count, 1.0)
-        # conv - bias summed over the positive steps: relu(conv - bias) is 0 elsewhere (-inf outside the region).
-        mpv = sum_over_time(ops.relu(conv[:, :, None, :] - bias[None, :, :, None])) / safe_count
-        index_sum = sum_over_time(positive, ops.arange(conv.shape[2], dtype="float32"))
-        mipv = (index_sum - ops.cast(start, "float32") * count) / safe_count
-        return {"ppv": count / steps, "mpv": ops.where(nonempty, mpv, 0.0), "mipv": ops.where(nonempty, mipv, -1.0)}
+            return {"lspv": longest_run(blocks)}
+        pooled = {op: [] for op in operators}
+        for block in blocks:
+            positive = above(block.conv, block.bias)
+            count = sum_over_time(positive)
+            nonempty = count > 0
+            safe_count = ops.maximum(count, 1.0)
+            # conv - bias summed over the positive steps: relu(conv - bias) is 0 elsewhere (-inf outside the region).
+            mpv = sum_over_time(ops.relu(block.conv[:, :, None, :] - block.bias[None, :, :, None])) / safe_count
+            index_sum = sum_over_time(positive, ops.arange(block.conv.shape[2], dtype="float32"))
+            mipv = (index_sum - block.start[None, :, None].astype("float32") * count) / safe_count
+            pooled["ppv"].append(count / block.steps[:, :, None])
+            pooled["mpv"].append(ops.where(nonempty, mpv, 0.0))
+            pooled["mipv"].append(ops.where(nonempty, mipv, -1.0))
+        return pooled

@@ -17,9 +17,10 @@ import tensorflow as tf
 
 from kseq.config import dump_config
 from kseq.models.decision import Decision
+from kseq.models.random_kernels import holds_random_kernels
 from kseq.utils.files import new_folder, write_atomically, write_text
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
-COMPILED_SIGNATURE = "serving_compiled"  # recurrent exports: `serving_default` compiled by XLA
+COMPILED_SIGNATURE = "serving_compiled"  # loop-bound exports: `serving_default` compiled by XLA, batch 1
 
 
 def export_serving(model: keras.Model, path, class_names, decision: Decision | None = None) -> None:
@@ -34,8 +35,9 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     temperature-scaled probabilities and its decision (argmax after per-class offsets).
     `model.tflite` holds the same signature for LiteRT: with the variable batch for models
     without recurrent layers, and for a batch of exactly 1 for recurrent ones with a fixed time
-    axis (`export_litert`). Those recurrent models also get `serving_compiled`, the signature for
-    a batch of 1 compiled by XLA, which `kseq.serving.runtime.ServingFunction` sends single requests to.
+    axis (`export_litert`). Those recurrent models, and the random-kernel ones
+    (`kseq.models.random_kernels`), also get `serving_compiled`, the signature for a batch of 1
+    compiled by XLA, which `kseq.serving.runtime.ServingFunction` sends single requests to.
     """
     def scores(sequence):
         logits = model(sequence, training=False)
@@ -45,7 +47,8 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
         return decision(logits), tf.argmax(decision.scores(logits), axis=-1)
 
     recurrent, fixed_shape = _has_recurrent_layer(model), None not in model.input_shape[1:]
-    _write_saved_model(model, scores, class_names, None, path, compiled=recurrent and fixed_shape)
+    compiled = fixed_shape and (recurrent or holds_random_kernels(model))
+    _write_saved_model(model, scores, class_names, None, path, compiled=compiled)
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
     write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
@@ -66,9 +69,11 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
 
     With `compiled`, also `serving_compiled`: the same signature for a batch of 1, with `scores`
     compiled by XLA (`jit_compile=True`; the class-name lookup, a string op, stays outside) on its
-    first call. It is for single requests to recurrent models: XLA fuses a recurrent step's small matmuls and
-    gate arithmetic into a few kernels, where TensorFlow's runtime dispatches every op of every
-    step (benchmarks/README.md, section vs_pytorch). `serving_default` stays uncompiled, for
+    first call. It is for single requests to models whose computation is a loop over time: XLA fuses a
+    recurrent step's small matmuls and gate arithmetic into a few kernels, where TensorFlow's runtime
+    dispatches every op of every step (benchmarks/README.md, section vs_pytorch); a random-kernel
+    transform's LSPV loop runs on LiteRT op by op, several times slower than compiled
+    (benchmarks/README.md, section vs_aeon). `serving_default` stays uncompiled, for
     servers without XLA and for the LiteRT converter.
     """
     spec = tf.TensorSpec([batch_size, *model.input_shape[1:]], tf.float32, name="sequence")

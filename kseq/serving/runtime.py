@@ -9,8 +9,8 @@ TensorFlow fixes its thread pools when its runtime starts (the first op run), so
   request's kernels are too small to split across cores: a second intra-op thread mostly adds
   hand-offs and makes latency vary from process to process, while the inter-op pool still runs
   independent parts of a batch side by side (the two directions of a bidirectional layer).
-  `ServingFunction` sends single requests to XLA (recurrent models) or LiteRT, and batches of
-  recurrent models to TensorFlow.
+  `ServingFunction` sends single requests to XLA (recurrent and random-kernel models) or LiteRT,
+  and batches of recurrent models to TensorFlow.
 
 The measurements behind these choices are in `benchmarks/README.md` (sections vs_pytorch and
 "Recurrent models").
@@ -80,7 +80,8 @@ class ServingFunction:
     calls of `self.runtime_batch_size` (None: every call); other calls run on TensorFlow:
 
     - `"xla"`: the export's `serving_compiled` signature, the same computation compiled by XLA
-      for single requests (`kseq.serving.export`; recurrent models with a fixed time axis).
+      for single requests (`kseq.serving.export`; recurrent and random-kernel models with a fixed
+      time axis).
     - `"litert"`: the export's LiteRT model `model.tflite` (`kseq.serving.export.export_litert`): every
       batch size for models without recurrent layers, batch 1 for recurrent ones.
     - `"tensorflow"`: the SavedModel's `serving_default` on TensorFlow's runtime.
@@ -165,7 +166,7 @@ class ServingFunction:
     def _load_compiled(self, signature: str, num_threads: int | None):
         """`(runner, batch size, name)` of the export's XLA-compiled signature (compiled by the probes)."""
         if signature != "serving_default" or COMPILED_SIGNATURE not in self.loaded.signatures:
-            raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature (recurrent models only)")
+            raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature (recurrent and random-kernel models only)")
         compiled = self.loaded.signatures[COMPILED_SIGNATURE]
         batch = compiled.structured_input_signature[1][self._input_name].shape[0]
         return (lambda x: self._answer(compiled, x)), batch, COMPILED_SIGNATURE
