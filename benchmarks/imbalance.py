@@ -12,6 +12,7 @@ resolved as a run resolves it):
 - `class_weight`: balanced class weights in the loss (`sampler.kind = "class_weight"`);
 - `rejection`: class-balanced batches (`sampler.kind = "rejection"`);
 - `rejection+focal`: class-balanced batches and focal loss, gamma 2;
+- `plain+decisions`: shuffled batches and crossentropy, with the default's decisions (below);
 - `default`: the recipe as shipped (`kseq.training.recipe.resolve_imbalance`): on imbalanced data,
   balanced batches and decisions fitted on held-out predictions (a validation split, or
   out-of-fold predictions of the training split), scored with those decisions as served.
@@ -46,6 +47,7 @@ METHODS = {
     "class_weight": ['sampler.kind="class_weight"', "decisions.folds=0"],
     "rejection": ['sampler.kind="rejection"', "decisions.folds=0"],
     "rejection+focal": ['sampler.kind="rejection"', 'loss.name="focal"', "loss.gamma=2.0", "decisions.folds=0"],
+    "plain+decisions": ['sampler.kind="none"'],
     "default": [],
 }
 README = Path(__file__).parent / "README.md"
@@ -98,7 +100,8 @@ def run_cell(train_set, test_set, method: str, steps: int | None) -> dict:
     argmax = evaluation.report(test_set.y, probabilities / probabilities.sum(1, keepdims=True),
                                test_set.class_names)["macro_f1"]
     served, held_out = argmax, "argmax"
-    if method == "default" and (splits.validation is not None or config["decisions"]["folds"]):
+    decided = "decisions.folds=0" not in METHODS[method]  # the recipe resolves the decisions
+    if decided and (splits.validation is not None or config["decisions"]["folds"]):
         if splits.validation is not None:
             held, y_held = trainer.predict_logits(fitted.model, splits.validation.x, batch_size), splits.validation.y
             held_out = "validation"

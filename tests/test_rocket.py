@@ -340,6 +340,8 @@ def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
     logits = model.predict(x[40:41], verbose=0)
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     np.testing.assert_allclose(serving(x[40:41])["probabilities"], expected, atol=1e-5)
+    litert = ServingFunction(run / "serving", runtime="litert")  # model.tflite is written and agrees too
+    np.testing.assert_allclose(litert(x[40:41])["probabilities"], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch", [1, 5, 64, 70, 300])
