@@ -109,7 +109,7 @@ def test_summary_names_every_resolved_value():
     line = recipe.summary(config, num_train=20, num_validation=0)
     assert line.startswith("resolved: 20 training examples, batch_size=2, steps=2000 (200 epochs of 10)")
     assert "lowest training loss" in line and "normalize=series+channel" in line and "\n" not in line
-    assert "sampler=rejection" in line and line.endswith("decisions on out-of-fold predictions (3 folds)")
+    assert "sampler=none" in line and line.endswith("decisions on out-of-fold predictions (3 folds)")
 
 
 def z_normalised(x):
@@ -160,10 +160,10 @@ def test_a_set_normalisation_is_kept():
     [
         ((14, 14, 14), False, "none", 0),  # balanced: plain shuffling, the argmax
         ((31, 21), False, "none", 0),  # 1.48 < 2
-        ((30, 15), False, "rejection", 3),  # ratio 2: balanced batches, 3-fold decisions
-        ((75, 29, 36), False, "rejection", 3),
-        ((31, 3, 2), False, "rejection", 2),  # only 2 series of the smallest class: 2 folds
-        ((5000, 200), True, "rejection", 0),  # a validation split fits the decisions
+        ((30, 15), False, "none", 3),  # ratio 2, small data: plain batches, 3-fold decisions
+        ((75, 29, 36), False, "none", 3),
+        ((31, 3, 2), False, "none", 2),  # only 2 series of the smallest class: 2 folds
+        ((5000, 200), True, "rejection", 0),  # large data: balanced batches, a validation split fits the decisions
     ],
 )
 def test_imbalance_tools_resolve_from_the_class_counts(counts, validation, sampler, folds):
