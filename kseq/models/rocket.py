@@ -269,7 +269,7 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
 
     Pooled a block at a time (5 blocks for MultiRocket's 46 dilations of its two representations
     of 500 steps), a transform is a few large operations instead of a few per dilation: half the
-    graph, traced and compiled in a fraction of the time and one LSPV loop instead of 46
+    graph, traced in a quarter to a half of the time, and one LSPV loop instead of 46
     (benchmarks/README.md, section vs_aeon)."""
     steps, members, offsets, position = x.shape[1], {}, {}, 0  # offsets: bias count -> each member's first output
     for r, (series, series_length) in enumerate(representations(x, lengths, use_difference)):

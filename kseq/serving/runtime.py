@@ -166,7 +166,8 @@ class ServingFunction:
     def _load_compiled(self, signature: str, num_threads: int | None):
         """`(runner, batch size, name)` of the export's XLA-compiled signature (compiled by the probes)."""
         if signature != "serving_default" or COMPILED_SIGNATURE not in self.loaded.signatures:
-            raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature (recurrent and random-kernel models only)")
+            raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature "
+                               "(recurrent and random-kernel models only)")
         compiled = self.loaded.signatures[COMPILED_SIGNATURE]
         batch = compiled.structured_input_signature[1][self._input_name].shape[0]
         return (lambda x: self._answer(compiled, x)), batch, COMPILED_SIGNATURE
