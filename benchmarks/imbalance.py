@@ -14,8 +14,9 @@ resolved as a run resolves it):
 - `rejection+focal`: class-balanced batches and focal loss, gamma 2;
 - `plain+decisions`: shuffled batches and crossentropy, with the default's decisions (below);
 - `default`: the recipe as shipped (`kseq.training.recipe.resolve_imbalance`): on imbalanced data,
-  balanced batches and decisions fitted on held-out predictions (a validation split, or
-  out-of-fold predictions of the training split), scored with those decisions as served.
+  decisions fitted on held-out predictions (out-of-fold predictions of the training split, on
+  plain batches; or a validation split, on balanced batches, for data large enough for one),
+  scored with those decisions as served.
   `default argmax` is the same model's argmax, for reference.
 
 Test macro-F1 of every cell is printed as a table (also written into benchmarks/README.md

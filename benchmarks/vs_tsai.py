@@ -49,7 +49,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +58,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "experiments"))
-from real_data import newest, timed_run  # noqa: E402  (experiments/real_data.py: the kseq run, the records)
+from real_data import newest, timed_process, timed_run  # noqa: E402  (experiments/real_data.py: runs, records)
 
 DATA_DIR = HERE.parents[1] / "shared/data/ucr-dev"
 DATASETS = ["Coffee", "Trace", "PigCVP", "Chinatown_subset", "Covid3Month_disc", "WatchExercise"]
@@ -73,12 +72,7 @@ def run_kseq(experiment: str, data: Path) -> dict:
 
 
 def run_tsai(python: str, data: Path, epochs: int) -> dict:
-    command = [python, str(HERE / "tsai_recipe.py"), str(data), "--epochs", str(epochs)]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise RuntimeError(f"exit {done.returncode}\n{done.stderr[-2000:]}")
+    done, seconds = timed_process([python, str(HERE / "tsai_recipe.py"), str(data), "--epochs", str(epochs)])
     return {"seconds": round(seconds, 1), **json.loads(done.stdout.strip().splitlines()[-1]), "epochs": epochs,
             "command": f"{Path(python).name} benchmarks/tsai_recipe.py {data.name} --epochs {epochs}"}
 

@@ -45,17 +45,23 @@ PUBLISHED = {
 }
 
 
-def timed_run(experiment: str, data: Path, output_dir: str) -> dict:
-    """`python -m kseq.experiments.run EXPERIMENT --data DATA --output-dir OUTPUT_DIR`, timed as a whole
-    process: {seconds, accuracy, macro_f1, folder, resolved}. `benchmarks/vs_tsai.py` times kseq with it too.
-    RuntimeError (exit code and the tail of stderr) when the run fails."""
-    command = [sys.executable, "-m", "kseq.experiments.run", experiment,
-               "--data", str(data), "--output-dir", output_dir]
+def timed_process(command: list[str]):
+    """(the finished process, its wall-clock seconds) of `command`; RuntimeError (exit code and the
+    tail of stderr) when it fails."""
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seconds = time.perf_counter() - started
     if done.returncode:
         raise RuntimeError(f"exit {done.returncode}\n{done.stderr[-2000:]}")
+    return done, seconds
+
+
+def timed_run(experiment: str, data: Path, output_dir: str) -> dict:
+    """`python -m kseq.experiments.run EXPERIMENT --data DATA --output-dir OUTPUT_DIR`, timed as a whole
+    process: {seconds, accuracy, macro_f1, folder, resolved}. `benchmarks/vs_tsai.py` times kseq with it too.
+    RuntimeError (exit code and the tail of stderr) when the run fails."""
+    done, seconds = timed_process([sys.executable, "-m", "kseq.experiments.run", experiment,
+                                   "--data", str(data), "--output-dir", output_dir])
     folder = re.findall(r"^(?:run|ensemble) folder: (.+)$", done.stdout, flags=re.M)[-1]
     metrics = json.loads((Path(folder) / "metrics.json").read_text())
     resolved = re.findall(r"^resolved: .+$", done.stdout, flags=re.M)
@@ -82,11 +88,7 @@ def reference(classifier: str, data: Path) -> dict:
 
 def timed_reference(classifier: str, data: Path) -> dict:
     """`reference` in a process of its own, timed as a whole as `timed_run` times kseq."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "reference", classifier, str(data)], capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise RuntimeError(f"exit {done.returncode}\n{done.stderr[-2000:]}")
+    done, seconds = timed_process([sys.executable, __file__, "reference", classifier, str(data)])
     return {"seconds": round(seconds, 1), **json.loads(done.stdout.strip().splitlines()[-1])}
 
 

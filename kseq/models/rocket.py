@@ -271,7 +271,7 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
     of 500 steps), a transform is a few large operations instead of a few per dilation: half the
     graph, traced in a quarter to a half of the time, and one LSPV loop instead of 46
     (benchmarks/README.md, section vs_aeon)."""
-    steps, members, offsets, position = x.shape[1], {}, {}, 0  # offsets: bias count -> each member's first output
+    steps, members, position = x.shape[1], {}, 0  # members: bias count -> its (representation, dilation)s
     for r, (series, series_length) in enumerate(representations(x, lengths, use_difference)):
         dilations, per_dilation = plans[r]
         for i, conv in enumerate(convolutions(series, selections[r], dilations)):
@@ -284,18 +284,14 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
             bias = ops.reshape(biases[r][first:first + NUM_KERNELS * per_dilation[i]], (NUM_KERNELS, per_dilation[i]))
             # The region's size, from its bounds: a sum over (B, 84, T) would cost as much as a pooling.
             pooled = ops.cast(ops.maximum(series_length[:, None] - 2 * start[None], 1), "float32")
-            members.setdefault(per_dilation[i], []).append((conv, bias, start, pooled))
-            offsets.setdefault(per_dilation[i], []).append(position + first)
+            members.setdefault(per_dilation[i], []).append((conv, bias, start, pooled, position + first))
         position += NUM_KERNELS * sum(per_dilation)
-    blocks = []
-    for group in members.values():
-        conv, bias, start, pooled = zip(*group)
+    blocks, canonical = [], []  # canonical: the output position of each flattened block feature, blocks in order
+    for n, group in members.items():
+        conv, bias, start, pooled, firsts = zip(*group)
         blocks.append(Block(ops.concatenate(conv, axis=1), ops.concatenate(bias, axis=0), np.concatenate(start),
                             ops.concatenate(pooled, axis=1)))
-    canonical = []  # the output position of each flattened block feature, blocks in order
-    for n, firsts in offsets.items():
-        for first in firsts:
-            canonical.extend(range(first, first + NUM_KERNELS * n))
+        canonical.extend(index for first in firsts for index in range(first, first + NUM_KERNELS * n))
     return blocks, np.argsort(np.array(canonical)).astype("int32")
 
 
