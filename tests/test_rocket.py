@@ -346,12 +346,12 @@ def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
 
 @pytest.mark.parametrize("batch", [1, 5, 64, 70, 300])
 def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, monkeypatch):
-    """Batches of every size go through the compiled programs' few static shapes (1, up to 64
-    padded, chunks of the large size, here 64 for long series): each series' features are those
-    it has alone, and none is lost or repeated."""
+    """Batches of every size go through the compiled programs' two static shapes (1, and chunks,
+    here of 64, a smaller batch padded to one): each series' features are those it has alone,
+    and none is lost or repeated."""
     import kseq.models.rocket as rocket
 
-    monkeypatch.setattr(rocket, "CHUNK_STEPS", 64 * 30)  # 30-step series: large chunks of 64, as long series get
+    monkeypatch.setattr(rocket, "CHUNK_ELEMENTS", 64 * 30 * 84)  # 30 steps x 84 rows (one dilation): chunks of 64
     rng = np.random.default_rng(9)
     x = rng.normal(size=(batch, 30, 1)).astype("float32")
     layer = MiniRocket(num_features=84, seed=0)
@@ -365,3 +365,14 @@ def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, mo
 
     graph = tf.function(layer.call, input_signature=[tf.TensorSpec([None, 30, 1], tf.float32)])
     np.testing.assert_allclose(graph(x).numpy(), features, atol=1e-6)
+
+
+def test_chunks_hold_a_bounded_number_of_values_however_long_the_series():
+    """Series per chunk: `CHUNK_ELEMENTS` (2**25) over steps x rows, between 1 and 256."""
+    from kseq.models.rocket import CHUNK_ELEMENTS, chunk_size
+
+    assert CHUNK_ELEMENTS == 2 ** 25
+    assert chunk_size(500, 3864) == 17  # MultiRocket's 46 dilation-representation pairs on 500 steps: 33554432 // 1932000
+    assert chunk_size(2000, 4368) == 3  # 2,000 steps: 33554432 // 8736000
+    assert chunk_size(30, 84) == 256  # short series: at most 256
+    assert chunk_size(10 ** 6, 84) == 1  # never fewer than one series

@@ -15,8 +15,8 @@ series, as `keras.layers.Normalization` fits its statistics. All of them are non
 weights, so they are saved with the model. Every dilation runs as one matrix product with all 84
 kernels at once.
 
-Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape
-(`in_compiled_batches`), with the kernels' outputs pooled in a few blocks, one per bias count
+Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape sized so
+that their intermediates stay within a bound however long the series (`in_compiled_batches`), with the kernels' outputs pooled in a few blocks, one per bias count
 (`blocks_by_bias_count`), not dilation by dilation; every pooling but LSPV is written as a
 product with one column (`sum_over_time`), which XLA fuses with the comparison into one
 vectorised pass, and LSPV as one loop over time for all blocks (`longest_run`). Measured against
@@ -169,25 +169,35 @@ def longest_run(blocks, unroll: int = 25):
     return list(ops.fori_loop(0, iterations, step, (zeros, zeros))[1])
 
 
-COMPILED_BATCHES = (64, 256)  # the shapes compiled programs take: small batches, and chunks of large ones
-CHUNK_STEPS = 256 * 512  # series x steps in a chunk of a large batch: longer series get smaller chunks
+MAX_CHUNK = 256  # series in a chunk of a batch, at most
+CHUNK_ELEMENTS = 2 ** 25  # series x steps x rows in a chunk: what bounds a program's intermediates
 
 
-def in_compiled_batches(function, x, lengths, size: int):
-    """`function(x, lengths)` -> (B, size) features, on batches of a few static shapes: the one
-    series of a single request; up to 64 series padded to 64; more, in chunks of 256 (fewer for
-    series over 512 steps, down to 64: XLA's intermediates grow with series x steps), the last
-    padded with empty series.
+def chunk_size(steps: int, rows: int) -> int:
+    """Series per chunk of a batch, for series of `steps` steps whose program holds `rows` values
+    per step (`Block` rows: 84 per dilation and representation for the Rocket transforms).
+
+    A program's intermediates hold about 10-18 bytes per series x step x row (the outputs, their
+    time-major copy, the pooled masks), so chunks are cut to `CHUNK_ELEMENTS` of them, about half a
+    gigabyte: a batch of 64 series of 2,000 steps took 10 GB in one MultiRocket program, and the
+    three programs of a `multirocket_hydra` model run side by side. Smaller chunks cost nothing:
+    a series took the same time or less in chunks of 16 as of 256 (cache-sized intermediates;
+    benchmarks/README.md, section rocket_chunks)."""
+    return int(np.clip(CHUNK_ELEMENTS // max(steps * rows, 1), 1, MAX_CHUNK))
+
+
+def in_compiled_batches(function, x, lengths, size: int, rows: int):
+    """`function(x, lengths)` -> (B, size) features, on batches of two static shapes: the one
+    series of a single request, and chunks of `chunk_size(steps, rows)` series (a smaller batch
+    padded to one chunk, a larger one cut into chunks, the last padded with empty series).
 
     XLA compiles a program per input shape, in seconds to tens of seconds for these layers, and a
-    program traced for an unknown batch size is compiled again for every size it meets. With a
-    few static shapes a process compiles at most three programs, whatever its callers' batch
-    sizes. Two sizes, because LSPV's loop over time ran 1.8 times faster on chunks of 256 than of
-    64, while padding a small data set's 28 series to 256 would cost it nine times its transform."""
-    small, large = COMPILED_BATCHES
-    large = int(np.clip(CHUNK_STEPS // x.shape[1], small, large))
+    program traced for an unknown batch size is compiled again for every size it meets. With two
+    static shapes a process compiles each program at most twice, whatever its callers' batch sizes,
+    and a chunk's intermediates stay within `CHUNK_ELEMENTS` however long the series."""
+    chunk = chunk_size(x.shape[1], rows)
 
-    def padded_to(chunk, loop: bool):
+    def padded(loop: bool):
         def run():
             batch = tf.shape(x)[0]
             padded = -(-batch // chunk) * chunk
@@ -206,12 +216,11 @@ def in_compiled_batches(function, x, lengths, size: int):
     if x.shape[0] == 1:
         return single()
     if x.shape[0] is not None:
-        return padded_to(small, False)() if x.shape[0] <= small else padded_to(large, True)()
+        return padded(x.shape[0] > chunk)()
     batch = tf.shape(x)[0]
     # Reshaped so that LiteRT's converter, which sees the cond's result unranked, knows its shape.
     return tf.reshape(tf.cond(tf.equal(batch, 1), single,
-                              lambda: tf.cond(batch <= small, padded_to(small, False), padded_to(large, True))),
-                      [-1, size])
+                              lambda: tf.cond(batch <= chunk, padded(False), padded(True))), [-1, size])
 
 
 def compiled(function):
@@ -363,8 +372,9 @@ class MiniRocket(layers.Layer):
         # the products ran about half as fast as alone (benchmarks/README.md, section vs_aeon).
         weights = [v.value for v in self.selections], [v.value for v in self.biases]
         per_operator = self.output_size // len(self.operators)
+        rows = NUM_KERNELS * sum(len(dilations) for dilations, _ in self._plans)
         return ops.concatenate([in_compiled_batches(lambda x, lengths: self._program(group)(x, lengths, *weights),
-                                                    x, lengths, per_operator * len(group))
+                                                    x, lengths, per_operator * len(group), rows)
                                 for group in self.compiled_groups], axis=-1)
 
     def _program(self, operators):
