@@ -37,12 +37,10 @@ configure_threads("train", intra_op={threads}, inter_op=1)
 layer = {{"MiniRocket": MiniRocket, "MultiRocket": MultiRocket, "Hydra": Hydra}}["{transform}"]()
 x = np.random.default_rng(0).normal(size=({series}, {steps}, 1)).astype("float32")
 layer.adapt(x[:64]) if hasattr(layer, "adapt") else layer.build(x.shape)
-rows = (rocket.NUM_KERNELS * sum(len(d) for d, _ in layer._plans) if hasattr(layer, "_plans")
-        else len(layer.dilations) * layer.inputs_seen * layer.groups_per_input * layer.num_kernels)
 chunk = {chunk}
 if chunk is not None:
-    rocket.CHUNK_ELEMENTS = chunk * {steps} * rows
-chunk = rocket.chunk_size({steps}, rows)
+    rocket.CHUNK_ELEMENTS = chunk * {steps} * layer.rows_per_step
+chunk = rocket.chunk_size({steps}, layer.rows_per_step)
 layer(x)
 start = time.perf_counter()
 layer(x)

@@ -116,9 +116,13 @@ class Hydra(layers.Layer):
         shape = (tuple(self.dilations), self.inputs_seen, self.groups_per_input, self.num_kernels)
         program = shared_program((Hydra, *shape), lambda: functools.partial(counts, *shape))
         kernels, mixing = self.kernels.value, self.mixing.value
-        rows = len(self.dilations) * self.inputs_seen * self.groups_per_input * self.num_kernels  # responses per step
-        return in_compiled_batches(lambda x, lengths: program(x, lengths, kernels, mixing),
-                                   x, series_lengths(x, mask), self.output_size(len(self.dilations)), rows)
+        return in_compiled_batches(lambda x, lengths: program(x, lengths, kernels, mixing), x, series_lengths(x, mask),
+                                   self.output_size(len(self.dilations)), self.rows_per_step)
+
+    @property
+    def rows_per_step(self) -> int:
+        """The kernel responses a series' step has in the compiled program (what `chunk_size` bounds)."""
+        return len(self.dilations) * self.inputs_seen * self.groups_per_input * self.num_kernels
 
     def output_size(self, num_dilations: int) -> int:
         return num_dilations * 2 * self.inputs_seen * self.groups_per_input * self.num_kernels

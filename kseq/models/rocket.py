@@ -15,9 +15,10 @@ series, as `keras.layers.Normalization` fits its statistics. All of them are non
 weights, so they are saved with the model. Every dilation runs as one matrix product with all 84
 kernels at once.
 
-Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape sized so
-that their intermediates stay within a bound however long the series (`in_compiled_batches`), with the kernels' outputs pooled in a few blocks, one per bias count
-(`blocks_by_bias_count`), not dilation by dilation; every pooling but LSPV is written as a
+Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape, sized so
+that their intermediates stay within a bound however long the series (`in_compiled_batches`),
+with the kernels' outputs pooled in a few blocks, one per bias count (`blocks_by_bias_count`),
+not dilation by dilation; every pooling but LSPV is written as a
 product with one column (`sum_over_time`), which XLA fuses with the comparison into one
 vectorised pass, and LSPV as one loop over time for all blocks (`longest_run`). Measured against
 aeon's numba loops in benchmarks/README.md, section vs_aeon.
@@ -175,7 +176,7 @@ CHUNK_ELEMENTS = 2 ** 25  # series x steps x rows in a chunk: what bounds a prog
 
 def chunk_size(steps: int, rows: int) -> int:
     """Series per chunk of a batch, for series of `steps` steps whose program holds `rows` values
-    per step (`Block` rows: 84 per dilation and representation for the Rocket transforms).
+    per step (the layers' `rows_per_step`).
 
     A program's intermediates hold about 10-18 bytes per series x step x row (the outputs, their
     time-major copy, the pooled masks), so chunks are cut to `CHUNK_ELEMENTS` of them, about half a
@@ -372,10 +373,15 @@ class MiniRocket(layers.Layer):
         # the products ran about half as fast as alone (benchmarks/README.md, section vs_aeon).
         weights = [v.value for v in self.selections], [v.value for v in self.biases]
         per_operator = self.output_size // len(self.operators)
-        rows = NUM_KERNELS * sum(len(dilations) for dilations, _ in self._plans)
         return ops.concatenate([in_compiled_batches(lambda x, lengths: self._program(group)(x, lengths, *weights),
-                                                    x, lengths, per_operator * len(group), rows)
+                                                    x, lengths, per_operator * len(group), self.rows_per_step)
                                 for group in self.compiled_groups], axis=-1)
+
+    @property
+    def rows_per_step(self) -> int:
+        """The kernel outputs a series' step has in the compiled programs: 84 per dilation and
+        representation (what `chunk_size` bounds)."""
+        return NUM_KERNELS * sum(len(dilations) for dilations, _ in self._plans)
 
     def _program(self, operators):
         """The compiled `_features` of `operators` for this layer's plan (`shared_program`)."""
