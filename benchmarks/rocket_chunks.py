@@ -64,13 +64,13 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     time_ratios, rss_ratios, bounded_chunks = [], [], []
     for transform in TRANSFORMS:
-        rows = {}
+        results = {}
         for chunk in [*args.chunks, None]:
             result = measure(transform, args.series, args.steps, chunk, args.threads)
             label = f"{result['chunk']} (bounded)" if chunk is None else str(result["chunk"])
             print(f"| {transform} | {label} | {result['ms_per_series']:.2f} | {result['rss_gb']:.2f} |", flush=True)
-            rows[chunk] = result
-        largest, bounded = rows[max(args.chunks)], rows[None]
+            results[chunk] = result
+        largest, bounded = results[max(args.chunks)], results[None]
         time_ratios.append(largest["ms_per_series"] / bounded["ms_per_series"])
         rss_ratios.append(largest["rss_gb"] / bounded["rss_gb"])
         bounded_chunks.append(str(bounded["chunk"]))

@@ -18,10 +18,10 @@ kernels at once.
 Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape, sized so
 that their intermediates stay within a bound however long the series (`in_compiled_batches`),
 with the kernels' outputs pooled in a few blocks, one per bias count (`blocks_by_bias_count`),
-not dilation by dilation; every pooling but LSPV is written as a
-product with one column (`sum_over_time`), which XLA fuses with the comparison into one
-vectorised pass, and LSPV as one loop over time for all blocks (`longest_run`). Measured against
-aeon's numba loops in benchmarks/README.md, section vs_aeon.
+not dilation by dilation; every pooling but LSPV is written as a product with one column
+(`sum_over_time`), which XLA fuses with the comparison into one vectorised pass, and LSPV as one
+loop over time for all blocks (`longest_run`). Measured against aeon's numba loops in
+benchmarks/README.md, section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
 mask's count when one is passed), convolution outputs past it are excluded from every pooling,
