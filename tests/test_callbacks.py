@@ -192,7 +192,7 @@ def test_existing_keras_stack_monitors_kseq_scores_and_reloads_in_fresh_process(
 
 
 class _TickingClock:
-    """Stands in for `time.perf_counter`: each reading is one second after the previous one."""
+    """Stands in for `time` in `kseq.callbacks`: each reading is one second after the previous one."""
 
     def __init__(self):
         self.now = 0.0
@@ -200,6 +200,8 @@ class _TickingClock:
     def perf_counter(self):
         self.now += 1.0
         return self.now
+
+    monotonic = perf_counter  # what `PeriodicBackup` reads
 
 
 def test_step_timer_times_training_batches_only(monkeypatch):

@@ -108,7 +108,7 @@ def test_summary_names_every_resolved_value():
     config = recipe.resolve_imbalance(config, np.repeat([0, 1], [16, 4]), validation=False)
     line = recipe.summary(config, num_train=20, num_validation=0)
     assert line.startswith("resolved: 20 training examples, batch_size=2, steps=2000 (200 epochs of 10)")
-    assert "lowest training loss" in line and "normalize=series+channel" in line and "\n" not in line
+    assert "final weights" in line and "normalize=series+channel" in line and "\n" not in line
     assert "sampler=none" in line and line.endswith("decisions on out-of-fold predictions (3 folds)")
 
 

@@ -3,6 +3,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -68,10 +69,13 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrupted_one(tmp_path):
+def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrupted_one(tmp_path, monkeypatch):
     """An interrupted run leaves its partial folder with a backup; resuming finishes it there.
     Epoch 1 after a resume must train on epoch 1's batches, not replay epoch 0's: the final
     weights equal those of the same run left uninterrupted."""
+    from kseq.training import trainer
+
+    monkeypatch.setattr(trainer, "BACKUP_SECONDS", 0.0)  # a backup every epoch
     config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5",
                                      "model.dropout=0.0"])  # batches the only randomness left
     whole = train(config, tmp_path / "whole")
@@ -86,6 +90,99 @@ def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrup
     np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
     for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+class _EpochClock:
+    """Stands in for `time` in `kseq.callbacks`: each `monotonic` reading is one second after the
+    previous one (`PeriodicBackup` reads it at the start and at each epoch's end)."""
+
+    perf_counter = staticmethod(time.perf_counter)
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        self.now += 1.0
+        return self.now
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_run_interrupted_after_its_last_backup_trains_the_later_epochs_again(tmp_path, monkeypatch):
+    """Backups every 1.5 clock seconds at a second an epoch: the backup holds epochs 0-1 when the
+    run is interrupted after epoch 2. The resumed run drops epoch 2's history row, trains epochs
+    2 and 3 again on their own batches, and ends exactly as the uninterrupted run."""
+    from kseq.training import trainer
+
+    monkeypatch.setattr(trainer, "BACKUP_SECONDS", 1.5)
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=4", "train.early_stopping_patience=5",
+                                     "model.dropout=0.0"])
+    monkeypatch.setattr("kseq.callbacks.time", _EpochClock())
+    whole = train(config, tmp_path / "whole")
+    monkeypatch.setattr("kseq.callbacks.time", _EpochClock())
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", callbacks=[_InterruptAfter(2)])
+    (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
+    assert trainer.completed_epochs(partial) == 2
+    assert len((partial / "history.csv").read_text().splitlines()) == 1 + 3  # header and epochs 0-2
+    resumed = train(config, tmp_path / "split", resume=partial)
+    assert resumed.history["epoch"] == whole.history["epoch"] == [0, 1, 2, 3]
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+    for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+class _ScriptedScore(keras.callbacks.Callback):
+    """Overwrites the monitored score of each epoch with `scores[epoch]` before the checkpoint sees it."""
+
+    def __init__(self, monitor, scores):
+        super().__init__()
+        self.monitor, self.scores = monitor, scores
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.monitor] = self.scores[epoch]
+
+
+class _EpochWeights(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([np.array(w) for w in self.model.get_weights()])
+
+
+@pytest.mark.parametrize("monitor,scores,kept", [("val_macro_f1", [0.2, 0.9, 0.5], 1), ("loss", [0.9, 0.1, 0.5], 2)],
+                         ids=["validation: best epoch", "training loss: last epoch"])
+def test_run_ends_on_its_best_validation_epoch_or_else_on_its_last(monitor, scores, kept, tmp_path, monkeypatch):
+    """With a validation score monitored, the model a run returns and saves holds its best epoch's
+    weights, not its last's (until 2026-12-03 the checkpoint was deleted with the backup folder
+    before it was read); monitoring the training loss, it holds the last epoch's."""
+    from kseq.training import trainer
+
+    make_callbacks = trainer.make_callbacks
+    monkeypatch.setattr(trainer, "make_callbacks",
+                        lambda *args: [_ScriptedScore(monitor, scores), *make_callbacks(*args)])
+    epoch_weights = _EpochWeights()
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=3", "train.early_stopping_patience=5",
+                                     f"train.monitor={monitor!r}"])
+    run = train(config, tmp_path, callbacks=[epoch_weights])
+    assert len(epoch_weights.weights) == 3
+    assert any(not np.array_equal(a, b) for a, b in zip(epoch_weights.weights[kept], epoch_weights.weights[(kept + 1) % 3]))
+    for got, expected in zip(run.model.get_weights(), epoch_weights.weights[kept], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    reloaded = keras.saving.load_model(run.directory / "model.keras")
+    for got, expected in zip(reloaded.get_weights(), epoch_weights.weights[kept], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert not list(run.directory.rglob("*.weights.h5"))
 
 
 def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):

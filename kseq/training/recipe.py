@@ -11,8 +11,10 @@ The rules, in the order they apply:
 - `data.validation_split`: `0.1` when a stratified tenth holds at least `MIN_VALIDATION_PER_CLASS`
   series of every class, else `0`: on the UCR archive's tens of series a validation split of a
   handful would choose the "best" epoch by noise and take series away from training. With no
-  validation, the final weights are selected the way the published protocols do (Wang et al.
-  2017; Ismail Fawaz et al. 2019): the epoch with the lowest training loss.
+  validation, a run keeps its final weights, where the `cosine` schedule has annealed the rate to
+  zero (`keeps_best_epoch`). The published protocols (Wang et al. 2017; Ismail Fawaz et al.
+  2019) keep the epoch with the lowest training loss instead, under a rate that never anneals;
+  every figure of this project's real-data table was measured with the final weights.
 - `sampler.batch_size`: `N / 10` training series, between 2 and 64, as the ResNet and
   InceptionTime reference code does (`min(N / 10, 16 or 64)`), so tiny data still takes ten
   optimizer steps an epoch. The random-kernel models take `N` series a batch, up to 64: on
@@ -30,8 +32,8 @@ The rules, in the order they apply:
   ResNet reference's `min(N / 10, 16)`). The same compute then takes more, smaller steps, which
   is what a run short of its budget's updates lacks; data large enough for the epoch floor to
   decide keeps its batch.
-- `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; the
-  checkpoint keeps the best epoch by it.
+- `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
+  a validation split the run ends on the best epoch by it, without one on its last.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
   that has stopped improving ends early but a slow start is not cut short.
 - `train.steps_per_execution`: up to `MAX_STEPS_PER_EXECUTION` steps per call into TensorFlow,
@@ -247,12 +249,27 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
     return config
 
 
+def keeps_best_epoch(train: dict) -> bool:
+    """Whether a run ends on its best epoch by `train.monitor` (a validation score) or on its last.
+
+    A validation score says which epoch generalises best, so the run's weights are that epoch's
+    (a checkpoint written whenever the score improves). The training loss says no such thing, and
+    under the `cosine` schedule, whose rate reaches zero on the run's last step, the final epochs
+    are where it settles; a run monitoring it keeps its final weights, with no checkpoint to write.
+    """
+    return train["monitor"].startswith("val_")
+
+
 def summary(config: dict, *, num_train: int, num_validation: int) -> str:
     """The one line a run prints before training: the data's size and every value that shapes training."""
     train, sampler, opt = config["train"], config["sampler"], config["optimizer"]
     steps_per_epoch = math.ceil(num_train / int(sampler["batch_size"]))
-    selection = (f"best {train['monitor']} on {num_validation} validation series" if num_validation
-                 else "no validation split (too few series per class): weights from the lowest training loss")
+    if keeps_best_epoch(train):
+        selection = f"weights of the best {train['monitor']} on {num_validation} validation series"
+    elif num_validation:
+        selection = f"final weights ({train['monitor']} monitored on {num_validation} validation series)"
+    else:
+        selection = "no validation split (too few series per class): final weights"
     parts = [
         f"{num_train} training examples",
         f"batch_size={sampler['batch_size']}",

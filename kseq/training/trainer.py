@@ -22,7 +22,7 @@ from kseq.utils.scores import softmax
 from kseq.serving import decisions
 from kseq.training import distribute, recipe, run_folder
 from kseq.reporting import evaluation, saliency
-from kseq.callbacks import (ResumableEarlyStopping, ResumableReduceLROnPlateau, StepTimer,
+from kseq.callbacks import (PeriodicBackup, ResumableEarlyStopping, ResumableReduceLROnPlateau, StepTimer,
                             StopOnNonFiniteLoss, WarmupCosineDecay)
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import check_filled, load_datasets, stratified_split_index
@@ -31,6 +31,7 @@ from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_ex
 from kseq.data.sequence_set import SequenceSet, Splits, signal_lengths
 from kseq.data.shards import ShardedFeatures
 from kseq.utils.errors import InputError
+from kseq.utils.files import write_text
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model
@@ -220,26 +221,39 @@ def completed_epochs(partial: Path) -> int:
     return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
 
 
+BACKUP_SECONDS = 30.0  # at most this much training between two backups of a run (`PeriodicBackup`)
+BEST_WEIGHTS = "best.weights.h5"  # in a run's work folder: its best epoch's weights, read when `fit` ends
+
+
 def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.callbacks.Callback]:
-    """Early stopping and best-weights checkpoints on `train.monitor`, resumable backups, CSV history."""
+    """Resumable backups (`PeriodicBackup`, every `BACKUP_SECONDS`), early stopping on
+    `train.monitor`, the best epoch's checkpoint when it is kept (`recipe.keeps_best_epoch`), CSV history.
+
+    The checkpoint lives beside the backup, not in it: `BackupAndRestore` deletes its folder when
+    training ends, which until 2026-12-03 took the checkpoint with it, unread, so every run ended
+    on its last epoch."""
     train = config["train"]
     monitor, mode = train["monitor"], "min" if train["monitor"].endswith("loss") else "max"
     history_csv = partial / "history.csv"
     best_so_far, logged = None, []
     if resuming and history_csv.exists() and history_csv.stat().st_size:
-        history = pd.read_csv(history_csv)
+        # The epochs after the last backup are trained again: their rows go, as their results will come back.
+        history = pd.read_csv(history_csv).iloc[:completed_epochs(partial)]
+        write_text(history_csv, history.to_csv(index=False))
         if monitor in history:
             logged = history[monitor].tolist()  # replayed, so patience counts the interrupted epochs too
-            best_so_far = float(min(logged) if mode == "min" else max(logged))
+            best_so_far = float(min(logged) if mode == "min" else max(logged)) if logged else None
+    # Workers of a multi-worker job must all resume from the same epoch: they back up every epoch.
+    interval = 0.0 if train["strategy"] == "multi_worker" else BACKUP_SECONDS
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(partial / "backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(partial / "backup" / "best.weights.h5"), monitor=monitor, mode=mode,
-            save_best_only=True, save_weights_only=True, initial_value_threshold=best_so_far,
-        ),
+        PeriodicBackup(str(partial / "backup"), interval),
         ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"], logged=logged),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
+    if recipe.keeps_best_epoch(train):
+        callbacks.insert(1, keras.callbacks.ModelCheckpoint(
+            str(partial / BEST_WEIGHTS), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
+            initial_value_threshold=best_so_far))
     if config["optimizer"]["schedule"] == "constant" and train["reduce_lr_patience"]:
         callbacks.append(ResumableReduceLROnPlateau(
             monitor=monitor, mode=mode, patience=train["reduce_lr_patience"], factor=train["reduce_lr_factor"],
@@ -264,8 +278,9 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     """The one training loop: build and compile the model a resolved `config` describes, and fit it.
 
     Shared by `train` (config files -> run folder) and `kseq.SequenceClassifier` (arrays).
-    `workdir` holds the resumable backup, the best weights by `train.monitor` (loaded at the end)
-    and `history.csv`; with `resume`, training continues from the epoch its backup completed.
+    `workdir` holds the resumable backup, the best epoch's weights when they are kept
+    (`recipe.keeps_best_epoch`; loaded at the end) and `history.csv`; with `resume`, training continues
+    from the epoch its backup completed.
     `sample_weight` (per series of `fit_set`) is drawn by the `weighted` sampler.
     """
     pre, train_cfg = config["preprocess"], config["train"]
@@ -325,9 +340,10 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         verbose=verbose,
     ).epoch
     fit_seconds = time.perf_counter() - started
-    best = workdir / "backup" / "best.weights.h5"
-    if best.exists():
+    best = workdir / BEST_WEIGHTS
+    if best.exists():  # consumed here: the run folder holds the model, not its checkpoint
         model.load_weights(str(best))
+        best.unlink()
     if train_cfg["strategy"] == "multi_worker":
         model = one_device_copy(model, config, input_shape, num_classes, transform)
     if pre["window"]:
