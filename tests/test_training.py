@@ -63,9 +63,13 @@ def test_same_seed_same_weights_and_logits_and_new_folder(tiny_run, tmp_path):
     assert not np.array_equal(other.model.predict(x, verbose=0), logits)  # the seed does matter
 
 
-class _Interrupt(keras.callbacks.Callback):
+class _InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
+        if epoch == self.epoch:
             raise KeyboardInterrupt
 
 
@@ -80,7 +84,7 @@ def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrup
                                      "model.dropout=0.0"])  # batches the only randomness left
     whole = train(config, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "split", callbacks=[_Interrupt()])
+        train(config, tmp_path / "split", callbacks=[_InterruptAfter(0)])
     (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
     assert (partial / "backup").is_dir()
     resumed = train(config, tmp_path / "split", resume=partial)
@@ -104,16 +108,6 @@ class _EpochClock:
     def monotonic(self):
         self.now += 1.0
         return self.now
-
-
-class _InterruptAfter(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_run_interrupted_after_its_last_backup_trains_the_later_epochs_again(tmp_path, monkeypatch):
@@ -176,7 +170,8 @@ def test_run_ends_on_its_best_validation_epoch_or_else_on_its_last(monitor, scor
                                      f"train.monitor={monitor!r}"])
     run = train(config, tmp_path, callbacks=[epoch_weights])
     assert len(epoch_weights.weights) == 3
-    assert any(not np.array_equal(a, b) for a, b in zip(epoch_weights.weights[kept], epoch_weights.weights[(kept + 1) % 3]))
+    other = epoch_weights.weights[(kept + 1) % 3]
+    assert any(not np.array_equal(a, b) for a, b in zip(epoch_weights.weights[kept], other))
     for got, expected in zip(run.model.get_weights(), epoch_weights.weights[kept], strict=True):
         np.testing.assert_array_equal(got, expected)
     reloaded = keras.saving.load_model(run.directory / "model.keras")
