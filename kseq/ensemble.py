@@ -44,7 +44,7 @@ from kseq.config import VOTES, dump_config, load_config, read_run, with_data_fil
 from kseq.models.voting import VOTE_LAYERS
 from kseq.reporting import evaluation, html_report, plots
 from kseq.serving import decisions, export
-from kseq.training import run_folder
+from kseq.training import run_folder, trainer
 from kseq.utils.errors import InputError
 from kseq.utils.scores import softmax
 from kseq.utils.files import new_folder, write_json, write_text
@@ -219,7 +219,7 @@ def unseen_validation(every_split: list):
 
 def vote_outputs(members: list[Member], model: keras.Model, x) -> tuple[list[np.ndarray], np.ndarray]:
     """Every member's logits on `x` and the ensemble's vote (log-probabilities, `model`'s output)."""
-    logits = [m.model.predict(x, batch_size=m.config["sampler"]["batch_size"], verbose=0) for m in members]
+    logits = [trainer.predict_logits(m.model, x, m.config["sampler"]["batch_size"]) for m in members]
     with np.errstate(divide="ignore"):
         return logits, keras.ops.convert_to_numpy(model.get_layer("vote")(logits))
 

@@ -81,6 +81,17 @@ def test_pick_examples_takes_each_class_most_and_least_confident():
                                            (2, "most confident"), (4, "least confident")]
 
 
+def test_pick_examples_of_many_classes_takes_the_least_sure_ones():
+    y = np.array([0, 0, 1, 1, 2, 2, 3])
+    own = np.array([0.9, 0.7, 0.3, 0.5, 0.6, 0.95, 0.2])  # class means 0.8, 0.4, 0.775, 0.2
+    p = np.zeros((len(y), 4))
+    p[np.arange(len(y)), y] = own
+    p[np.arange(len(y)), (y + 1) % 4] = 1 - own
+    assert saliency.pick_examples(p, y, max_classes=2) == [(3, "most confident"), (2, "least confident"),
+                                                          (6, "most confident")]
+    assert len(saliency.pick_examples(p, y, max_classes=4)) == 7  # every class, one of class 3
+
+
 def test_integrated_gradients_in_passes_equal_one_pass(model, monkeypatch):
     x, _ = window_data(3, 6)
     one_pass = saliency.integrated_gradients(model, x, np.ones(3, int), steps=20)

@@ -39,6 +39,9 @@ IG_CHUNK_STEPS = 16_384
 # path points is cut (to MIN_REPORT_IG_STEPS at least), so long series cost seconds, not minutes.
 REPORT_IG_BUDGET = 2**18
 MIN_REPORT_IG_STEPS = 16
+# Classes the report's figure draws (two series each): beyond a dozen panels a figure is no longer
+# read, and each panel costs an explanation (PigCVP's 52 classes of 2,000 steps: 137 s for 104).
+MAX_REPORT_CLASSES = 6
 
 
 @dataclasses.dataclass
@@ -121,10 +124,21 @@ def integrated_gradients(model: keras.Model, x: np.ndarray, class_index: np.ndar
     return out
 
 
-def pick_examples(probabilities: np.ndarray, y: np.ndarray) -> list[tuple[int, str]]:
-    """Per class present in `y`: its most and least confident sequences (probability of their class)."""
+def pick_examples(probabilities: np.ndarray, y: np.ndarray,
+                  max_classes: int = MAX_REPORT_CLASSES) -> list[tuple[int, str]]:
+    """Per class present in `y`: its most and least confident sequences (probability of their class).
+
+    With more than `max_classes` classes present, the `max_classes` the model is least sure of
+    (lowest mean probability of their own class over their series, ties by class index), in class
+    order: the ones a reader should look at.
+    """
+    classes = np.unique(y)
+    if len(classes) > max_classes:
+        own = probabilities[np.arange(len(y)), y]
+        mean_own = np.array([own[y == c].mean() for c in classes])
+        classes = np.sort(classes[np.argsort(mean_own, kind="stable")[:max_classes]])
     picks = []
-    for c in np.unique(y):
+    for c in classes:
         rows = np.flatnonzero(y == c)
         confidence = probabilities[rows, c]
         picks.append((int(rows[confidence.argmax()]), "most confident"))
@@ -134,9 +148,10 @@ def pick_examples(probabilities: np.ndarray, y: np.ndarray) -> list[tuple[int, s
 
 
 def plot_saliency(model: keras.Model, test_set, test_logits, path):
-    """`plots/saliency.png`: for each class, its most and least confident test sequences (by the
-    softmax of `test_logits`, the model's logits on `test_set`), drawn over their importance for
-    the predicted class (`kseq.reporting.plots.plot_saliency`)."""
+    """`plots/saliency.png`: for each class (the `MAX_REPORT_CLASSES` hardest of more), its most
+    and least confident test sequences (by the softmax of `test_logits`, the model's logits on
+    `test_set`), drawn over their importance for the predicted class
+    (`kseq.reporting.plots.plot_saliency`)."""
     probabilities = softmax(test_logits)
     picks = pick_examples(probabilities, test_set.y)
     # A model that takes any length explains each series without its padding.
