@@ -112,6 +112,15 @@ def test_predict_logits_group_by_length_and_answer_in_input_order():
     np.testing.assert_allclose(trainer.predict_logits(model, x, batch_size=5), expected, atol=1e-5)
 
 
+def test_predict_logits_of_a_fixed_length_model_compiled_for_several_steps_per_execution():
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn", (60, 2), 3, filters=(4,), dense_units=(8,))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=4)
+    x = np.random.default_rng(5).normal(size=(10, 60, 2)).astype(np.float32)
+    # Batches of 3, 3, 3 and 1, the last one partial.
+    np.testing.assert_allclose(trainer.predict_logits(model, x, batch_size=3), np.asarray(model(x)), atol=1e-5)
+
+
 def test_served_model_takes_any_length_and_names_the_shape_it_takes(tmp_path):
     model = trained("resnet", features=1)
     export.export_serving(model, tmp_path / "serving", ["a", "b", "c"])

@@ -477,9 +477,13 @@ def predict_logits(model: keras.Model, x, batch_size: int) -> np.ndarray:
     Batch by batch (`predict_on_batch`), not `model.predict`: Keras' TensorFlow `predict` traces
     the model once per step of `steps_per_execution` (the training setting, up to
     `MAX_STEPS_PER_EXECUTION`) into one graph, again for the last, shorter execution, which took
-    13 of 15 s to predict PigCVP's 208 test series; one batch at a time traces it once.
+    13 of 15 s to predict PigCVP's 208 test series; one batch at a time traces it once. A model
+    built under a strategy of several replicas keeps `predict`, which splits each batch between
+    them (`predict_on_batch` would give every replica the whole batch).
     """
     def predict(dataset):
+        if model.distribute_strategy.num_replicas_in_sync > 1:
+            return model.predict(dataset, verbose=0)
         return np.concatenate([model.predict_on_batch(batch) for batch in dataset])
 
     if model.input_shape[1] is not None or not isinstance(x, np.ndarray):
