@@ -49,6 +49,19 @@ def test_saved_model_reloads_without_custom_objects(tiny_run):
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), tiny_run.model.predict(x, verbose=0), atol=1e-5)
 
 
+def test_saved_model_runs_one_step_per_execution_and_keeps_its_optimizer_state(tmp_path):
+    # Trained 4 steps per call into TensorFlow; the saved model must not hand that to predict.
+    run = train(load_config("ecg_cnn", [*TINY_ECG, "train.steps_per_execution=4"]), tmp_path)
+    reloaded = keras.saving.load_model(run.directory / "model.keras")
+    assert reloaded.steps_per_execution == 1
+    steps = math.ceil(len(prepare_data(run.config).fit.y) / 64)  # one epoch of batches of 64
+    assert int(reloaded.optimizer.iterations.numpy()) == steps > 4
+    x = np.random.default_rng(0).random((9, 187, 1), dtype=np.float32)
+    scores = reloaded.evaluate(x, np.arange(9) % 5, batch_size=4, verbose=0, return_dict=True)
+    assert set(scores) == {"loss", "accuracy", "macro_f1", "balanced_accuracy"}
+    np.testing.assert_allclose(reloaded.predict(x, batch_size=4, verbose=0), run.model(x), atol=1e-5)
+
+
 def test_same_seed_same_weights_and_logits_and_new_folder(tiny_run, tmp_path):
     again = train(load_config("ecg_cnn", TINY_ECG), tiny_run.directory.parent.parent)
     assert again.directory != tiny_run.directory

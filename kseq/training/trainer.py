@@ -300,7 +300,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         model.compile(
             optimizer=make_optimizer(config["optimizer"], steps_per_epoch, train_cfg["epochs"]),
             loss=make_loss(config["loss"], y_fit, num_classes),
-            metrics=["accuracy", MacroF1(num_classes), BalancedAccuracy(num_classes)],
+            metrics=training_metrics(num_classes),
             steps_per_execution=train_cfg["steps_per_execution"],
         )
     def batches(input_context=None):
@@ -340,6 +340,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         verbose=verbose,
     ).epoch
     fit_seconds = time.perf_counter() - started
+    one_step_per_execution(model, num_classes)
     best = workdir / BEST_WEIGHTS
     if best.exists():  # consumed here: the run folder holds the model, not its checkpoint
         model.load_weights(str(best))
@@ -353,6 +354,25 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     return Fitted(model=model, history=history, epochs_run=len(epochs),
                   samples=len(epochs) * steps_per_epoch * batch_size,
                   fit_seconds=fit_seconds, step_seconds=step_timer.seconds)
+
+
+def training_metrics(num_classes: int) -> list:
+    """The metrics a model is compiled with: what the run's `history.csv` and progress lines show."""
+    return ["accuracy", MacroF1(num_classes), BalancedAccuracy(num_classes)]
+
+
+def one_step_per_execution(model: keras.Model, num_classes: int) -> None:
+    """Recompile a trained `model` to run one batch per call into TensorFlow, keeping its optimizer
+    (with its state) and loss.
+
+    `steps_per_execution` pays off in training, where many tiny steps each cross into TensorFlow.
+    After it, the setting would travel in `model.keras`'s compile config to every user who loads
+    the model, and Keras' TensorFlow `predict` builds its graph from that many copies of the model
+    (`predict_logits`): seconds of tracing before a first answer on long series.
+    """
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(num_classes),
+                      steps_per_execution=1)
 
 
 def takes_any_length(config: dict, x_fit) -> bool:
@@ -475,9 +495,10 @@ def predict_logits(model: keras.Model, x, batch_size: int) -> np.ndarray:
     come back in the order of `x`.
 
     Batch by batch (`predict_on_batch`), not `model.predict`: Keras' TensorFlow `predict` traces
-    the model once per step of `steps_per_execution` (the training setting, up to
-    `MAX_STEPS_PER_EXECUTION`) into one graph, again for the last, shorter execution, which took
-    13 of 15 s to predict PigCVP's 208 test series; one batch at a time traces it once. A model
+    the model once per step of `steps_per_execution` into one graph, again for the last, shorter
+    execution, which took 13 of 15 s to predict PigCVP's 208 test series; one batch at a time
+    traces it once, whatever the model was compiled with (a member of an ensemble from a run
+    folder written before `one_step_per_execution`, a user's own model). A model
     built under a strategy of several replicas keeps `predict`, which splits each batch between
     them (`predict_on_batch` would give every replica the whole batch).
     """
