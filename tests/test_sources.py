@@ -169,6 +169,22 @@ def test_npz_int_labels_univariate(tmp_path):
     np.testing.assert_array_equal(test.y, [2, 0])
 
 
+@pytest.mark.parametrize("y_train, y_test, names, train_ids, test_ids", [
+    ([1, 2, 3, 2], [3, 1], ("1", "2", "3"), [0, 1, 2, 1], [2, 0]),  # the archive's 1-based labels
+    ([-1, 1, 1, -1], [1.0, -1.0], ("-1", "1"), [0, 1, 1, 0], [1, 0]),  # -1/1, whole floats in a split
+    ([0, 10, 2, 10], [2, 0], ("0", "2", "10"), [0, 2, 1, 2], [1, 0]),  # numbers sort as numbers, no gaps
+])
+def test_npz_int_labels_without_class_names_are_the_distinct_labels(tmp_path, y_train, y_test, names,
+                                                                     train_ids, test_ids):
+    """Without class_names every class is a label the data holds: 1-based labels used to make an
+    empty class "0" that macro-F1 scored as a class never predicted."""
+    train, test = load_npz(_npz(tmp_path, y_train=np.array(y_train), y_test=np.array(y_test)))
+    assert train.class_names == test.class_names == names
+    np.testing.assert_array_equal(train.y, train_ids)
+    np.testing.assert_array_equal(test.y, test_ids)
+    np.testing.assert_array_equal(np.array(names, dtype=float)[train.y], y_train)  # each id names its own label
+
+
 def test_npz_multivariate_with_class_names(tmp_path):
     path = _npz(tmp_path, x_train=np.ones((4, 6, 3)), x_test=np.ones((2, 6, 3)),
                 class_names=np.array(["a", "b", "c", "d"]))

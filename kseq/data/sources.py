@@ -186,8 +186,10 @@ def load_npz(path, *, allocate=np.empty, chunk_rows: int = CHUNK_ROWS) -> tuple[
     padded at the end to T; `lengths_train` / `lengths_test`, one integer in [1, T] per series,
     give their own lengths, and the steps after a series' length must be padding, 0 or NaN (read
     as 0). Without them, trailing all-zero steps are padding. Labels are ints indexing
-    `class_names` (default `"0".."K"`), or strings: class names are then `class_names` in its
-    order, or the sorted distinct labels of both splits. Equal channel counts and the other
+    `class_names` when it is given; otherwise the classes are the distinct labels of both splits,
+    sorted (numerically for numbers), so the archive's 1-based or -1/1 labels make no empty class
+    0 that would score as a class never predicted. String labels name classes the same way, in
+    `class_names`' order when given. Equal channel counts and the other
     train/test rules are checked where every source's pair meets, `kseq.data.loading.check_pair`.
 
     Each x is read `chunk_rows` series at a time into `allocate((N, T, F), np.float32)`, as in
@@ -284,15 +286,18 @@ def _npz_labels(path: Path, y_train, y_test, given):
     if y_train.dtype.kind in "US" or y_test.dtype.kind in "US":
         names = given or tuple(sorted(set(y_train.astype(str).tolist()) | set(y_test.astype(str).tolist())))
         return names, _string_labels(path, "y_train", y_train, names), _string_labels(path, "y_test", y_test, names)
-    ints = {key: _int_labels(path, key, y) for key, y in (("y_train", y_train), ("y_test", y_test))}
-    top = max((int(y.max()) for y in ints.values() if len(y)), default=0)
-    names = given or tuple(str(i) for i in range(top + 1))
+    ints = {key: _int_labels(path, key, y, indices=given is not None)
+            for key, y in (("y_train", y_train), ("y_test", y_test))}
+    if given is None:  # the distinct labels are the classes, whatever numbers they are
+        values = np.unique(np.concatenate(list(ints.values())))
+        return (tuple(str(v) for v in values.tolist()),
+                *(np.searchsorted(values, y).astype(np.int64) for y in ints.values()))
     for key, y in ints.items():
-        outside = np.flatnonzero(y >= len(names))
+        outside = np.flatnonzero(y >= len(given))
         if len(outside):
-            raise InputError(f"{path}: {key} has labels outside 0..{len(names) - 1} ({names}) "
+            raise InputError(f"{path}: {key} has labels outside 0..{len(given) - 1} ({given}) "
                              f"at rows {_first(outside)}")
-    return names, ints["y_train"], ints["y_test"]
+    return given, ints["y_train"], ints["y_test"]
 
 
 def _string_labels(path: Path, key: str, y: np.ndarray, names) -> np.ndarray:
@@ -304,14 +309,18 @@ def _string_labels(path: Path, key: str, y: np.ndarray, names) -> np.ndarray:
     return _index_of(names, y)
 
 
-def _int_labels(path: Path, key: str, y: np.ndarray) -> np.ndarray:
-    """Integer (or whole float) labels >= 0 as int64, else InputError naming the first bad row."""
+def _int_labels(path: Path, key: str, y: np.ndarray, indices: bool) -> np.ndarray:
+    """Integer (or whole float) labels as int64, else InputError naming the first bad row; with
+    `indices` (labels index `class_names`) they must also be >= 0."""
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise InputError(f"{path}: {key} must hold integer or string labels; got dtype {y.dtype}")
-    bad = ~(np.isfinite(y) & (y == np.round(y)) & (y >= 0)) if y.dtype.kind == "f" else y < 0
+    bad = ~(np.isfinite(y) & (y == np.round(y))) if y.dtype.kind == "f" else np.zeros(y.shape, bool)
+    if indices:
+        bad |= y < 0
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: {key}[{row}] is {y[row].item()}; expected an integer class index (0, 1, 2, ...)")
+        expected = "an index into class_names (0, 1, 2, ...)" if indices else "a whole number or a string"
+        raise InputError(f"{path}: {key}[{row}] is {y[row].item()}; expected {expected}")
     return y.astype(np.int64)
 
 
