@@ -185,6 +185,12 @@ def test_npz_int_labels_without_class_names_are_the_distinct_labels(tmp_path, y_
     np.testing.assert_array_equal(np.array(names, dtype=float)[train.y], y_train)  # each id names its own label
 
 
+def test_npz_labels_as_a_column_read_as_a_vector(tmp_path):
+    train, test = load_npz(_npz(tmp_path, y_train=np.array([[1], [0], [1], [2]]), y_test=np.array([[0], [2]])))
+    np.testing.assert_array_equal(train.y, [1, 0, 1, 2])
+    np.testing.assert_array_equal(test.y, [0, 2])
+
+
 def test_npz_multivariate_with_class_names(tmp_path):
     path = _npz(tmp_path, x_train=np.ones((4, 6, 3)), x_test=np.ones((2, 6, 3)),
                 class_names=np.array(["a", "b", "c", "d"]))

@@ -203,6 +203,8 @@ def load_npz(path, *, allocate=np.empty, chunk_rows: int = CHUNK_ROWS) -> tuple[
         raise InputError(f"{path}: x_train has {shapes['x_train'][1]} time steps (T) but x_test has "
                          f"{shapes['x_test'][1]}")
     for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
+        if arrays[y_key].ndim == 2 and arrays[y_key].shape[1] == 1:  # a column of labels, as Keras users keep them
+            arrays[y_key] = arrays[y_key][:, 0]
         if arrays[y_key].shape != shapes[x_key][:1]:
             raise InputError(f"{path}: {x_key} has {shapes[x_key][0]} rows but {y_key} has shape {arrays[y_key].shape}")
     given = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else None
