@@ -320,6 +320,26 @@ def test_sequence_classifier_multirocket_hydra_and_a_logistic_head():
     assert logistic.score(x[20:], labels[20:]) >= 0.8
 
 
+def test_the_runs_seed_draws_the_random_kernels_unless_the_model_names_its_own():
+    """`--seed` and `train.restart` give another draw of the random kernels, as they give other
+    initial weights (they used to build the same transforms: seed 0 whatever the run's)."""
+    from kseq.config import load_config
+    from kseq.training.trainer import build_window_model, training_seed
+
+    def seeds(*overrides):
+        config = load_config("multirocket_hydra", ["model.num_features=84", "model.head=\"ridge\"", *overrides])
+        model = build_window_model(config, (40, 3), 2, transform=None)
+        rocket, hydra = (next(layer for layer in model._flatten_layers() if isinstance(layer, kind))
+                         for kind in (MultiRocket, Hydra))
+        return rocket.seed, hydra.seed, training_seed(config["train"])
+
+    assert seeds() == (0, 0, 0)
+    assert seeds("train.seed=7") == (7, 7, 7)
+    restarted = seeds("train.seed=7", "train.restart=2")
+    assert restarted[0] == restarted[1] == restarted[2] not in (0, 7)
+    assert seeds("train.seed=7", "model.seed=3")[:2] == (3, 3)  # a seed the config gives stays
+
+
 def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
     x, y = two_shapes(60, steps=50, seed=5)
     np.savez(tmp_path / "data.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])

@@ -35,6 +35,7 @@ from kseq.utils.files import write_text
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model
+from kseq.models.registry import model_arguments
 from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier, with_feature_transform,
                                        with_normalization)
 from kseq.models.random_kernels import adapt_and_fit_head, holds_random_kernels
@@ -168,6 +169,10 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     copy whose weights are set afterwards).
     """
     hp = {k: v for k, v in config["model"].items() if k != "name"}
+    if "seed" not in hp and "seed" in (model_arguments(config["model"]["name"]) or ()):
+        # A model's own random parameters (the random-kernel transforms') follow the run's seed, as
+        # initial weights do: `--seed` and `train.restart` give different kernels, not copies.
+        hp["seed"] = training_seed(config["train"])
     kind = config["preprocess"]["normalize"]
     if x_fit is not None and not isinstance(x_fit, np.ndarray) and "channel" in kind:
         raise InputError(f"preprocess.normalize = {kind!r} is fitted on sequences in memory; sharded "
