@@ -181,8 +181,8 @@ def test_a_nan_loss_ends_the_run_and_keeps_earlier_runs(tmp_path, capsys, monkey
 
 # (id, writer(tmp_path) -> the [data] table's source and path, the exception's message)
 LOADERS = [
-    ("npz without test arrays", lambda d: npz(d / "data.npz", x_test=None, y_test=None),
-     "missing arrays x_test, y_test; found x_train, y_train"),
+    ("npz with test series but no test labels", lambda d: npz(d / "data.npz", y_test=None),
+     "missing arrays y_test; found x_test, x_train, y_train"),
     ("npz test series of another length", lambda d: npz(d / "data.npz", x_test=np.zeros((4, 5, 2))),
      "x_train has 12 time steps (T) but x_test has 5"),
     ("npz labels fewer than series", lambda d: npz(d / "data.npz", y_train=np.array([0, 1, 0])),

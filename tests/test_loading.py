@@ -160,6 +160,25 @@ def test_npz_with_different_channel_counts_goes_through_the_same_check(tmp_path)
         load_datasets(data, seed=0)
 
 
+def test_npz_without_a_test_split_is_split_like_a_lone_csv(tmp_path):
+    """An npz of `x_train, y_train` alone is split, stratified, by `data.test_split`, as a training
+    CSV given without `--test-data` is; `--test-data` beside an npz is refused, not ignored."""
+    x = np.arange(40 * 6, dtype=np.float32).reshape(40, 6) + 1
+    y = np.array([1] * 30 + [2] * 10)  # 1-based labels: classes "1" and "2"
+    np.savez(tmp_path / "data.npz", x_train=x, y_train=y)
+    data = {"source": "npz", "path": str(tmp_path / "data.npz"), "test_split": 0.25, "test_path": ""}
+    train, test = load_datasets(data, seed=3)
+    assert train.class_names == test.class_names == ("1", "2")
+    assert (len(train.y), len(test.y)) == (30, 10)
+    np.testing.assert_array_equal(np.bincount(test.y), [round(0.25 * 30), round(0.25 * 10)])  # stratified
+    seen = np.sort(np.concatenate([train.x[:, 0, 0], test.x[:, 0, 0]]))
+    np.testing.assert_array_equal(seen, x[:, 0])  # every series once
+    again = load_datasets(data, seed=3)[1]
+    np.testing.assert_array_equal(again.x, test.x)  # the seed fixes the split
+    with pytest.raises(InputError, match=r"^--test-data other\.npz: an npz training file holds its own test split"):
+        load_datasets({**data, "test_path": "other.npz"}, seed=3)
+
+
 def test_series_missing_in_every_channel_is_named_1_based(tmp_path):
     train = write_ts(tmp_path / "X_TRAIN.ts", [("a", [[1, 2], [3, 4]]), ("a", [[1, "?"], [3, 4]]),
                                                ("b", [["?", "?"], ["?", "?"]]), ("b", [[5, 6], [7, 8]])], channels=2)

@@ -191,6 +191,12 @@ def test_npz_labels_as_a_column_read_as_a_vector(tmp_path):
     np.testing.assert_array_equal(test.y, [0, 2])
 
 
+def test_npz_without_test_arrays_gives_no_test_set(tmp_path):
+    train, test = load_npz(_npz(tmp_path, x_test=None, y_test=None, y_train=np.array(["b", "a", "b", "c"])))
+    assert test is None and train.class_names == ("a", "b", "c")
+    np.testing.assert_array_equal(train.y, [1, 0, 1, 2])
+
+
 def test_npz_multivariate_with_class_names(tmp_path):
     path = _npz(tmp_path, x_train=np.ones((4, 6, 3)), x_test=np.ones((2, 6, 3)),
                 class_names=np.array(["a", "b", "c", "d"]))

@@ -21,7 +21,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, shards: bool = True) 
     formats = "heartbeat CSV, pain features CSV, .npz, UCR/UEA .ts" + (", or a shard folder" if shards else "")
     parser.add_argument("--data", help=f"training data: {formats}")
     parser.add_argument("--labels", help="labels CSV for --data (pain format)")
-    parser.add_argument("--test-data", help="test data in the same format as --data")
+    parser.add_argument("--test-data",
+                        help="test data in the same format as --data (a CSV or .ts; an npz holds its own)")
     parser.add_argument("--test-labels", help="labels CSV for --test-data (pain format)")
 
 

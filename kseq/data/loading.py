@@ -72,6 +72,9 @@ def load_files(data: dict, *, allocate=np.empty,
     if not data["path"]:
         raise InputError(f"data.path: source {source!r} needs a file (--data PATH)")
     if source == "npz":
+        if data.get("test_path"):
+            raise InputError(f"--test-data {data['test_path']}: an npz training file holds its own test split "
+                             f"(x_test, y_test in {data['path']}); --test-data is for CSV and .ts files")
         train, test = sources.load_npz(data["path"], allocate=allocate, chunk_rows=chunk_rows)
         check_pair(train, test, f"{data['path']} (x_train)", f"{data['path']} (x_test)")
         return train, test

@@ -174,13 +174,13 @@ def _is_number(cell: str) -> bool:
 
 # --- NumPy .npz ------------------------------------------------------------------------------
 
-_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _NPZ_SMALL = ("y_train", "y_test", "class_names", "lengths_train", "lengths_test")  # read whole
 
 
-def load_npz(path, *, allocate=np.empty, chunk_rows: int = CHUNK_ROWS) -> tuple[SequenceSet, SequenceSet]:
-    """Load `x_train, y_train, x_test, y_test` (and optional `class_names`, `lengths_train`,
-    `lengths_test`) from an .npz file.
+def load_npz(path, *, allocate=np.empty, chunk_rows: int = CHUNK_ROWS) -> tuple[SequenceSet, SequenceSet | None]:
+    """Load `x_train, y_train` and, when the file has them, `x_test, y_test` (test is None
+    otherwise; runs then split the training set by `data.test_split`, as for a lone CSV), with the
+    optional `class_names`, `lengths_train` and `lengths_test`, from an .npz file.
 
     x is (N, T) or (N, T, F) and may hold NaN (gaps are filled later). Series of unequal length are
     padded at the end to T; `lengths_train` / `lengths_test`, one integer in [1, T] per series,
@@ -197,39 +197,41 @@ def load_npz(path, *, allocate=np.empty, chunk_rows: int = CHUNK_ROWS) -> tuple[
     in Fortran order is not laid out series by series and is read whole.
     """
     path = _existing_file(path)
-    arrays = _read_npz(path)
-    shapes = {key: _npz_x_shape(path, key) for key in ("x_train", "x_test")}
-    if shapes["x_train"][1] != shapes["x_test"][1]:
+    arrays, splits = _read_npz(path)
+    shapes = {f"x_{split}": _npz_x_shape(path, f"x_{split}") for split in splits}
+    if len(splits) == 2 and shapes["x_train"][1] != shapes["x_test"][1]:
         raise InputError(f"{path}: x_train has {shapes['x_train'][1]} time steps (T) but x_test has "
                          f"{shapes['x_test'][1]}")
-    for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
+    for x_key, y_key in ((f"x_{split}", f"y_{split}") for split in splits):
         if arrays[y_key].ndim == 2 and arrays[y_key].shape[1] == 1:  # a column of labels, as Keras users keep them
             arrays[y_key] = arrays[y_key][:, 0]
         if arrays[y_key].shape != shapes[x_key][:1]:
             raise InputError(f"{path}: {x_key} has {shapes[x_key][0]} rows but {y_key} has shape {arrays[y_key].shape}")
     given = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else None
-    class_names, *labels = _npz_labels(path, arrays["y_train"], arrays["y_test"], given)
+    y_test = arrays.get("y_test", arrays["y_train"][:0])  # no test split: the classes are the training set's
+    class_names, *labels = _npz_labels(path, arrays["y_train"], y_test, given)
     sets = []
-    for x_key, y in zip(("x_train", "x_test"), labels):
-        lengths = _npz_lengths(path, arrays, x_key, shapes[x_key])
-        x = _npz_x(path, x_key, shapes[x_key], lengths, allocate, chunk_rows)
+    for split, y in zip(splits, labels):
+        lengths = _npz_lengths(path, arrays, f"x_{split}", shapes[f"x_{split}"])
+        x = _npz_x(path, f"x_{split}", shapes[f"x_{split}"], lengths, allocate, chunk_rows)
         sets.append(SequenceSet(x, y, class_names, lengths=lengths))
-    return sets[0], sets[1]
+    return sets[0], sets[1] if len(sets) == 2 else None
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The labels, lengths and class names in the .npz at `path` (`_npz_x` reads the series),
-    checking the four required keys are there."""
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """The labels, lengths and class names in the .npz at `path` (`_npz_x` reads the series), and
+    its splits, ("train",) or ("train", "test"), checking each split's two arrays are there."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = npz.files
             arrays = {key: npz[key] for key in _NPZ_SMALL if key in keys}
     except ValueError as err:  # not a zip, or an object array that needs pickle
         raise InputError(f"{path}: not a readable .npz of plain arrays ({err})") from None
-    missing = [key for key in _NPZ_KEYS if key not in keys]
+    splits = ("train", "test") if {"x_test", "y_test"} & set(keys) else ("train",)
+    missing = [f"{xy}_{split}" for split in splits for xy in "xy" if f"{xy}_{split}" not in keys]
     if missing:
         raise InputError(f"{path}: missing arrays {', '.join(missing)}; found {', '.join(sorted(keys)) or 'none'}")
-    return arrays
+    return arrays, splits
 
 
 def _npz_x_shape(path: Path, key: str) -> tuple[int, int, int]:

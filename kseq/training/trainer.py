@@ -34,7 +34,7 @@ from kseq.utils.errors import InputError
 from kseq.utils.files import write_text
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
-from kseq.models import accepts_any_length, build_model
+from kseq.models import accepts_any_length, build_model, model_names
 from kseq.models.registry import model_arguments
 from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier, with_feature_transform,
                                        with_normalization)
@@ -169,7 +169,8 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     copy whose weights are set afterwards).
     """
     hp = {k: v for k, v in config["model"].items() if k != "name"}
-    if "seed" not in hp and "seed" in (model_arguments(config["model"]["name"]) or ()):
+    name = config["model"]["name"]
+    if "seed" not in hp and name in model_names() and "seed" in (model_arguments(name) or ()):
         # A model's own random parameters (the random-kernel transforms') follow the run's seed, as
         # initial weights do: `--seed` and `train.restart` give different kernels, not copies.
         hp["seed"] = training_seed(config["train"])
@@ -182,8 +183,7 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         if x_fit is not None:
             x_fit = keras.ops.convert_to_numpy(FeatureTransform(transform)(x_fit))
     try:
-        model = build_model(config["model"]["name"], (*input_shape[:-1], normalized_channels(kind, input_shape[-1])),
-                            num_classes, **hp)
+        model = build_model(name, (*input_shape[:-1], normalized_channels(kind, input_shape[-1])), num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
     if kind != "none":
