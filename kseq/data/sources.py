@@ -292,10 +292,10 @@ def _npz_labels(path: Path, y_train, y_test, given):
         return names, _string_labels(path, "y_train", y_train, names), _string_labels(path, "y_test", y_test, names)
     ints = {key: _int_labels(path, key, y, indices=given is not None)
             for key, y in (("y_train", y_train), ("y_test", y_test))}
-    if given is None:  # the distinct labels are the classes, whatever numbers they are, as in .ts files
-        text = [y.astype(str) for y in ints.values()]
-        names = _sorted_labels(np.concatenate(text))
-        return (names, *(_index_of(names, y) for y in text))
+    if given is None:  # the distinct labels are the classes, whatever numbers they are
+        values = np.unique(np.concatenate(list(ints.values())))
+        return (tuple(str(v) for v in values.tolist()),
+                *(np.searchsorted(values, y).astype(np.int64) for y in ints.values()))
     for key, y in ints.items():
         outside = np.flatnonzero(y >= len(given))
         if len(outside):
