@@ -320,6 +320,23 @@ def test_sequence_classifier_multirocket_hydra_and_a_logistic_head():
     assert logistic.score(x[20:], labels[20:]) >= 0.8
 
 
+def test_random_kernels_adapt_on_the_normalised_series_a_branching_normalisation_gives():
+    """`normalize = "series+channel"` puts two normalisations side by side in front of the model;
+    the transforms' biases come from their concatenation (it used to end the fit with a traceback)."""
+    x, y = two_shapes(40, seed=5)
+    x = np.concatenate([x, 50.0 + 10.0 * x[::-1]], axis=-1)  # a second channel on another level and scale
+    clf = SequenceClassifier("minirocket", {"num_features": 84}, normalize="series+channel", random_state=0)
+    clf.fit(x[:20], y[:20])
+    train = x[:20].astype("float64")
+    shape = (train - train.mean(axis=1, keepdims=True)) / train.std(axis=1, keepdims=True)
+    level = (train - train.mean(axis=(0, 1))) / train.std(axis=(0, 1))
+    reference = MiniRocket(num_features=84, seed=0)
+    reference.adapt(np.concatenate([shape, level], axis=-1).astype("float32"))
+    rocket = next(layer for layer in clf.model_._flatten_layers() if isinstance(layer, MiniRocket))
+    np.testing.assert_allclose(rocket.biases[0].numpy(), reference.biases[0].numpy(), rtol=1e-4, atol=1e-4)
+    assert clf.score(x[20:], y[20:]) >= 0.9
+
+
 def test_the_runs_seed_draws_the_random_kernels_unless_the_model_names_its_own():
     """`--seed` and `train.restart` give another draw of the random kernels, as they give other
     initial weights (they used to build the same transforms: seed 0 whatever the run's)."""

@@ -157,15 +157,17 @@ def build_multirocket_hydra(input_shape, num_classes, *, num_features=6_250, max
 def _encoder_input(model: keras.Model, x: np.ndarray, batch_size: int):
     """(the model holding the transforms, `x` as its input receives it), through wrapping models.
 
-    The trainer wraps a builder's model in preprocessing (`kseq.models.preprocessing`): a chain of
-    layers ending in the model, whose outputs are computed here in batches."""
+    The trainer wraps a builder's model in preprocessing (`kseq.models.preprocessing`): layers in
+    front of the model, which may branch (`"series+channel"` concatenates two normalisations), so
+    the input the model receives is computed as the output of the layer feeding it."""
     chain = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
     if any(isinstance(layer, TRANSFORMS) for layer in chain):
         return model, x
-    for layer in chain:
-        if isinstance(layer, keras.Model) and any(isinstance(l, TRANSFORMS) for l in _all_layers(layer)):
+    for i, layer in enumerate(chain):
+        if isinstance(layer, keras.Model) and holds_random_kernels(layer):
+            if i:  # layers are in graph order: the one before the model is the one feeding it
+                x = keras.Model(model.inputs, chain[i - 1].output).predict(x, batch_size=batch_size, verbose=0)
             return _encoder_input(layer, x, batch_size)
-        x = np.concatenate([ops.convert_to_numpy(layer(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
     raise ValueError(f"model {model.name!r} holds no random-kernel transform")
 
 
