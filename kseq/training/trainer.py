@@ -334,6 +334,9 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
                                 seed=training_seed(train_cfg)) if holds_random_kernels(model) else None
     if solved is not None:
         pd.DataFrame(solved).to_csv(workdir / "history.csv", index=False)
+        # Its state as a trained model's, so the saved model reloads without Keras' warning that
+        # the saved optimizer holds fewer variables than the compiled one.
+        model.optimizer.build(model.trainable_variables)
     epochs = [] if solved is not None else model.fit(
         dataset,
         epochs=train_cfg["epochs"],
