@@ -64,9 +64,17 @@ def test_monitor_patience_and_steps_per_execution():
     # quarter of them is a patience of 50.
     assert without["train"]["epochs"] == 200 and without["train"]["early_stopping_patience"] == 50
     assert without["train"]["steps_per_execution"] == 10  # all 10 steps of an epoch in one call
-    with_validation = recipe.resolve(generic(), num_train=5000, sequence_length=100, validation=True)
+    with_validation = recipe.resolve(generic(), num_train=4096, sequence_length=100, validation=True)
     assert with_validation["train"]["monitor"] == "val_macro_f1"
-    assert with_validation["train"]["steps_per_execution"] == 16
+    assert with_validation["train"]["steps_per_execution"] == 16  # 64 steps an epoch, 16 at most a call
+    odd = recipe.resolve(generic(), num_train=64 * 20, sequence_length=100, validation=True)
+    assert odd["train"]["steps_per_execution"] == 10  # 20 steps an epoch: 16 would run 32
+
+
+@pytest.mark.parametrize("steps,at_most,expected", [(10, 16, 10), (20, 16, 10), (24, 16, 12), (32, 16, 16),
+                                                    (17, 16, 1), (7, 3, 1), (1, 16, 1), (12, 1, 1)])
+def test_steps_per_execution_divide_the_epochs_steps(steps, at_most, expected):
+    assert recipe.whole_executions(steps, at_most) == expected
 
 
 def test_resolution_leaves_numbers_and_the_input_config_alone():

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -191,6 +192,22 @@ def test_run_ends_on_its_best_validation_epoch_or_else_on_its_last(monitor, scor
     for got, expected in zip(reloaded.get_weights(), epoch_weights.weights[kept], strict=True):
         np.testing.assert_array_equal(got, expected)
     assert not list(run.directory.rglob("*.weights.h5"))
+
+
+def test_every_epoch_runs_its_own_steps_whatever_the_steps_per_execution():
+    """Keras runs whole executions of `steps_per_execution`: at 16 a call, epochs of 20 steps ran
+    32, the next epoch's batches, and this budget of 60 steps took 92 optimizer steps."""
+    from kseq import SequenceClassifier
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 24, 1)).astype("float32"), np.arange(40) % 2
+    clf = SequenceClassifier("cnn", batch_size=2, steps=60, validation_split=0.0, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(x, y)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    assert clf.config_["train"]["steps_per_execution"] == 10  # the 20 steps of an epoch in two calls
+    assert len(clf.history_["loss"]) == 3 and int(clf.model_.optimizer.iterations) == 60
 
 
 def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):

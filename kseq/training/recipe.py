@@ -37,7 +37,8 @@ The rules, in the order they apply:
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
   that has stopped improving ends early but a slow start is not cut short.
 - `train.steps_per_execution`: up to `MAX_STEPS_PER_EXECUTION` steps per call into TensorFlow,
-  which amortises the per-step overhead that dominates tiny batches on a CPU.
+  which amortises the per-step overhead that dominates tiny batches on a CPU; a divisor of the
+  epoch's steps (`whole_executions`).
 - `model.pool_size` (`hybrid` front ends): the pooling factor that leaves the recurrent layers at
   most `MAX_RECURRENT_STEPS` steps, since a recurrent layer's cost grows with every step it runs.
 - `preprocess.normalize` (`resolve_normalize`): `"series"` for univariate series and for series
@@ -131,6 +132,16 @@ AUTO_KEYS = {
 
 def is_auto(value) -> bool:
     return isinstance(value, str) and value == AUTO
+
+
+def whole_executions(steps_per_epoch: int, at_most: int) -> int:
+    """The largest number of steps per call into TensorFlow, up to `at_most`, that divides `steps_per_epoch`.
+
+    Keras runs whole executions: at 16 steps an execution, an epoch of 20 steps runs 32, drawing
+    the next epoch's batches, so epochs no longer match the sampler's (a resumed run would not
+    continue the stream) and the last epochs run out of data. Example: 20 steps at most 16 -> 10.
+    """
+    return max(d for d in range(1, max(1, min(int(at_most), int(steps_per_epoch))) + 1) if steps_per_epoch % d == 0)
 
 
 def resolve_validation(config: dict, y_train: np.ndarray) -> float:
@@ -240,7 +251,7 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
     if is_auto(train["early_stopping_patience"]):
         train["early_stopping_patience"] = max(MIN_PATIENCE, train["epochs"] // 4)
     if is_auto(train["steps_per_execution"]):
-        train["steps_per_execution"] = min(steps_per_epoch, MAX_STEPS_PER_EXECUTION)
+        train["steps_per_execution"] = whole_executions(steps_per_epoch, MAX_STEPS_PER_EXECUTION)
     if model.get("name") in RANDOM_KERNEL_MODELS and is_auto(model.get("head", AUTO)):
         model["head"] = "ridge" if num_train < RIDGE_MAX_SERIES else "logistic"
     if is_auto(model.get("pool_size")):

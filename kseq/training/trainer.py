@@ -306,7 +306,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
             optimizer=make_optimizer(config["optimizer"], steps_per_epoch, train_cfg["epochs"]),
             loss=make_loss(config["loss"], y_fit, num_classes),
             metrics=training_metrics(num_classes),
-            steps_per_execution=train_cfg["steps_per_execution"],
+            # Whole executions per epoch, whatever the config asks (`recipe.whole_executions`).
+            steps_per_execution=recipe.whole_executions(steps_per_epoch, train_cfg["steps_per_execution"]),
         )
     def batches(input_context=None):
         # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
@@ -480,8 +481,6 @@ def out_of_fold_logits(config: dict, fit_set: SequenceSet, transform: dict | Non
     for train_index, held_index in splitter.split(np.zeros(len(fit_set)), fit_set.y):
         fold_config = copy.deepcopy(config)
         fold_config["train"]["verbose"] = 0
-        fold_config["train"]["steps_per_execution"] = min(int(config["train"]["steps_per_execution"]),
-                                                          math.ceil(len(train_index) / batch_size))
         with tempfile.TemporaryDirectory(prefix="kseq-fold-") as work:
             fitted = fit(fold_config, fit_set.subset(train_index), None, transform, Path(work))
         logits[held_index] = predict_logits(fitted.model, fit_set.x[held_index], batch_size)
