@@ -141,7 +141,8 @@ def whole_executions(steps_per_epoch: int, at_most: int) -> int:
     the next epoch's batches, so epochs no longer match the sampler's (a resumed run would not
     continue the stream) and the last epochs run out of data. Example: 20 steps at most 16 -> 10.
     """
-    return max(d for d in range(1, max(1, min(int(at_most), int(steps_per_epoch))) + 1) if steps_per_epoch % d == 0)
+    largest = max(1, min(int(at_most), int(steps_per_epoch)))
+    return next(d for d in range(largest, 0, -1) if steps_per_epoch % d == 0)
 
 
 def resolve_validation(config: dict, y_train: np.ndarray) -> float:

@@ -337,7 +337,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         pd.DataFrame(solved).to_csv(workdir / "history.csv", index=False)
         # Its state as a trained model's, so the saved model reloads without Keras' warning that
         # the saved optimizer holds fewer variables than the compiled one.
-        model.optimizer.build(model.trainable_variables)
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
     epochs = [] if solved is not None else model.fit(
         dataset,
         epochs=train_cfg["epochs"],
