@@ -143,6 +143,11 @@ def test_bad_shard_input_is_one_line_naming_it(tmp_path, tiny):
     config = load_config("ecg_cnn", [*TINY_ECG, "data.source=shards", f"data.path={tiny[2]}", "preprocess.window=20"])
     with pytest.raises(InputError, match="preprocess.window"):
         train(config, tmp_path / "runs")
+    # Random kernels are fitted in memory (they used to end with a TypeError deep in the fit).
+    config = load_config("minirocket", ["data.source=shards", f"data.path={tiny[2]}", "model.num_features=84"])
+    with pytest.raises(InputError, match="model.name = 'minirocket'.*streams from disk"):
+        train(config, tmp_path / "runs")
+    assert not (tmp_path / "runs" / "minirocket").exists()
 
 
 def test_cli_data_folder_without_shards_is_one_error_line(tmp_path, capsys):

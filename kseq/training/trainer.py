@@ -186,6 +186,10 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         model = build_model(name, (*input_shape[:-1], normalized_channels(kind, input_shape[-1])), num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
+    if x_fit is not None and not isinstance(x_fit, np.ndarray) and holds_random_kernels(model):
+        raise InputError(f"model.name = {name!r} fits its random kernels (and a ridge head) on series in memory; "
+                         "sharded data streams from disk: pass the data file itself as --data, or train a "
+                         "network (resnet, inception_time, ...) on the shards")
     if kind != "none":
         model = with_normalization(model, kind, x_fit, name=f"{model.name}_normalized")
     if transform is None:
