@@ -97,7 +97,12 @@ def gap_filling(config: dict) -> tuple:
 
 
 def check_configs(configs: list[dict], names: list[str], same_test_split: bool = True) -> None:
-    """Members must fill gaps alike and, unless test files are given, share `[data]` and seed."""
+    """Members must fill gaps alike and, unless test files are given, share `[data]` and seed.
+
+    Not `data.validation_split`: the validation split is carved from the training split once the
+    test split is fixed, so a network holding out a tenth and a random-kernel model holding out
+    nothing are scored on the same test series (`unseen_validation` fits the decisions on what
+    neither trained on)."""
     first, first_name = configs[0], names[0]
     for config, name in zip(configs[1:], names[1:]):
         if gap_filling(config) != gap_filling(first):
@@ -105,7 +110,7 @@ def check_configs(configs: list[dict], names: list[str], same_test_split: bool =
                              f"{gap_filling(first)} of member {first_name}")
         if not same_test_split:
             continue
-        for key in sorted(set(config["data"]) | set(first["data"])):
+        for key in sorted((set(config["data"]) | set(first["data"])) - {"validation_split"}):
             if config["data"].get(key) != first["data"].get(key):
                 raise InputError(f"member {name}: data.{key} = {config['data'].get(key)!r} differs from "
                                  f"{first['data'].get(key)!r} of member {first_name}")

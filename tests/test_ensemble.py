@@ -187,6 +187,19 @@ def test_mismatched_member_is_named_in_the_error(trained, tmp_path, mutate, mess
     assert not (tmp_path / "out").exists()
 
 
+def test_members_holding_out_different_validation_splits_share_the_test_split():
+    """A network (validation "auto") and a random-kernel model (0.0) vote together; they used to
+    be refused for their differing `data.validation_split`, which does not move the test split."""
+    from kseq.config import load_config
+
+    configs = [load_config(name) for name in ("resnet", "minirocket")]
+    assert configs[0]["data"]["validation_split"] != configs[1]["data"]["validation_split"]
+    ensemble.check_configs(configs, ["resnet", "minirocket"])
+    configs[1]["data"]["test_split"] = 0.3  # this one does
+    with pytest.raises(InputError, match="member minirocket: data.test_split = 0.3 differs from 0.2"):
+        ensemble.check_configs(configs, ["resnet", "minirocket"])
+
+
 def test_export_never_overwrites(tmp_path):
     (tmp_path / "taken").mkdir()
     args = ensemble_cli.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--export", str(tmp_path / "taken")])
