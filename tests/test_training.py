@@ -210,6 +210,19 @@ def test_every_epoch_runs_its_own_steps_whatever_the_steps_per_execution():
     assert len(clf.history_["loss"]) == 3 and int(clf.model_.optimizer.iterations) == 60
 
 
+def test_a_configured_steps_per_execution_is_lowered_to_divide_the_epoch(tmp_path):
+    import copy
+
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.steps_per_execution=4"])
+    steps_per_epoch = math.ceil(len(prepare_data(copy.deepcopy(config)).fit) / 64)
+    assert steps_per_epoch % 4  # the case where whole executions of 4 would run past each epoch
+    at_epoch_end = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: at_epoch_end.append(int(record.model.optimizer.iterations)))
+    train(config, tmp_path, callbacks=[record])
+    assert at_epoch_end == [steps_per_epoch, 2 * steps_per_epoch]
+
+
 def test_throughput_counts_training_steps_not_validation(tmp_path, monkeypatch):
     """With a clock that ticks one second per reading, each training batch takes one second
     (its begin and end readings) whatever validation and callbacks do: 64 samples a second."""
