@@ -175,7 +175,8 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         # initial weights do: `--seed` and `train.restart` give different kernels, not copies.
         hp["seed"] = training_seed(config["train"])
     kind = config["preprocess"]["normalize"]
-    if x_fit is not None and not isinstance(x_fit, np.ndarray) and "channel" in kind:
+    streamed = x_fit is not None and not isinstance(x_fit, np.ndarray)  # shards, read from disk
+    if streamed and "channel" in kind:
         raise InputError(f"preprocess.normalize = {kind!r} is fitted on sequences in memory; sharded "
                          "data streams from disk: use 'series' or 'none'")
     if transform is not None:
@@ -186,7 +187,7 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         model = build_model(name, (*input_shape[:-1], normalized_channels(kind, input_shape[-1])), num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
-    if x_fit is not None and not isinstance(x_fit, np.ndarray) and holds_random_kernels(model):
+    if streamed and holds_random_kernels(model):
         raise InputError(f"model.name = {name!r} fits its random kernels (and a ridge head) on series in memory; "
                          "sharded data streams from disk: pass the data file itself as --data, or train a "
                          "network (resnet, inception_time, ...) on the shards")
