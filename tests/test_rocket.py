@@ -17,7 +17,7 @@ from kseq import SequenceClassifier, build_model
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
 from kseq.models.ridge import ALPHAS, ridge_classifier
-from kseq.models.rocket import MiniRocket, MultiRocket, kernel_weights
+from kseq.models.rocket import MiniRocket, MultiRocket, convolutions, kernel_weights
 from kseq.serving.runtime import ServingFunction
 from kseq.training import recipe
 
@@ -52,6 +52,20 @@ def test_kernels_are_the_84_choices_of_three_taps_at_plus_two():
     assert w.shape == (9, 84)
     assert (np.sort(w, axis=0) == np.array([-1] * 6 + [2] * 3)[:, None]).all()
     assert len({tuple(col) for col in w.T}) == 84
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_convolutions_in_either_layout_are_the_written_out_sums_of_their_channels(time_major):
+    # The products pool (B, 84, T) outputs and LSPV's loop reads (T, B, 84): both from their own product.
+    x = np.random.default_rng(7).normal(size=(2, 30, 3)).astype("float32")
+    selection = (np.random.default_rng(8).random((2, 3, 84)) < 0.5).astype("float32")  # (dilations, F, 84)
+    for i, conv in enumerate(convolutions(x, selection, [1, 3], time_major=time_major)):
+        conv = numpy(conv)
+        conv = np.transpose(conv, (1, 2, 0)) if time_major else conv  # (B, 84, T)
+        for b, k in ((0, 0), (1, 5), (1, 83)):
+            expected = sum(selection[i, f, k] * convolve(x[b, :, f], kernel_weights()[:, k], [1, 3][i])
+                           for f in range(3))
+            np.testing.assert_allclose(conv[b, k], expected, atol=1e-5)
 
 
 def test_minirocket_ppv_of_a_hand_computed_kernel_dilation_and_bias():

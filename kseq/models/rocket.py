@@ -20,7 +20,7 @@ that their intermediates stay within a bound however long the series (`in_compil
 with the kernels' outputs pooled in a few blocks, one per bias count (`blocks_by_bias_count`),
 not dilation by dilation; every pooling but LSPV is written as a product with one column
 (`sum_over_time`), which XLA fuses with the comparison into one vectorised pass, and LSPV as one
-loop over time for all blocks (`longest_run`). Measured against aeon's numba loops in
+loop over time for all blocks (`longest_run`), on outputs computed time-major. Measured against aeon's numba loops in
 benchmarks/README.md, section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
@@ -147,16 +147,17 @@ def longest_run(blocks, unroll: int = 25):
 
     One pass over time for every block at once, carrying each run's length, `unroll` steps per
     loop iteration (an iteration costs more than a step's arithmetic); -inf pads the series to
-    whole iterations."""
-    steps = blocks[0].conv.shape[-1]
+    whole iterations. The blocks are time-major, so an iteration's steps are a reshape away,
+    not a transpose."""
+    steps = blocks[0].conv.shape[0]
     iterations = -(-steps // unroll)
 
-    def time_major(conv):  # (iterations, unroll, B, rows)
-        padded = ops.pad(conv, ((0, 0), (0, 0), (0, iterations * unroll - steps)), constant_values=float("-inf"))
-        return ops.transpose(ops.reshape(padded, (-1, conv.shape[1], iterations, unroll)), (2, 3, 0, 1))
+    def by_iteration(conv):  # (iterations, unroll, B, rows)
+        padded = ops.pad(conv, ((0, iterations * unroll - steps), (0, 0), (0, 0)), constant_values=float("-inf"))
+        return ops.reshape(padded, (iterations, unroll, -1, conv.shape[2]))
 
-    convs = [time_major(block.conv) for block in blocks]
-    zeros = tuple(ops.zeros_like(block.conv[:, :, :1] - block.bias[None]) for block in blocks)  # (B, rows, n)
+    convs = [by_iteration(block.conv) for block in blocks]
+    zeros = tuple(ops.zeros_like(block.conv[0][:, :, None] - block.bias[None]) for block in blocks)  # (B, rows, n)
 
     def step(i, state):
         runs, longest = list(state[0]), list(state[1])
@@ -233,30 +234,47 @@ def compiled(function):
     return tf.function(function, jit_compile=True, autograph=False)
 
 
-def convolutions(x, selection, dilations):
+def convolutions(x, selection, dilations, time_major: bool = False):
     """For each dilation: (B, 84, T) outputs of the 84 kernels on `x` (B, T, F), each summed over
-    the channels `selection` (dilations, F, 84) gives it.
+    the channels `selection` (dilations, F, 84) gives it; with `time_major`, (T, B, 84).
 
     A dilated length-9 convolution is a matrix product of the nine shifted copies of the
-    series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call."""
+    series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call. Each layout
+    comes out of its own product: transposing one into the other costs a pass over the outputs,
+    and from time-major to (B, 84, T) a slow one (measured: MiniRocket 1.5x slower)."""
     kernels = ops.convert_to_tensor(kernel_weights())[:, None, :]  # (9, 1, 84)
+    if time_major:
+        x = ops.transpose(x, (1, 0, 2))  # (T, B, F)
     for i, dilation in enumerate(dilations):
-        yield ops.einsum("btsf,sfk->bkt", dilated_taps(x, dilation), kernels * selection[i][None])
+        weights = kernels * selection[i][None]
+        if time_major:
+            yield ops.einsum("tbsf,sfk->tbk", dilated_taps(x, dilation, axis=0), weights)
+        else:
+            yield ops.einsum("btsf,sfk->bkt", dilated_taps(x, dilation), weights)
 
 
-def dilated_taps(x, dilation: int):
+def dilated_taps(x, dilation: int, axis: int = 1):
     """(B, T, 9, F): the nine steps a length-9 kernel at `dilation` sees around each step of `x`
-    (B, T, F), zero beyond the ends ("same" padding). Convolutions written as a product with
-    these run as one matrix product, also in LiteRT, whose convolution wants constant weights."""
-    steps, pad = x.shape[1], KERNEL_LENGTH // 2 * dilation
-    padded = ops.pad(x, ((0, 0), (pad, pad), (0, 0)))
-    return ops.stack([padded[:, j * dilation:j * dilation + steps] for j in range(KERNEL_LENGTH)], axis=2)
+    (B, T, F), zero beyond the ends ("same" padding); with `axis=0`, the same of time-major `x`
+    (T, B, F), as (T, B, 9, F). Convolutions written as a product with these run as one matrix
+    product, also in LiteRT, whose convolution wants constant weights."""
+    steps, pad = x.shape[axis], KERNEL_LENGTH // 2 * dilation
+    padding = [(0, 0)] * 3
+    padding[axis] = (pad, pad)
+    padded = ops.pad(x, padding)
+    window = [slice(None)] * 3
+    taps = []
+    for j in range(KERNEL_LENGTH):
+        window[axis] = slice(j * dilation, j * dilation + steps)
+        taps.append(padded[tuple(window)])
+    return ops.stack(taps, axis=2)
 
 
 class Block(NamedTuple):
     """Convolution outputs whose kernels have the same number of biases, pooled together.
 
-    conv: (B, rows, T) outputs, -inf outside the steps each row pools over; bias: (rows, n);
+    conv: (B, rows, T) outputs, or (T, B, rows) time-major, -inf outside the steps each row pools
+    over; bias: (rows, n);
     start: (rows,) each row's first pooled step; steps: (B, rows) how many steps it pools (>= 1)."""
     conv: object
     bias: object
@@ -272,24 +290,35 @@ def start_steps(dilation_index: int, dilation: int) -> np.ndarray:
     return np.where(trimmed, KERNEL_LENGTH // 2 * dilation, 0).astype("int32")
 
 
-def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: bool):
+def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: bool, time_major: bool = False):
     """(blocks, order): every (representation, dilation)'s outputs of the 84 kernels, grouped into
     one `Block` per bias count, and, for each output feature (ordered by representation,
     dilation, kernel and bias), its index among the blocks' features flattened one after another.
 
-    Pooled a block at a time (5 blocks for MultiRocket's 46 dilations of its two representations
-    of 500 steps), a transform is a few large operations instead of a few per dilation: half the
+    Pooled a block at a time (5 blocks for MultiRocket's 46 dilation-representation pairs on 500
+    steps), a transform is a few large operations instead of a few per dilation: half the
     graph, traced in a quarter to a half of the time, and one LSPV loop instead of 46
-    (benchmarks/README.md, section vs_aeon)."""
+    (benchmarks/README.md, section vs_aeon).
+
+    The blocks are (B, rows, T), the layout the products of `sum_over_time` reduce, or with
+    `time_major` (T, B, rows), the layout LSPV's loop over time reads, each from convolutions in
+    that layout: a transpose between them is a pass over every output (MultiRocket's LSPV program
+    on chunks of 17 series of 500 steps: 22.9 ms a series after a transpose, 11.9 without)."""
     steps, members, position = x.shape[1], {}, 0  # members: bias count -> its (representation, dilation)s
+    axis = 2 if time_major else 1  # of the rows
     for r, (series, series_length) in enumerate(representations(x, lengths, use_difference)):
         dilations, per_dilation = plans[r]
-        for i, conv in enumerate(convolutions(series, selections[r], dilations)):
+        for i, conv in enumerate(convolutions(series, selections[r], dilations, time_major)):
             start = start_steps(i, dilations[i])
-            t = ops.arange(conv.shape[2], dtype="int32")[None, None, :]
-            region = (t >= start[None, :, None]) & (t < series_length[:, None, None] - start[None, :, None])
-            conv = ops.pad(ops.where(region, conv, float("-inf")), ((0, 0), (0, 0), (0, steps - conv.shape[2])),
-                           constant_values=float("-inf"))
+            if time_major:  # (T, B, 84)
+                t = ops.arange(conv.shape[0], dtype="int32")[:, None, None]
+                region = (t >= start[None, None, :]) & (t < series_length[None, :, None] - start[None, None, :])
+                padding = ((0, steps - conv.shape[0]), (0, 0), (0, 0))
+            else:  # (B, 84, T)
+                t = ops.arange(conv.shape[2], dtype="int32")[None, None, :]
+                region = (t >= start[None, :, None]) & (t < series_length[:, None, None] - start[None, :, None])
+                padding = ((0, 0), (0, 0), (0, steps - conv.shape[2]))
+            conv = ops.pad(ops.where(region, conv, float("-inf")), padding, constant_values=float("-inf"))
             first = NUM_KERNELS * sum(per_dilation[:i])
             bias = ops.reshape(biases[r][first:first + NUM_KERNELS * per_dilation[i]], (NUM_KERNELS, per_dilation[i]))
             # The region's size, from its bounds: a sum over (B, 84, T) would cost as much as a pooling.
@@ -299,7 +328,7 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
     blocks, canonical = [], []  # canonical: the output position of each flattened block feature, blocks in order
     for n, group in members.items():
         conv, bias, start, pooled, firsts = zip(*group)
-        blocks.append(Block(ops.concatenate(conv, axis=1), ops.concatenate(bias, axis=0), np.concatenate(start),
+        blocks.append(Block(ops.concatenate(conv, axis=axis), ops.concatenate(bias, axis=0), np.concatenate(start),
                             ops.concatenate(pooled, axis=1)))
         canonical.extend(index for first in firsts for index in range(first, first + NUM_KERNELS * n))
     return blocks, np.argsort(np.array(canonical)).astype("int32")
@@ -393,7 +422,8 @@ class MiniRocket(layers.Layer):
     @classmethod
     def _features(cls, plans, x, lengths, operators, selections, biases):
         """(B, features) of `operators`, ordered by operator, representation, dilation, kernel and bias."""
-        blocks, order = blocks_by_bias_count(plans, x, lengths, selections, biases, cls.use_difference)
+        blocks, order = blocks_by_bias_count(plans, x, lengths, selections, biases, cls.use_difference,
+                                             time_major=operators == ("lspv",))
         pooled = cls._pool(blocks, operators)
         batch = ops.shape(x)[0]
         return ops.concatenate([ops.take(ops.concatenate([ops.reshape(v, (batch, -1)) for v in pooled[op]], axis=1),
