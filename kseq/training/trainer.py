@@ -344,8 +344,6 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         # the saved optimizer holds fewer variables than the compiled one.
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
-    if solved is None and train_cfg["strategy"] == "default":
-        build_training_state(model, dataset)
     epochs = [] if solved is not None else model.fit(
         dataset,
         epochs=train_cfg["epochs"],
@@ -371,25 +369,6 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     return Fitted(model=model, history=history, epochs_run=len(epochs),
                   samples=len(epochs) * steps_per_epoch * batch_size,
                   fit_seconds=fit_seconds, step_seconds=step_timer.seconds)
-
-
-def build_training_state(model: keras.Model, dataset: tf.data.Dataset) -> None:
-    """Create the loss's, the metrics' and the optimizer's variables before `fit` traces its step.
-
-    With no distribution strategy in scope, Keras creates them inside the first trace of the
-    training step, and TensorFlow traces a function that creates variables twice (once to lift
-    their initialisers out of the graph, once without them). On a ResNet that second trace costs
-    as much as the first, about 4 s of a run on 2 CPU cores, paid again by every out-of-fold
-    model. One batch through the model, its loss and its metrics, eagerly, creates them all; the
-    metrics are reset after (`fit` resets them each epoch too). Distribution strategies build them
-    symbolically already (Keras' `_maybe_symbolic_build`).
-    """
-    x, y, *sample_weight = next(iter(dataset.take(1)))
-    y_pred = model(x, training=False)
-    model.compute_loss(x, y, y_pred, *sample_weight, training=False)
-    model.compute_metrics(x, y, y_pred, *sample_weight)
-    model.optimizer.build(model.trainable_variables)
-    model.reset_metrics()
 
 
 def training_metrics(num_classes: int) -> list:
