@@ -103,6 +103,24 @@ def test_decision_layer_rules_both_exports(tmp_path):
         np.testing.assert_array_equal(out["class_name"].astype(str), np.array(["a", "b", "c"])[class_id])
 
 
+def test_the_saved_model_stores_each_weight_once(tmp_path):
+    """The SavedModel's checkpoint holds as many values as the model and its decision have, not
+    twice as many (an archive that also tracks the model stores each variable a second time,
+    keras-team/keras#23553), and it still answers as the model does."""
+    import tensorflow as tf
+
+    model = build_model("resnet", (None, 2), 3, filters=[4, 8], kernel_sizes=[3])
+    decision = Decision(temperature=2.0, offsets=[0.1, 0.0, -0.1])
+    export.export_serving(model, tmp_path / "serving", ["a", "b", "c"], decision)
+    stored = tf.train.list_variables(str(tmp_path / "serving" / "variables" / "variables"))
+    values = sum(int(np.prod(shape)) for name, shape in stored if not name.startswith("_CHECKPOINTABLE"))
+    decision_values = sum(int(np.prod(w.shape)) for w in decision.weights)
+    assert values == model.count_params() + decision_values
+    x = np.random.default_rng(0).normal(size=(5, 30, 2)).astype("float32")
+    expected = softmax(model.predict(x, verbose=0).astype(np.float64) / 2.0)
+    np.testing.assert_allclose(ServingFunction(tmp_path / "serving")(x)["probabilities"], expected, atol=1e-5)
+
+
 def _padded_batch(batch, steps, features, seed):
     """Random sequences, every other one ending in all-zero steps (the padding recurrent models mask)."""
     x = np.random.default_rng(seed).normal(size=(batch, steps, features)).astype(np.float32)

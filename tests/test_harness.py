@@ -19,7 +19,7 @@ import pytest
 from kseq import InputError, build_model, model_names
 from kseq.data.preprocess import fit_feature_transform
 from kseq.serving.export import export_serving
-from kseq.models.layers import AttentionPooling1D, PooledPaddingMask
+from kseq.models.layers import AttentionPooling1D, PooledPaddingMask, RealSteps
 from kseq.models.preprocessing import (AverageWindows, ChannelStandardization, FeatureTransform, FoldWindows,
                                        SeriesNormalization, SlidingWindows)
 from kseq.models.decision import Decision
@@ -142,6 +142,7 @@ LAYERS = {
                          lambda rng: rng.normal(size=(2, 5, 4))),
     PooledPaddingMask: (lambda: PooledPaddingMask(2),
                         lambda rng: [rng.normal(size=(2, 3, 4)), np.pad(rng.normal(size=(2, 4, 3)), ((0, 0), (0, 2), (0, 0)))]),
+    RealSteps: (RealSteps, lambda rng: np.pad(rng.normal(size=(2, 5, 3)), ((0, 0), (0, 2), (0, 0)))),
     FeatureTransform: (feature_transform, lambda rng: rng.normal(size=(2, 6, 3))),
     SlidingWindows: (lambda: SlidingWindows(4, 2), lambda rng: rng.normal(size=(2, 9, 3))),
     SeriesNormalization: (lambda: SeriesNormalization(epsilon=1e-6),

@@ -12,7 +12,7 @@ import pytest
 import kseq
 from kseq.data.sequence_set import signal_lengths
 from kseq.models import accepts_any_length, build_model
-from kseq.models.layers import real_steps
+from kseq.models.layers import PooledPaddingMask, RealSteps, real_steps
 from kseq.models.preprocessing import SeriesNormalization, with_normalization
 from kseq.serving import export, runtime
 from kseq.training import trainer
@@ -59,6 +59,28 @@ def test_real_steps_match_the_trailing_zero_rule():
     np.testing.assert_array_equal(expected, [12, 15, 20, 1, 1, 20])
     got = keras.ops.convert_to_numpy(real_steps(x))
     np.testing.assert_array_equal(got, np.arange(20)[None, :] < expected[:, None])
+
+
+@pytest.mark.parametrize("pool_size", [1, 2])
+def test_padding_masks_from_real_steps_equal_those_from_the_sequence(pool_size):
+    """The models compute the real steps once (`RealSteps`) and hand them to every mask; a mask
+    given the sequence itself (the form models saved before hold) must answer the same."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 12, 2)).astype(np.float32)
+    x[0, 7:] = 0
+    x[1, 2:4] = 0  # zeros inside: data
+    features = rng.normal(size=(3, 12 // pool_size, 4)).astype(np.float32)
+    steps = RealSteps()(x)
+    assert steps.dtype == "bool" and tuple(steps.shape) == (3, 12)
+    layer = PooledPaddingMask(pool_size, trailing=True, fill_value=-1.0)
+    for got, want in ((layer([features, steps]), layer([features, x])),
+                      (layer.compute_mask([features, steps]), layer.compute_mask([features, x]))):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+    # By hand: series 0 has 7 real steps, so pooled steps from ceil(7 / pool_size) on are filled.
+    filled = keras.ops.convert_to_numpy(layer([features, steps]))[0]
+    real = -(-7 // pool_size)
+    np.testing.assert_array_equal(filled[:real], features[0, :real])
+    assert (filled[real:] == -1.0).all()
 
 
 def test_series_normalization_uses_real_steps_only():

@@ -387,3 +387,36 @@ def test_tiny_validation_classes_skip_the_offsets(tiny_run):
     support = np.bincount(val_set.y, minlength=5)
     assert support[val_set.class_names.index("F")] < 5
     assert set(fitted["offsets"].values()) == {0.0} and "fewer than 5 validation series" in fitted["offsets_skipped"]
+
+
+def test_training_state_built_before_fit_traces_the_step_once_and_trains_the_same():
+    """`build_training_state` creates the loss's, metrics' and optimizer's variables before `fit`,
+    so TensorFlow traces the training step once (Keras alone creates them inside the first trace,
+    which TensorFlow then traces again); the weights and every epoch's metrics are unchanged."""
+    from kseq.models import build_model
+    from kseq.training.trainer import build_training_state, training_metrics
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 20, 2)).astype("float32")
+    y = (np.arange(16) % 3).astype("int32")
+
+    def fitted(prebuilt: bool):
+        keras.utils.set_random_seed(0)
+        model = build_model("resnet", (None, 2), 3, filters=[4], kernel_sizes=[3])
+        model.compile(optimizer=keras.optimizers.AdamW(1e-2),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=training_metrics(3), steps_per_execution=2)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+        traces, step = [], model.train_step
+        model.train_step = lambda data: (traces.append(1), step(data))[1]
+        if prebuilt:
+            build_training_state(model, dataset)
+        history = model.fit(dataset, epochs=3, shuffle=False, verbose=0).history
+        return len(traces), model.get_weights(), history
+
+    traces, weights, history = fitted(prebuilt=True)
+    _, reference_weights, reference_history = fitted(prebuilt=False)
+    assert traces == 1
+    assert history == reference_history
+    for got, want in zip(weights, reference_weights, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -12,7 +12,7 @@ import keras
 from kseq.utils.errors import InputError
 from kseq.models.arguments import positive_ints
 from kseq.models.head import encoder_classifier
-from kseq.models.layers import conv_bn, mask_padding
+from kseq.models.layers import RealSteps, conv_bn, mask_padding
 from kseq.models.registry import register_model
 
 
@@ -28,10 +28,10 @@ def fcn_encoder(inputs, *, filters=(128, 256, 128), kernel_sizes=(8, 5, 3), regu
     kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
     if len(filters) != len(kernel_sizes):
         raise InputError(f"filters {list(filters)} and kernel_sizes {list(kernel_sizes)} differ in length")
-    x = inputs
+    x, steps = inputs, RealSteps(name="real_steps")(inputs)
     for i, (block_filters, kernel_size) in enumerate(zip(filters, kernel_sizes), start=1):
-        x = conv_bn(x, block_filters, kernel_size, sequence=inputs, regularizer=regularizer, name=f"block{i}")
-    x = mask_padding(x, inputs, name="padding_mask")  # the average reads the mask
+        x = conv_bn(x, block_filters, kernel_size, steps=steps, regularizer=regularizer, name=f"block{i}")
+    x = mask_padding(x, steps, name="padding_mask")  # the average reads the mask
     return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
 
 

@@ -11,17 +11,17 @@ import keras
 
 from kseq.models.arguments import non_negative_int, positive_int, positive_ints
 from kseq.models.head import encoder_classifier
-from kseq.models.layers import batch_normalization, mask_padding
+from kseq.models.layers import RealSteps, batch_normalization, mask_padding
 from kseq.models.registry import register_model
 
 
-def inception_module(x, sequence, *, filters, bottleneck_size, kernel_sizes, regularizer, name):
+def inception_module(x, steps, *, filters, bottleneck_size, kernel_sizes, regularizer, name):
     """Bottleneck -> a convolution per kernel size, plus max pool -> 1x1 conv; concat, BN, ReLU.
 
     The bottleneck (a linear 1x1 convolution to `bottleneck_size` channels) is skipped when the
     input has a single channel, as in the reference code. The output has the input's length and
-    `filters * (len(kernel_sizes) + 1)` channels. `x` must be zero on the trailing padding of
-    `sequence` (the model input); the max pool sees `-inf` there, so that, as at the end of an
+    `filters * (len(kernel_sizes) + 1)` channels. `x` must be zero past the model input's real
+    `steps` (`kseq.models.layers.RealSteps`); the max pool sees `-inf` there, so that, as at the end of an
     unpadded series, a window past the end takes the maximum of its real steps alone; batch norm
     takes its statistics over real steps, and the output is zero on the padding again.
     """
@@ -36,16 +36,16 @@ def inception_module(x, sequence, *, filters, bottleneck_size, kernel_sizes, reg
                             name=f"{name}_conv{kernel_size}")(branch_input)
         for kernel_size in kernel_sizes
     ]
-    pooled = mask_padding(x, sequence, fill_value=float("-inf"), masked=False, name=f"{name}_maxpool_fill")
+    pooled = mask_padding(x, steps, fill_value=float("-inf"), masked=False, name=f"{name}_maxpool_fill")
     pooled = keras.layers.MaxPooling1D(3, strides=1, padding="same", name=f"{name}_maxpool")(pooled)
-    pooled = mask_padding(pooled, sequence, masked=False, name=f"{name}_maxpool_mask")
+    pooled = mask_padding(pooled, steps, masked=False, name=f"{name}_maxpool_mask")
     branches.append(keras.layers.Conv1D(filters, 1, padding="same", use_bias=False,
                                         kernel_regularizer=regularizer,
                                         name=f"{name}_maxpool_conv")(pooled))
     x = keras.layers.Concatenate(name=f"{name}_concat")(branches)
-    x = batch_normalization(f"{name}_bn")(mask_padding(x, sequence, name=f"{name}_concat_mask"))
+    x = batch_normalization(f"{name}_bn")(mask_padding(x, steps, name=f"{name}_concat_mask"))
     x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
-    return mask_padding(x, sequence, masked=False, name=f"{name}_mask")
+    return mask_padding(x, steps, masked=False, name=f"{name}_mask")
 
 
 def inception_time_encoder(inputs, *, filters=32, bottleneck_size=32, kernel_sizes=(39, 19, 9), depth=6,
@@ -64,20 +64,21 @@ def inception_time_encoder(inputs, *, filters=32, bottleneck_size=32, kernel_siz
     depth = positive_int("depth", depth)
     residual_every = non_negative_int("residual_every", residual_every)
     x = shortcut = inputs
+    steps = RealSteps(name="real_steps")(inputs)
     for d in range(1, depth + 1):
-        x = inception_module(x, inputs, filters=filters, bottleneck_size=bottleneck_size,
+        x = inception_module(x, steps, filters=filters, bottleneck_size=bottleneck_size,
                              kernel_sizes=kernel_sizes, regularizer=regularizer,
                              name=f"inception{d}")
         if residual_every and d % residual_every == 0:
             shortcut = keras.layers.Conv1D(x.shape[-1], 1, padding="same", use_bias=False,
                                            kernel_regularizer=regularizer,
                                            name=f"residual{d}_conv")(shortcut)
-            shortcut = mask_padding(shortcut, inputs, name=f"residual{d}_conv_mask")  # for batch norm
+            shortcut = mask_padding(shortcut, steps, name=f"residual{d}_conv_mask")  # for batch norm
             shortcut = batch_normalization(f"residual{d}_bn")(shortcut)
             x = keras.layers.Add(name=f"residual{d}_add")([x, shortcut])
             x = keras.layers.Activation("relu", name=f"residual{d}_relu")(x)
-            x = shortcut = mask_padding(x, inputs, masked=False, name=f"residual{d}_mask")
-    x = mask_padding(x, inputs, name="padding_mask")  # the average reads the mask
+            x = shortcut = mask_padding(x, steps, masked=False, name=f"residual{d}_mask")
+    x = mask_padding(x, steps, name="padding_mask")  # the average reads the mask
     return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
 
 

@@ -1,6 +1,6 @@
 """Layers and small building blocks shared by the model builders.
 
-The two layers are registered under the `kseq` package, so a `.keras` file that holds them loads
+The layers are registered under the `kseq` package, so a `.keras` file that holds them loads
 with `keras.saving.load_model` once `kseq` is imported, with no `custom_objects`.
 """
 
@@ -28,22 +28,22 @@ def batch_normalization(name):
     return keras.layers.BatchNormalization(momentum=0.9, name=name)
 
 
-def conv_bn(x, filters, kernel_size, *, sequence, regularizer=None, activation="relu", name):
+def conv_bn(x, filters, kernel_size, *, steps, regularizer=None, activation="relu", name):
     """Conv1D ("same" padding, no bias) -> BatchNormalization [-> activation], over real steps only.
 
     The convolution block of Wang et al. (2017) and Ismail Fawaz et al. (2019); the bias is left out
     because batch norm's offset takes its place. `activation=None` stops after batch norm, for the
     last convolution of a residual block, whose activation comes after the shortcut is added.
-    `x` must be zero on `sequence`'s trailing padding (the model input, or a `mask_padding`
-    output); the convolution's output is masked before batch norm, which then takes its batch
-    statistics over real steps, and the block's output is zero on the padding again.
+    `x` must be zero past the model input's real `steps` (`RealSteps`; the model input, or a
+    `mask_padding` output); the convolution's output is masked before batch norm, which then takes
+    its batch statistics over real steps, and the block's output is zero on the padding again.
     """
     x = keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
                             kernel_regularizer=regularizer, name=f"{name}_conv")(x)
-    x = batch_normalization(f"{name}_bn")(mask_padding(x, sequence, name=f"{name}_conv_mask"))
+    x = batch_normalization(f"{name}_bn")(mask_padding(x, steps, name=f"{name}_conv_mask"))
     if activation is not None:
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
-    return mask_padding(x, sequence, masked=False, name=f"{name}_mask")
+    return mask_padding(x, steps, masked=False, name=f"{name}_mask")
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -116,12 +116,40 @@ def real_steps(sequence, mask_value=0.0):
 
 
 @keras.saving.register_keras_serializable(package="kseq")
+class RealSteps(keras.layers.Layer):
+    """(batch, time, features) -> (batch, time) bool: `real_steps` as a layer.
+
+    The convolutional models mask their padding after every block; they compute a series' real
+    steps once, with this layer, and hand the result to every `mask_padding`, rather than have
+    each of those layers scan the whole input again (dozens of times in a trace of InceptionTime,
+    and about half the time TensorFlow takes to trace a ResNet).
+    """
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+
+    def call(self, sequence):
+        return real_steps(sequence, self.mask_value)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    def compute_output_spec(self, sequence):
+        return keras.KerasTensor(tuple(sequence.shape[:2]), dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+
+@keras.saving.register_keras_serializable(package="kseq")
 class PooledPaddingMask(keras.layers.Layer):
     """Carry a zero-padded sequence's padding mask onto features pooled from it.
 
     Called on `[features, sequence]`, where `features` (batch, time // pool_size, channels) was
     computed from `sequence` (batch, time, features) by convolutions and "valid" max pooling with
-    a total factor `pool_size`. A raw step is padding when all its features equal `mask_value`,
+    a total factor `pool_size`; or on `[features, steps]`, where `steps` (batch, time) bool is
+    already which raw steps are real (`RealSteps`, computed once for a model's many masks). A raw step is padding when all its features equal `mask_value`,
     as `keras.layers.Masking` decides; a pooled step is kept when any of the `pool_size` raw steps
     it summarises is not padding. Pooled steps that are wholly padding are set to 0 and masked,
     so a recurrent layer after this one skips them. Nested "valid" poolings by `p` then `q` cover
@@ -155,7 +183,9 @@ class PooledPaddingMask(keras.layers.Layer):
         self.supports_masking = True
 
     def _pooled_mask(self, sequence):
-        if self.trailing:
+        if len(sequence.shape) == 2:  # the real steps themselves
+            valid = ops.expand_dims(sequence, axis=-1)
+        elif self.trailing:
             valid = ops.expand_dims(real_steps(sequence, self.mask_value), axis=-1)
         else:
             valid = ops.any(ops.not_equal(sequence, self.mask_value), axis=-1, keepdims=True)
@@ -180,10 +210,11 @@ class PooledPaddingMask(keras.layers.Layer):
                 "trailing": self.trailing, "fill_value": self.fill_value, "masked": self.masked}
 
 
-def mask_padding(features, sequence, *, name, fill_value=0.0, masked=True):
-    """`features` (same length as `sequence`) with `sequence`'s trailing padding set to `fill_value`,
+def mask_padding(features, steps, *, name, fill_value=0.0, masked=True):
+    """`features` (same length as `steps`) with the steps that are not real set to `fill_value`,
     and masked unless `masked=False`: `PooledPaddingMask(1, trailing=True)`, the convolutional
-    models' padding rule. Batch norm and global average pooling read the mask; give
-    `masked=False` where a convolution comes next."""
+    models' padding rule. `steps` is `RealSteps()(inputs)`, the model input's real steps. Batch
+    norm and global average pooling read the mask; give `masked=False` where a convolution comes
+    next."""
     return PooledPaddingMask(1, trailing=True, fill_value=fill_value, masked=masked,
-                             name=name)([features, sequence])
+                             name=name)([features, steps])

@@ -11,7 +11,7 @@ import keras
 
 from kseq.models.arguments import positive_ints
 from kseq.models.head import encoder_classifier
-from kseq.models.layers import batch_normalization, conv_bn, mask_padding
+from kseq.models.layers import RealSteps, batch_normalization, conv_bn, mask_padding
 from kseq.models.registry import register_model
 
 
@@ -27,23 +27,23 @@ def resnet_encoder(inputs, *, filters=(64, 128, 128), kernel_sizes=(8, 5, 3), re
     """
     filters = positive_ints("filters", filters)
     kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
-    x = inputs
+    x, steps = inputs, RealSteps(name="real_steps")(inputs)
     for b, block_filters in enumerate(filters, start=1):
         shortcut = x
         for c, kernel_size in enumerate(kernel_sizes, start=1):
             last = c == len(kernel_sizes)
-            x = conv_bn(x, block_filters, kernel_size, sequence=inputs, regularizer=regularizer,
+            x = conv_bn(x, block_filters, kernel_size, steps=steps, regularizer=regularizer,
                         activation=None if last else "relu", name=f"block{b}_{c}")
         if shortcut.shape[-1] != block_filters:
             shortcut = keras.layers.Conv1D(block_filters, 1, padding="same", use_bias=False,
                                            kernel_regularizer=regularizer,
                                            name=f"block{b}_shortcut_conv")(shortcut)
-        shortcut = mask_padding(shortcut, inputs, name=f"block{b}_shortcut_mask")
+        shortcut = mask_padding(shortcut, steps, name=f"block{b}_shortcut_mask")
         shortcut = batch_normalization(f"block{b}_shortcut_bn")(shortcut)
         x = keras.layers.Add(name=f"block{b}_add")([x, shortcut])
         x = keras.layers.Activation("relu", name=f"block{b}_relu")(x)
-        x = mask_padding(x, inputs, masked=False, name=f"block{b}_mask")
-    x = mask_padding(x, inputs, name="padding_mask")  # the average reads the mask
+        x = mask_padding(x, steps, masked=False, name=f"block{b}_mask")
+    x = mask_padding(x, steps, name="padding_mask")  # the average reads the mask
     return keras.layers.GlobalAveragePooling1D(name="average_pool")(x)
 
 

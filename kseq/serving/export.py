@@ -85,8 +85,11 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
             return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
         return serve
 
+    # Not `archive.track(model)`: the endpoints' traces already hold every variable they read, and
+    # tracking the model as well saves each variable twice (keras-team/keras#23553: twice the
+    # folder, twice the memory of every server that loads it) and has TensorFlow trace the whole
+    # model once more for a signature of Keras' own that nothing here serves.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint("serving_default", signature(scores), input_signature=[spec])
     if compiled:  # one shape, so XLA compiles once
         single = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="sequence")
