@@ -66,7 +66,8 @@ class KseqTrain:
         transform = json.loads(self.args["transform"]) if self.args["transform"] else None
         model = trainer.build_window_model(config, self.x.shape[1:], self.num_classes, transform)
         model.compile(
-            optimizer=trainer.make_optimizer(config["optimizer"], self.steps, config["train"]["epochs"]),
+            optimizer=trainer.make_optimizer(config["optimizer"], trainer.learning_rate(
+                config["optimizer"], self.steps, config["train"]["epochs"])),
             loss=trainer.make_loss(config["loss"], self.y, self.num_classes),
             metrics=["accuracy", MacroF1(self.num_classes), BalancedAccuracy(self.num_classes)],
             steps_per_execution=config["train"]["steps_per_execution"],

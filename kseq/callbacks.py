@@ -125,6 +125,61 @@ class ResumableReduceLROnPlateau(_Replay, keras.callbacks.ReduceLROnPlateau):
     """`ReduceLROnPlateau` that counts its patience across a `--resume` (see `_Replay`)."""
 
 
+class _FinishOnPlateau(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` whose plateau finishes the learning-rate schedule instead of stopping at once
+    (`AnnealOnPlateau`)."""
+
+    def __init__(self, schedule: "WarmupCosineDecay", steps_per_epoch: int, epochs: int, **kwargs):
+        super().__init__(**kwargs)
+        self.schedule, self.steps_per_epoch, self.epochs = schedule, int(steps_per_epoch), int(epochs)
+        self.end_epoch = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.end_epoch = None
+        end = self.epochs * self.steps_per_epoch
+        self.schedule.finish_early(end, end)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.end_epoch is None:
+            super().on_epoch_end(epoch, logs)
+            if self.model.stop_training:  # a plateau: anneal over the epochs the rate left asks for, then end
+                self.model.stop_training = False
+                step = (epoch + 1) * self.steps_per_epoch
+                share = float(ops.convert_to_numpy(self.schedule(step))) / self.schedule.peak_learning_rate
+                self.end_epoch = min(epoch + 1 + max(1, math.ceil(self.patience * share)), self.epochs)
+                if self.end_epoch < self.epochs:
+                    self.schedule.finish_early((epoch + 1) * self.steps_per_epoch,
+                                               self.end_epoch * self.steps_per_epoch)
+        if self.end_epoch is not None and epoch + 1 >= self.end_epoch:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+
+class AnnealOnPlateau(_Replay, _FinishOnPlateau):
+    """Early stopping for a run that keeps its final weights under `WarmupCosineDecay`: when
+    `monitor` has not improved for `patience` epochs, the rest of the schedule is followed over
+    `patience` more epochs times the share of the peak rate left (`WarmupCosineDecay.finish_early`;
+    at least one, at most to the budget's end), and the run ends there, annealed.
+
+    Why not stop at once: a plateau of the training loss can come while the rate is still high,
+    where the loss is noisy (batches of two series on small data), and weights taken there are
+    not those the schedule would have settled into. Coffee, `resnet`, no validation split: a
+    plain stop at epoch 66 of 143, the rate at 0.6 of its peak, left 96.4% test accuracy,
+    training to the end 100.0% (benchmarks/README.md, section vs_tsai). The anneal is as long
+    as the rate left asks: a plateau near the curve's end, where the rate is almost zero,
+    still ends the run almost at once. Resumable like `ResumableEarlyStopping`: replaying the
+    interrupted epochs finishes the schedule where the uninterrupted run did.
+
+    Example:
+
+        schedule = WarmupCosineDecay(1e-3, warmup_steps=50, decay_steps=950)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule), loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=100, steps_per_epoch=10,
+                  callbacks=[AnnealOnPlateau(schedule, steps_per_epoch=10, epochs=100, monitor="loss", patience=25)])
+    """
+
+
 class PeriodicBackup(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` that writes its backup at an epoch's end only once `interval` seconds
     have passed since training started or since its last backup (0: every epoch, Keras' way).
@@ -233,7 +288,13 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     then cosine decay to `alpha * peak_learning_rate` over the next `decay_steps`, then flat.
 
     The same curve as `keras.optimizers.schedules.CosineDecay` with `warmup_target`, named by
-    its peak, which is the number one tunes.
+    its peak, which is the number one tunes. `finish_early` can end the curve sooner while
+    training runs (`AnnealOnPlateau`); `finish_from` and `finish_at` are where it was told to.
+
+    Example:
+
+        schedule = WarmupCosineDecay(1e-3, warmup_steps=100, decay_steps=1900)
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule)
     """
 
     def __init__(
@@ -243,6 +304,8 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         decay_steps: int,
         alpha: float = 0.0,
         initial_learning_rate: float = 0.0,
+        finish_from: int | None = None,
+        finish_at: int | None = None,
     ):
         if warmup_steps < 0 or decay_steps <= 0:
             raise ValueError(
@@ -253,13 +316,43 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.decay_steps = int(decay_steps)
         self.alpha = float(alpha)
         self.initial_learning_rate = float(initial_learning_rate)
+        # Read by the compiled training step, so `finish_early` takes effect on its next call.
+        self._finish = keras.Variable([0.0, 0.0], trainable=False, dtype="float32", name="finish")
+        end = self.warmup_steps + self.decay_steps
+        self.finish_early(end if finish_from is None else finish_from, end if finish_at is None else finish_at)
+
+    def finish_early(self, step: int, end_step: int) -> None:
+        """Reach the curve's end at `end_step` instead of `warmup_steps + decay_steps`: from `step`
+        on, the rest of the curve is followed `(end - step) / (end_step - step)` times faster.
+
+        A run that stops before its budget then still ends annealed, at the same rate as a run
+        that trained to the end, not at whatever rate the curve had reached. `finish_early(end, end)`
+        (the budget's end) is the unchanged curve.
+        """
+        end = self.warmup_steps + self.decay_steps
+        if not self.warmup_steps <= step <= end_step <= end or (step == end_step and end_step != end):
+            raise ValueError(f"need warmup_steps <= step < end_step <= {end} (or both {end}); "
+                             f"got step={step}, end_step={end_step}.")
+        speed = 1.0 if step == end_step else (end - step) / (end_step - step)
+        self._finish.assign([float(step), speed])
+
+    @property
+    def finish_from(self) -> int:
+        return int(round(float(ops.convert_to_numpy(self._finish)[0])))
+
+    @property
+    def finish_at(self) -> int:
+        step, speed = (float(v) for v in ops.convert_to_numpy(self._finish))
+        return int(round(step + (self.warmup_steps + self.decay_steps - step) / speed))
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
         warmup = self.initial_learning_rate + (
             self.peak_learning_rate - self.initial_learning_rate
         ) * step / max(self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
+        start, speed = self._finish[0], self._finish[1]
+        step_on_curve = ops.where(step < start, step, start + (step - start) * speed)
+        progress = ops.clip((step_on_curve - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
         cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
         decayed = self.peak_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
         return ops.where(step < self.warmup_steps, warmup, decayed)
@@ -271,4 +364,6 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             "decay_steps": self.decay_steps,
             "alpha": self.alpha,
             "initial_learning_rate": self.initial_learning_rate,
+            "finish_from": self.finish_from,
+            "finish_at": self.finish_at,
         }

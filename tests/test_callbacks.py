@@ -12,7 +12,7 @@ import tensorflow as tf
 from matplotlib.image import imread
 from sklearn import metrics as skm
 
-from kseq.callbacks import (ClassificationReport, ConfusionMatrixLogger, ResumableEarlyStopping,
+from kseq.callbacks import (AnnealOnPlateau, ClassificationReport, ConfusionMatrixLogger, ResumableEarlyStopping,
                             ResumableReduceLROnPlateau, StepTimer, WarmupCosineDecay)
 from kseq.losses import FocalLoss
 from kseq.metrics import BalancedAccuracy, ClassRecall, MacroF1
@@ -64,6 +64,30 @@ def test_warmup_cosine_matches_formula_and_keras(warmup, alpha, initial):
 def test_warmup_cosine_rejects_empty_decay():
     with pytest.raises(ValueError, match="decay_steps > 0"):
         WarmupCosineDecay(1e-3, 10, 0)
+
+
+def test_finish_early_follows_the_rest_of_the_curve_twice_as_fast():
+    """Warmup 10, decay 90 (the curve ends at step 100), told at step 40 to end at 70: from 40 on,
+    step s reads the curve at 40 + 2 (s - 40), so 70 reads its end; before 40 nothing changes."""
+    schedule = WarmupCosineDecay(1e-3, 10, 90, alpha=0.1)
+    schedule.finish_early(40, 70)
+    steps = [0, 5, 10, 39, 40, 41, 55, 69, 70, 71, 200]
+    on_curve = [s if s < 40 else 40 + 2 * (s - 40) for s in steps]
+    expected = [numpy_warmup_cosine(s, 1e-3, 10, 90, 0.1, 0.0) for s in on_curve]
+    np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, rtol=1e-5, atol=1e-10)
+    assert float(schedule(70)) == pytest.approx(1e-4)  # alpha * peak, where the whole curve ends
+    assert (schedule.finish_from, schedule.finish_at) == (40, 70)
+    restored = WarmupCosineDecay.from_config(schedule.get_config())
+    np.testing.assert_allclose([float(restored(s)) for s in steps], expected, rtol=1e-5, atol=1e-10)
+    schedule.finish_early(100, 100)  # the budget's end: the unchanged curve
+    np.testing.assert_allclose([float(schedule(s)) for s in steps],
+                               [numpy_warmup_cosine(s, 1e-3, 10, 90, 0.1, 0.0) for s in steps], rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.parametrize("step, end_step", [(5, 50), (50, 50), (50, 120), (60, 50)])
+def test_finish_early_rejects_an_end_outside_the_rest_of_the_curve(step, end_step):
+    with pytest.raises(ValueError, match="warmup_steps <= step < end_step <= 100"):
+        WarmupCosineDecay(1e-3, 10, 90).finish_early(step, end_step)
 
 
 @pytest.mark.parametrize("as_dataset", [False, True])
@@ -248,6 +272,50 @@ def test_resumed_early_stopping_counts_the_interrupted_epochs():
     plain = _drive(keras.callbacks.EarlyStopping(monitor="val_loss", patience=3), _plateau_model(), values[2:],
                    first_epoch=2)
     assert plain != whole  # what the fix is for
+
+
+def _anneal(logged=(), patience=3):
+    schedule = WarmupCosineDecay(1.0, warmup_steps=5, decay_steps=95)  # 10 epochs of 10 steps
+    callback = AnnealOnPlateau(schedule, steps_per_epoch=10, epochs=10, monitor="val_loss", patience=patience,
+                               logged=logged)
+    return schedule, callback
+
+
+def test_anneal_on_plateau_finishes_the_schedule_over_patience_epochs_then_stops():
+    """Best at epoch 0, patience 3: where `EarlyStopping` stops at epoch 3, the rate still at
+    0.70 of its peak (cos at 35 of 95 decay steps), the run goes on for ceil(3 x 0.70) = 3 more
+    epochs, over which the rest of the cosine curve is followed (twice as fast), and stops at
+    epoch 6 with the rate at the curve's end, zero."""
+    values = [1.0, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3]
+    assert _drive(ResumableEarlyStopping(monitor="val_loss", patience=3), _plateau_model(), values) == 3
+    schedule, callback = _anneal()
+    assert _drive(callback, _plateau_model(), values) == 6
+    assert (schedule.finish_from, schedule.finish_at) == (40, 70)
+    assert float(schedule(39)) == pytest.approx(numpy_warmup_cosine(39, 1.0, 5, 95, 0.0, 0.0), rel=1e-5)
+    for step in (40, 50, 60):  # the rest of the curve, from 40 to 100, in 30 steps
+        expected = numpy_warmup_cosine(40 + (step - 40) * 60 / 30, 1.0, 5, 95, 0.0, 0.0)
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-5)
+    assert float(schedule(70)) == pytest.approx(0.0, abs=1e-7)
+    # A plateau with fewer than `patience` epochs left runs to the budget's end on the curve as it was.
+    schedule, callback = _anneal(patience=3)
+    assert _drive(callback, _plateau_model(), [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.6, 0.7, 0.8, 0.9]) == 9
+    assert (schedule.finish_from, schedule.finish_at) == (100, 100)
+    # Patience 6: the plateau at epoch 6 leaves 0.23 of the peak rate (65 of 95 decay steps), so
+    # ceil(6 x 0.23) = 2 epochs of anneal, not 6: the run stops at epoch 8, not at the budget's end.
+    schedule, callback = _anneal(patience=6)
+    assert _drive(callback, _plateau_model(), values) == 8
+    assert (schedule.finish_from, schedule.finish_at) == (70, 90)
+
+
+def test_resumed_anneal_on_plateau_finishes_where_an_uninterrupted_run_does():
+    values = [1.0, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1]
+    schedule, callback = _anneal()
+    whole = _drive(callback, _plateau_model(), values)
+    for interrupted_after in (2, 5):  # before the plateau, and while annealing
+        schedule, callback = _anneal(logged=values[:interrupted_after])
+        model = _plateau_model()
+        assert _drive(callback, model, values[interrupted_after:], first_epoch=interrupted_after) == whole
+        assert (schedule.finish_from, schedule.finish_at) == (40, 70)
 
 
 def test_resumed_reduce_lr_on_plateau_reduces_when_an_uninterrupted_run_does():

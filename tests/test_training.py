@@ -194,6 +194,25 @@ def test_run_ends_on_its_best_validation_epoch_or_else_on_its_last(monitor, scor
     assert not list(run.directory.rglob("*.weights.h5"))
 
 
+def test_a_plateau_of_the_training_loss_anneals_the_rate_to_zero_before_the_run_ends(tmp_path, monkeypatch):
+    """Cosine schedule, final weights kept, patience 2, a training loss that stops improving after
+    epoch 0: `EarlyStopping` would end the run at epoch 2 (the third) at a high rate; the run goes
+    on for ceil(2 x the share of the peak rate left) = 2 epochs and ends with the rate at zero."""
+    from kseq.training import trainer
+
+    make_callbacks = trainer.make_callbacks
+    monkeypatch.setattr(trainer, "make_callbacks",
+                        lambda *args: [_ScriptedScore("loss", [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]),
+                                       *make_callbacks(*args)])
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=8", "train.early_stopping_patience=2",
+                                     "train.monitor='loss'", "optimizer.schedule='cosine'"])
+    run = train(config, tmp_path)
+    assert run.metrics["epochs"] == 5
+    steps_per_epoch = math.ceil(len(prepare_data(run.config).fit) / 64)
+    assert int(run.model.optimizer.iterations) == 5 * steps_per_epoch
+    assert float(run.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_every_epoch_runs_its_own_steps_whatever_the_steps_per_execution():
     """Keras runs whole executions of `steps_per_execution`: at 16 a call, epochs of 20 steps ran
     32, the next epoch's batches, and this budget of 60 steps took 92 optimizer steps."""

@@ -22,8 +22,8 @@ from kseq.utils.scores import softmax
 from kseq.serving import decisions
 from kseq.training import distribute, recipe, run_folder
 from kseq.reporting import evaluation, saliency
-from kseq.callbacks import (PeriodicBackup, ResumableEarlyStopping, ResumableReduceLROnPlateau, StepTimer,
-                            StopOnNonFiniteLoss, WarmupCosineDecay)
+from kseq.callbacks import (AnnealOnPlateau, PeriodicBackup, ResumableEarlyStopping, ResumableReduceLROnPlateau,
+                            StepTimer, StopOnNonFiniteLoss, WarmupCosineDecay)
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import check_filled, load_datasets, stratified_split_index
 from kseq.data.pipeline import length_order, make_eval_dataset, make_train_dataset
@@ -198,17 +198,23 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     return with_feature_transform(model, transform, name=f"{model.name}_with_transform")
 
 
-def make_optimizer(opt: dict, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
-    """AdamW with a constant rate (lowered on plateau) or a warmup-then-cosine schedule."""
-    if opt["name"] != "adamw":
-        raise InputError(f"optimizer.name: only 'adamw' is supported; got {opt['name']!r}")
-    rate = opt["learning_rate"]
+def learning_rate(opt: dict, steps_per_epoch: int, epochs: int) -> float | WarmupCosineDecay:
+    """`optimizer.learning_rate` as a constant (lowered on plateau) or a warmup-then-cosine schedule
+    over the run's `steps_per_epoch * epochs` steps (`optimizer.schedule`)."""
     if opt["schedule"] == "cosine":
         total = steps_per_epoch * epochs
         warmup = max(1, total // 20)
-        rate = WarmupCosineDecay(peak_learning_rate=rate, warmup_steps=warmup, decay_steps=total - warmup)
-    elif opt["schedule"] != "constant":
+        return WarmupCosineDecay(peak_learning_rate=opt["learning_rate"], warmup_steps=warmup,
+                                 decay_steps=total - warmup)
+    if opt["schedule"] != "constant":
         raise InputError(f"optimizer.schedule: expected 'constant' or 'cosine'; got {opt['schedule']!r}")
+    return float(opt["learning_rate"])
+
+
+def make_optimizer(opt: dict, rate: float | WarmupCosineDecay) -> keras.optimizers.Optimizer:
+    """AdamW at `rate` (from `learning_rate`)."""
+    if opt["name"] != "adamw":
+        raise InputError(f"optimizer.name: only 'adamw' is supported; got {opt['name']!r}")
     return keras.optimizers.AdamW(learning_rate=rate, weight_decay=opt["weight_decay"])
 
 
@@ -235,9 +241,13 @@ BACKUP_SECONDS = 30.0  # at most this much training between two backups of a run
 BEST_WEIGHTS = "best.weights.h5"  # in a run's work folder: its best epoch's weights, read when `fit` ends
 
 
-def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.callbacks.Callback]:
+def make_callbacks(config: dict, partial: Path, resuming: bool, rate: float | WarmupCosineDecay,
+                   steps_per_epoch: int) -> list[keras.callbacks.Callback]:
     """Resumable backups (`PeriodicBackup`, every `BACKUP_SECONDS`), early stopping on
     `train.monitor`, the best epoch's checkpoint when it is kept (`recipe.keeps_best_epoch`), CSV history.
+
+    A run that keeps its final weights under the cosine schedule (`rate`) does not stop at a
+    plateau but anneals first (`AnnealOnPlateau`): its final weights are the ones it returns.
 
     The checkpoint lives beside the backup, not in it: `BackupAndRestore` deletes its folder when
     training ends, which until 2026-12-03 took the checkpoint with it, unread, so every run ended
@@ -257,6 +267,9 @@ def make_callbacks(config: dict, partial: Path, resuming: bool) -> list[keras.ca
     interval = 0.0 if train["strategy"] == "multi_worker" else BACKUP_SECONDS
     callbacks = [
         PeriodicBackup(str(partial / "backup"), interval),
+        AnnealOnPlateau(rate, steps_per_epoch, train["epochs"], monitor=monitor, mode=mode,
+                        patience=train["early_stopping_patience"], logged=logged)
+        if isinstance(rate, WarmupCosineDecay) and not recipe.keeps_best_epoch(train) else
         ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"], logged=logged),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
@@ -307,8 +320,9 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     strategy = make_strategy(train_cfg["strategy"])
     with strategy.scope():
         model = build_window_model(config, input_shape, num_classes, transform, x_fit)
+        rate = learning_rate(config["optimizer"], steps_per_epoch, train_cfg["epochs"])
         model.compile(
-            optimizer=make_optimizer(config["optimizer"], steps_per_epoch, train_cfg["epochs"]),
+            optimizer=make_optimizer(config["optimizer"], rate),
             loss=make_loss(config["loss"], y_fit, num_classes),
             metrics=training_metrics(num_classes),
             # Whole executions per epoch, whatever the config asks (`recipe.whole_executions`).
@@ -351,7 +365,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
         epochs=train_cfg["epochs"],
         validation_data=None if validation is None else make_eval_dataset(
             *validation, batch_size=batch_size, lengths=val_set.real_lengths() if any_length else None),
-        callbacks=[StopOnNonFiniteLoss(), step_timer, *make_callbacks(config, workdir, resume), *callbacks],
+        callbacks=[StopOnNonFiniteLoss(), step_timer,
+                   *make_callbacks(config, workdir, resume, rate, steps_per_epoch), *callbacks],
         steps_per_epoch=steps_per_epoch,  # one pass of `dataset` holds all the epochs
         shuffle=False,  # the sampler already draws each epoch afresh
         verbose=verbose,
