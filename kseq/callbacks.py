@@ -44,8 +44,9 @@ class ClassificationReport(keras.callbacks.Callback):
 
     Scores come from scikit-learn on predictions for `validation_data` (`(x, y)` arrays or a
     finite `tf.data.Dataset` of `(x, y)` batches). `val_macro_f1` averages over all classes
-    (`class_names`, else the model's outputs), absent ones scoring 0, as `kseq.metrics.MacroF1`. Place it before the callbacks that should
-    see them. Its keys overwrite same-named ones from `fit(validation_data=...)`.
+    (`class_names`, else the model's outputs), absent ones scoring 0, as `kseq.metrics.MacroF1`.
+    Place it before the callbacks that should see them. Its keys overwrite same-named ones from
+    `fit(validation_data=...)`.
     """
 
     def __init__(self, validation_data, class_names=None, batch_size: int = 256):
@@ -137,8 +138,8 @@ class _FinishOnPlateau(keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.end_epoch = None
-        end = self.epochs * self.steps_per_epoch
-        self.schedule.finish_early(end, end)
+        end = self.schedule.warmup_steps + self.schedule.decay_steps
+        self.schedule.finish_early(end, end)  # the whole curve, until a plateau says otherwise
 
     def on_epoch_end(self, epoch, logs=None):
         if self.end_epoch is None:

@@ -149,8 +149,9 @@ class PooledPaddingMask(keras.layers.Layer):
     Called on `[features, sequence]`, where `features` (batch, time // pool_size, channels) was
     computed from `sequence` (batch, time, features) by convolutions and "valid" max pooling with
     a total factor `pool_size`; or on `[features, steps]`, where `steps` (batch, time) bool is
-    already which raw steps are real (`RealSteps`, computed once for a model's many masks). A raw step is padding when all its features equal `mask_value`,
-    as `keras.layers.Masking` decides; a pooled step is kept when any of the `pool_size` raw steps
+    already which raw steps are real (`RealSteps`, computed once for a model's many masks). A raw
+    step is padding when all its features equal `mask_value`, as `keras.layers.Masking` decides;
+    a pooled step is kept when any of the `pool_size` raw steps
     it summarises is not padding. Pooled steps that are wholly padding are set to 0 and masked,
     so a recurrent layer after this one skips them. Nested "valid" poolings by `p` then `q` cover
     the same windows as one pooling by `p * q`, so one factor describes any stack of them.

@@ -60,8 +60,8 @@ The rules, in the order they apply:
   reference code of the published univariate results (ResNet, InceptionTime) z-normalises every
   series before training, and a univariate level is one number per series that a small training
   set memorises rather than learns (PigCVP, two series per class and levels from 0 to 8, under one
-  recipe: 80.3% with the level view, 90.4% without). Where every series already has mean 0 and deviation 1, a standardised copy would
-  repeat the z-normalised one: `"series"`. The multivariate rule was fixed before any run; the
+  recipe: 80.3% with the level view, 90.4% without). Where every series already has mean 0 and
+  deviation 1, a standardised copy would repeat the z-normalised one: `"series"`. The multivariate rule was fixed before any run; the
   univariate one after PigCVP's measurement, on the convention the published figures share. A
   univariate set whose level is the class needs `normalize = "series+channel"` set by hand.
   A choice between the views on held-out training data was tried as a probe and rejected: a
