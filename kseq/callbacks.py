@@ -150,8 +150,7 @@ class _FinishOnPlateau(keras.callbacks.EarlyStopping):
                 share = float(ops.convert_to_numpy(self.schedule(step))) / self.schedule.peak_learning_rate
                 self.end_epoch = min(epoch + 1 + max(1, math.ceil(self.patience * share)), self.epochs)
                 if self.end_epoch < self.epochs:
-                    self.schedule.finish_early((epoch + 1) * self.steps_per_epoch,
-                                               self.end_epoch * self.steps_per_epoch)
+                    self.schedule.finish_early(step, self.end_epoch * self.steps_per_epoch)
         if self.end_epoch is not None and epoch + 1 >= self.end_epoch:
             self.stopped_epoch = epoch
             self.model.stop_training = True

@@ -61,8 +61,9 @@ The rules, in the order they apply:
   series before training, and a univariate level is one number per series that a small training
   set memorises rather than learns (PigCVP, two series per class and levels from 0 to 8, under one
   recipe: 80.3% with the level view, 90.4% without). Where every series already has mean 0 and
-  deviation 1, a standardised copy would repeat the z-normalised one: `"series"`. The multivariate rule was fixed before any run; the
-  univariate one after PigCVP's measurement, on the convention the published figures share. A
+  deviation 1, a standardised copy would repeat the z-normalised one: `"series"`. The
+  multivariate rule was fixed before any run; the univariate one after PigCVP's measurement, on
+  the convention the published figures share. A
   univariate set whose level is the class needs `normalize = "series+channel"` set by hand.
   A choice between the views on held-out training data was tried as a probe and rejected: a
   1-NN on the training set favoured the raw levels on WatchExercise, where the network does best
@@ -276,6 +277,12 @@ def keeps_best_epoch(train: dict) -> bool:
     return train["monitor"].startswith("val_")
 
 
+def anneals_on_plateau(config: dict) -> bool:
+    """Whether a plateau of `train.monitor` anneals the `cosine` schedule before the run ends
+    (`kseq.callbacks.AnnealOnPlateau`): so for a run that keeps its final weights."""
+    return config["optimizer"]["schedule"] == "cosine" and not keeps_best_epoch(config["train"])
+
+
 def summary(config: dict, *, num_train: int, num_validation: int) -> str:
     """The one line a run prints before training: the data's size and every value that shapes training."""
     train, sampler, opt = config["train"], config["sampler"], config["optimizer"]
@@ -292,7 +299,7 @@ def summary(config: dict, *, num_train: int, num_validation: int) -> str:
         f"steps={train['epochs'] * steps_per_epoch} ({train['epochs']} epochs of {steps_per_epoch})",
         f"learning_rate={opt['learning_rate']:g} {opt['schedule']}",
         f"early_stopping_patience={train['early_stopping_patience']} epochs"
-        + (", then an anneal" if opt["schedule"] == "cosine" and not keeps_best_epoch(train) else ""),
+        + (", then an anneal" if anneals_on_plateau(config) else ""),
         f"normalize={config['preprocess']['normalize']}",
         f"sampler={sampler['kind']}",
         selection,

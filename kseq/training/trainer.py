@@ -269,7 +269,7 @@ def make_callbacks(config: dict, partial: Path, resuming: bool, rate: float | Wa
         PeriodicBackup(str(partial / "backup"), interval),
         AnnealOnPlateau(rate, steps_per_epoch, train["epochs"], monitor=monitor, mode=mode,
                         patience=train["early_stopping_patience"], logged=logged)
-        if isinstance(rate, WarmupCosineDecay) and not recipe.keeps_best_epoch(train) else
+        if recipe.anneals_on_plateau(config) else
         ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"], logged=logged),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
