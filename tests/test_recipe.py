@@ -167,11 +167,14 @@ def test_a_set_normalisation_is_kept():
     "counts, validation, sampler, folds",
     [
         ((14, 14, 14), False, "none", 0),  # balanced: plain shuffling, the argmax
-        ((31, 21), False, "none", 0),  # 1.48 < 2
-        ((30, 15), False, "none", 3),  # ratio 2, small data: plain batches, 3-fold decisions
-        ((75, 29, 36), False, "none", 3),
+        ((31, 21), False, "none", 0),  # 1.48 < 4
+        ((75, 29, 36), False, "none", 0),  # 2.6 < 4, mildly imbalanced: the argmax
+        ((40, 10), False, "none", 3),  # ratio 4, small data: plain batches, 3-fold decisions
+        ((39, 10), False, "none", 0),  # 3.9
+        ((70, 7, 22), False, "none", 3),
         ((31, 3, 2), False, "none", 2),  # only 2 series of the smallest class: 2 folds
         ((5000, 200), True, "rejection", 0),  # large data: balanced batches, a validation split fits the decisions
+        ((5000, 2000), True, "none", 0),  # 2.5: plain batches, the argmax
     ],
 )
 def test_imbalance_tools_resolve_from_the_class_counts(counts, validation, sampler, folds):
