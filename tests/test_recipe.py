@@ -113,11 +113,11 @@ def test_a_validation_monitor_without_validation_is_an_error():
 def test_summary_names_every_resolved_value():
     config = recipe.resolve(generic(), num_train=20, sequence_length=24, validation=False)
     config["preprocess"]["normalize"] = recipe.resolve_normalize(config, np.full((20, 24, 2), 3.0))
-    config = recipe.resolve_imbalance(config, np.repeat([0, 1], [16, 4]), validation=False)
+    config = recipe.resolve_imbalance(config, np.repeat([0, 1], [18, 2]), validation=False)
     line = recipe.summary(config, num_train=20, num_validation=0)
     assert line.startswith("resolved: 20 training examples, batch_size=2, steps=2000 (200 epochs of 10)")
     assert "final weights" in line and "normalize=series+channel" in line and "\n" not in line
-    assert "sampler=none" in line and line.endswith("decisions on out-of-fold predictions (3 folds)")
+    assert "sampler=class_weight" in line and line.endswith("decisions on out-of-fold predictions (2 folds)")
 
 
 def z_normalised(x):
@@ -167,14 +167,15 @@ def test_a_set_normalisation_is_kept():
     "counts, validation, sampler, folds",
     [
         ((14, 14, 14), False, "none", 0),  # balanced: plain shuffling, the argmax
-        ((31, 21), False, "none", 0),  # 1.48 < 4
-        ((75, 29, 36), False, "none", 0),  # 2.6 < 4, mildly imbalanced: the argmax
-        ((40, 10), False, "none", 3),  # ratio 4, small data: plain batches, 3-fold decisions
-        ((39, 10), False, "none", 0),  # 3.9
-        ((70, 7, 22), False, "none", 3),
-        ((31, 3, 2), False, "none", 2),  # only 2 series of the smallest class: 2 folds
+        ((31, 21), False, "none", 0),  # 1.48 < 9
+        ((75, 29, 36), False, "none", 0),  # 2.6 < 9: the argmax, no extra models
+        ((90, 10), False, "class_weight", 3),  # ratio 9, small data: class weights, 3-fold decisions
+        ((89, 10), False, "none", 0),  # 8.9
+        ((70, 7, 22), False, "class_weight", 3),
+        ((31, 3, 2), False, "class_weight", 2),  # only 2 series of the smallest class: 2 folds
         ((5000, 200), True, "rejection", 0),  # large data: balanced batches, a validation split fits the decisions
         ((5000, 2000), True, "none", 0),  # 2.5: plain batches, the argmax
+        ((5000, 600), True, "none", 0),  # 8.3
     ],
 )
 def test_imbalance_tools_resolve_from_the_class_counts(counts, validation, sampler, folds):

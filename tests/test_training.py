@@ -368,9 +368,9 @@ def test_a_recall_floor_is_met_on_validation_and_reported(tmp_path):
 
 @pytest.mark.slow  # four trainings (the run's and three folds') and an export
 def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
-    """Levels in physical units and a 4:1 imbalance: the recipe resolves series+channel normalisation
-    (fitted on the training series, saved with the model), balanced batches, and decisions fitted on
-    out-of-fold predictions, since 6 minority series leave no room for a validation split."""
+    """Levels in physical units and a 9:1 imbalance: the recipe resolves series+channel normalisation
+    (fitted on the training series, saved with the model), class weights, and decisions fitted on
+    out-of-fold predictions, since 3 minority series leave no room for a validation split."""
     import tomllib
 
     rng = np.random.default_rng(0)
@@ -381,7 +381,7 @@ def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
         x[..., 1] = 200.0 + 5.0 * x[..., 1] + 20.0 * y[:, None]  # channel 1: a level in physical units
         return x, y
 
-    x_train, y_train = draw((24, 6))
+    x_train, y_train = draw((27, 3))
     x_test, y_test = draw((10, 10))
     data = tmp_path / "imbalanced.npz"
     np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
@@ -390,7 +390,7 @@ def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
     run = train(config, tmp_path / "out")
     written = tomllib.loads((run.directory / "config.toml").read_text())
     assert written["preprocess"]["normalize"] == "series+channel"
-    assert written["sampler"]["kind"] == "none" and written["decisions"]["folds"] == 3  # small data: plain batches
+    assert written["sampler"]["kind"] == "class_weight" and written["decisions"]["folds"] == 3  # small data
     assert run.metrics["decisions"]["fitted_on"] == "out-of-fold predictions of the training split (3 folds)"
     reloaded = keras.saving.load_model(run.directory / "model.keras")
     standardize = next(layer for layer in reloaded._flatten_layers() if layer.name == "channel_standardization")

@@ -75,20 +75,23 @@ The rules, in the order they apply:
   emulates PyTorch's `WeightedRandomSampler`): a run over large data sees each series a few times,
   and balanced batches are what the seed's heartbeat pipeline trained on. Without one (small
   data), they are fitted on out-of-fold predictions of the training split from
-  `min(MAX_DECISION_FOLDS, smallest class)` extra models (`trainer.out_of_fold_logits`), and
-  batches are shuffled plainly: a small training set is seen hundreds of times and fitted to
-  zero loss, where reweighting the loss or resampling the batches barely moves the boundary
-  the network ends on (Byrd and Lipton 2019, "What is the effect of importance weighting in deep
-  learning?") and resampling a minority class of a few series mostly repeats them. Measured at
-  the full budget (`benchmarks/imbalance.py`, Covid3Month_disc test macro-F1): at imbalance
-  ratio 10, plain 0.464, balanced batches 0.429 (with the decisions 0.472), plain batches with
-  the decisions 0.529; as the set is (ratio 2.6), plain 0.643, with the decisions 0.612,
-  balanced batches 0.579 (with the decisions 0.564). So the threshold: the decisions cost 0.031
-  at ratio 2.6 (offsets fitted on a few hundred out-of-fold predictions are noisy, and a mild
-  imbalance barely biases the argmax) and gained 0.065 at ratio 10; read linearly in the log of
-  the ratio, the gain crosses zero at 4 (KEEL's archive calls 1.5-9 "imbalanced", above 9
-  "highly"). Below it, mildly imbalanced and balanced data alike are shuffled plainly and keep
-  the argmax, with no extra models to train (on Covid3Month_disc, three of its four trainings).
+  `min(MAX_DECISION_FOLDS, smallest class)` extra models (`trainer.out_of_fold_logits`), and the
+  loss is weighted by class (`class_weight`) over plainly shuffled batches: resampling a
+  minority class of a few series mostly repeats them. Measured (`benchmarks/imbalance.py`,
+  Covid3Month_disc test macro-F1, one seed, 61 test series), at imbalance ratio 10: plain
+  shuffling 0.424, with the out-of-fold decisions 0.434, class weights 0.543, balanced batches
+  0.445, balanced batches and focal loss 0.545. Class weights gained most for one training; an
+  earlier measurement, before runs annealed at a plateau (`AnnealOnPlateau`), had ranked them
+  lower (0.479 against plain 0.464 and plain with the decisions 0.529), when a run could stop
+  at a high rate. As the set is (ratio 2.6) the tools cost: plain 0.620, plain with the
+  decisions 0.511 (their fold models, fitted to zero loss, needed a temperature of 6.8); before
+  the anneal, plain 0.643, with the decisions 0.612, class weights 0.551. So the threshold,
+  `IMBALANCE_RATIO`: the decisions lose at 2.6 (offsets fitted on a hundred-odd out-of-fold
+  predictions are noisy, and a mild imbalance barely biases the argmax) and gain at 10; read
+  linearly in the log of the ratio, their gain crosses zero at 4 in the first measurement and at
+  9 in the second, and 9 is where KEEL's imbalanced-data archive (Fernandez et al.) starts to
+  call a set "highly" imbalanced. Below it the data is shuffled plainly and keeps the argmax,
+  with no extra models to train (the folds cost three more trainings, four times a run's time).
 - `model.head` (the random-kernel models, `minirocket` and `multirocket_hydra`; "auto" when not
   given): `"ridge"`, solved in closed form with leave-one-out choice of its penalty, below
   `RIDGE_MAX_SERIES` training series, else `"logistic"`, trained by gradient with kseq's samplers
@@ -124,7 +127,7 @@ MAX_STEPS_PER_EXECUTION = 16
 MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
-IMBALANCE_RATIO = 4.0  # largest class over smallest from which the imbalance tools are used
+IMBALANCE_RATIO = 9.0  # largest class over smallest from which the imbalance tools are used
 MAX_DECISION_FOLDS = 3
 Z_NORMALISED_TOLERANCE = 0.05  # |mean| and |std - 1| of every series' channel, for "already z-normalised"
 
@@ -209,14 +212,14 @@ def resolve_imbalance(config: dict, y_train: np.ndarray, *, validation: bool) ->
     """`sampler.kind` and `decisions.folds` as values, from the training labels (a new config).
 
     Imbalanced (`imbalance_ratio >= IMBALANCE_RATIO`): with a validation split, the `rejection`
-    sampler (class-balanced batches), the decisions being fitted on the split; without one, plain
-    shuffling and decisions fitted on out-of-fold predictions of `min(MAX_DECISION_FOLDS, smallest
-    class)` folds. Otherwise plain shuffling and no folds.
+    sampler (class-balanced batches), the decisions being fitted on the split; without one, a
+    loss weighted by class (`class_weight`) and decisions fitted on out-of-fold predictions of
+    `min(MAX_DECISION_FOLDS, smallest class)` folds. Otherwise plain shuffling and no folds.
     """
     config = {**config, "sampler": dict(config["sampler"]), "decisions": dict(config["decisions"])}
     imbalanced = imbalance_ratio(y_train) >= IMBALANCE_RATIO
     if is_auto(config["sampler"]["kind"]):
-        config["sampler"]["kind"] = "rejection" if imbalanced and validation else "none"
+        config["sampler"]["kind"] = ("rejection" if validation else "class_weight") if imbalanced else "none"
     if is_auto(config["decisions"]["folds"]):
         smallest = int(np.bincount(y_train)[np.bincount(y_train) > 0].min())
         config["decisions"]["folds"] = min(MAX_DECISION_FOLDS, smallest) if imbalanced and not validation else 0
