@@ -4,9 +4,11 @@ Each real development set (`../shared/data/ucr-dev/*.npz`) keeps its test split;
 split is subsampled to an imbalance ratio (largest class over smallest): 1 is the split as it is;
 for r > 1 the classes, from the largest to the smallest, keep counts spaced geometrically from
 `r * s` down to `s`, where `s = floor(largest / r)` must be at least `MIN_PER_CLASS` (a cell where
-it is not, because the largest class has fewer than 2r series, is reported as n/a). The same
-subsample (seed 0) is trained five ways with the generic `resnet` recipe (every other "auto"
-resolved as a run resolves it):
+it is not, because the largest class has fewer than 2r series, is reported as n/a). For each seed
+(`--seeds`, default 0: the subsample's draw and the training's `train.seed`), the same subsample is
+trained each way below with the generic `resnet` recipe (every other "auto" resolved as a run
+resolves it); a method whose resolved configuration equals one already trained on that subsample
+(the default on balanced data is plain shuffling) reuses its result instead of training again:
 
 - `plain`: shuffled batches, crossentropy, the argmax (`sampler.kind = "none"`, `decisions.folds = 0`);
 - `class_weight`: balanced class weights in the loss (`sampler.kind = "class_weight"`);
@@ -19,13 +21,16 @@ resolved as a run resolves it):
   scored with those decisions as served.
   `default argmax` is the same model's argmax, for reference.
 
-Test macro-F1 of every cell is printed as a table (also written into benchmarks/README.md
-between the `imbalance` markers with `--readme`), and the last line is
-`default_minus_plain_macro_f1_at_10= retention_at_10=`: the mean over the datasets whose ratio-10
-cell exists of default minus plain at ratio 10, and the mean of default at 10 over default at 1.
+Test macro-F1 of every cell, the mean over the seeds (with several seeds, their range in
+brackets), is printed as a table (also written into benchmarks/README.md between the `imbalance`
+markers with `--readme`), and the last line is `default_minus_plain_macro_f1_at_10=
+retention_at_10=`: the mean over the datasets whose ratio-10 cell exists of default minus plain at
+ratio 10, and the mean of default at 10 over default at 1 (each dataset's cells first averaged over
+the seeds).
 
     python benchmarks/imbalance.py                                  # all six, ratios 1 10 50
     python benchmarks/imbalance.py --datasets Trace Covid3Month_disc --ratios 1 10 --steps 300
+    python benchmarks/imbalance.py --datasets Covid3Month_disc --ratios 1 10 --methods plain default --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -82,17 +87,24 @@ def subsample(train_set, ratio: int, seed: int = 0):
     return train_set.subset(index)
 
 
-def run_cell(train_set, test_set, method: str, steps: int | None) -> dict:
-    """Train the `resnet` recipe with `method`'s overrides; the test macro-F1 of the argmax and as served."""
+def resolved_cell(train_set, test_set, method: str, steps: int | None, seed: int):
+    """(config, splits): the `resnet` recipe with `method`'s overrides, resolved for `train_set`."""
     from kseq.config import load_config
+    from kseq.training import trainer
+
+    overrides = ["train.verbose=0", f"train.seed={seed}", *METHODS[method]]
+    overrides += [f"train.steps={steps}"] if steps else []
+    config = load_config("resnet", overrides)
+    splits = trainer.prepare_arrays(config, train_set, test_set)
+    return trainer.resolve_recipe(config, splits.fit, splits.validation, announce=False), splits
+
+
+def run_cell(config: dict, splits, test_set, method: str) -> dict:
+    """Train a resolved configuration; the test macro-F1 of the argmax and as served."""
     from kseq.reporting import evaluation
     from kseq.serving import decisions
     from kseq.training import trainer
 
-    overrides = ["train.verbose=0", *METHODS[method]] + ([f"train.steps={steps}"] if steps else [])
-    config = load_config("resnet", overrides)
-    splits = trainer.prepare_arrays(config, train_set, test_set)
-    config = trainer.resolve_recipe(config, splits.fit, splits.validation, announce=False)
     batch_size = config["sampler"]["batch_size"]
     with tempfile.TemporaryDirectory(prefix="kseq-imbalance-") as work:
         fitted = trainer.fit(config, splits.fit, splits.validation, splits.transform, Path(work))
@@ -132,6 +144,8 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--ratios", nargs="+", type=int, default=[1, 10, 50])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="subsample and training seeds; each cell is the mean over them")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimizer steps per training instead of the recipe's budget (a quicker, rougher run)")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
@@ -148,25 +162,43 @@ def main(argv=None) -> None:
     for name in args.datasets:
         train_set, test_set = load_npz(args.data_dir / f"{name}.npz")
         for ratio in args.ratios:
-            subset = subsample(train_set, ratio)
-            if subset is None:
+            subsets = [subsample(train_set, ratio, seed) for seed in args.seeds]
+            if subsets[0] is None:
                 counts = np.bincount(train_set.y)
                 row = (f"| {name} | {ratio} | n/a: largest class {counts.max()} < {MIN_PER_CLASS * ratio} | "
                        + " | ".join("-" for _ in args.methods) + (" | - | - |" if "default" in args.methods else " |"))
             else:
-                cells = {}
-                for method in args.methods:
-                    started = time.perf_counter()
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        cells[method] = run_cell(subset, test_set, method, args.steps)
-                    print(f"  {name} ratio {ratio} {method}: macro-F1 {cells[method]['served']:.3f} "
-                          f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+                per_seed = {method: [] for method in args.methods}
+                for seed, subset in zip(args.seeds, subsets):
+                    trained = []  # (resolved config, result) on this subsample
+                    for method in args.methods:
+                        started = time.perf_counter()
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            config, splits = resolved_cell(subset, test_set, method, args.steps, seed)
+                            result = next((r for c, r in trained if c == config), None)
+                            reused = result is not None
+                            if not reused:
+                                result = run_cell(config, splits, test_set, method)
+                                trained.append((config, result))
+                        per_seed[method].append(result)
+                        print(f"  {name} ratio {ratio} seed {seed} {method}: macro-F1 {result['served']:.3f} "
+                              + ("(same configuration as above)" if reused else
+                                 f"({time.perf_counter() - started:.0f} s)"), file=sys.stderr, flush=True)
+                cells = {method: {key: float(np.mean([r[key] for r in runs])) if key in ("argmax", "served")
+                                  else runs[0][key] for key in runs[0]} for method, runs in per_seed.items()}
                 results[name, ratio] = cells
-                counts = "/".join(str(c) for c in np.bincount(subset.y))
-                row = f"| {name} | {ratio} | {counts} | " + " | ".join(f"{cells[m]['served']:.3f}" for m in args.methods)
+                counts = "/".join(str(c) for c in np.bincount(subsets[0].y))
+
+                def cell(method, key="served"):
+                    values = [r[key] for r in per_seed[method]]
+                    spread = f" [{min(values):.3f}-{max(values):.3f}]" if len(values) > 1 else ""
+                    return f"{np.mean(values):.3f}{spread}"
+
+                row = f"| {name} | {ratio} | {counts} | " + " | ".join(cell(m) for m in args.methods)
                 if "default" in cells:
                     d = cells["default"]
-                    row += f" | {d['argmax']:.3f} | sampler={d['sampler']}, decisions={d['decisions']}, steps={d['steps']} |"
+                    row += (f" | {cell('default', 'argmax')} | sampler={d['sampler']}, decisions={d['decisions']}, "
+                            f"steps={d['steps']} |")
                 else:
                     row += " |"
             lines.append(row)
@@ -180,7 +212,8 @@ def main(argv=None) -> None:
         summary = "default_minus_plain_macro_f1_at_10=n/a retention_at_10=n/a"
     command = "python benchmarks/imbalance.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.readme:
-        write_readme("\n".join([f"`{command.strip()}` (ratio-10 means over: {', '.join(at_10) or 'none'})", "",
+        seeds = f"seeds {', '.join(map(str, args.seeds))}"
+        write_readme("\n".join([f"`{command.strip()}` ({seeds}; ratio-10 means over: {', '.join(at_10) or 'none'})", "",
                                 *lines, "", f"Last line: `{summary}`"]))
     print(summary)
 

@@ -186,6 +186,15 @@ def test_imbalance_tools_resolve_from_the_class_counts(counts, validation, sampl
     assert config["sampler"]["kind"] == "auto" and config["decisions"]["folds"] == "auto"
 
 
+def test_a_class_id_with_no_series_is_no_class():
+    y = np.repeat([0, 2], [900, 100])  # class 1 absent: a gap in the ids, not a class of 0 series
+    assert recipe.class_counts(y).tolist() == [900, 100]
+    assert recipe.imbalance_ratio(y) == 9.0
+    assert recipe.resolve_validation(generic(), y) == 0.1  # 100 series of the smallest present class
+    resolved = recipe.resolve_imbalance(generic(), y, validation=False)
+    assert resolved["sampler"]["kind"] == "class_weight" and resolved["decisions"]["folds"] == 3
+
+
 def test_set_imbalance_values_are_kept():
     config = generic()
     config["sampler"]["kind"], config["decisions"]["folds"] = "class_weight", 0

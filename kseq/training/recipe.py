@@ -162,8 +162,7 @@ def resolve_validation(config: dict, y_train: np.ndarray) -> float:
     split = config["data"]["validation_split"]
     if not is_auto(split):
         return float(split)
-    counts = np.bincount(y_train)
-    smallest = int(counts[counts > 0].min())
+    smallest = int(class_counts(y_train).min())
     return VALIDATION_FRACTION if smallest * VALIDATION_FRACTION >= MIN_VALIDATION_PER_CLASS else 0.0
 
 
@@ -201,10 +200,16 @@ def resolve_normalize(config: dict, x_train) -> str:
     return "series+channel"
 
 
+def class_counts(y: np.ndarray) -> np.ndarray:
+    """The count of each class present in the labels `y`: a class with no series is no class to
+    balance or to hold out (its id may be a gap in the labels)."""
+    counts = np.bincount(np.asarray(y))
+    return counts[counts > 0]
+
+
 def imbalance_ratio(y: np.ndarray) -> float:
     """The largest class's count over the smallest's, among the classes present in `y`."""
-    counts = np.bincount(np.asarray(y))
-    counts = counts[counts > 0]
+    counts = class_counts(y)
     return float(counts.max() / counts.min())
 
 
@@ -221,7 +226,7 @@ def resolve_imbalance(config: dict, y_train: np.ndarray, *, validation: bool) ->
     if is_auto(config["sampler"]["kind"]):
         config["sampler"]["kind"] = ("rejection" if validation else "class_weight") if imbalanced else "none"
     if is_auto(config["decisions"]["folds"]):
-        smallest = int(np.bincount(y_train)[np.bincount(y_train) > 0].min())
+        smallest = int(class_counts(y_train).min())
         config["decisions"]["folds"] = min(MAX_DECISION_FOLDS, smallest) if imbalanced and not validation else 0
     return config
 
