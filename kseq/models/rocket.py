@@ -400,11 +400,14 @@ class MiniRocket(layers.Layer):
         lengths = series_lengths(x, mask)
         # One XLA program per group of operators: a loop (LSPV) compiled into the same program as
         # the products ran about half as fast as alone (benchmarks/README.md, section vs_aeon).
+        # A batch known to be one series (a single request's compiled signature) runs them all in
+        # one program, which convolves once: its outputs' time-major copy is a matrix transpose.
+        groups = (self.operators,) if inputs.shape[0] == 1 else self.compiled_groups
         weights = [v.value for v in self.selections], [v.value for v in self.biases]
         per_operator = self.output_size // len(self.operators)
         return ops.concatenate([in_compiled_batches(lambda x, lengths: self._program(group)(x, lengths, *weights),
                                                     x, lengths, per_operator * len(group), self.rows_per_step)
-                                for group in self.compiled_groups], axis=-1)
+                                for group in groups], axis=-1)
 
     @property
     def rows_per_step(self) -> int:
@@ -501,6 +504,9 @@ class MultiRocket(MiniRocket):
         if operators == ("lspv",):
             return {"lspv": longest_run(blocks)}
         pooled = {op: [] for op in operators}
+        if "lspv" in operators:  # all four in one program: LSPV's loop reads a time-major copy
+            pooled["lspv"] = longest_run([block._replace(conv=ops.transpose(block.conv, (2, 0, 1)))
+                                          for block in blocks])
         for block in blocks:
             positive = above(block.conv, block.bias)
             count = sum_over_time(positive)
