@@ -253,6 +253,22 @@ def wait_for_running_trial(url, study, pid, timeout=300):
     raise TimeoutError(f"worker {pid} started no trial in {timeout} s")
 
 
+def wait_for_params(url, study, number, timeout=300):
+    """Wait until trial `number` has a value for every key of `ecg_cnn`'s search space: a worker
+    records its trial (and starts its heartbeat) before it suggests them, and a retry repeats only
+    the parameters its failed trial had."""
+    from kseq.config import load_config
+    from kseq.tune import parse_search_space
+
+    keys = set(parse_search_space(load_config("ecg_cnn")["search"]))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(load_rdb_study(url, study).trials[number].params) == keys:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"trial {number}: not every parameter suggested in {timeout} s")
+
+
 def wait_for_heartbeat(url, number, *, stale_after=None, timeout=300):
     """Wait until trial `number` has a heartbeat on record (or, with `stale_after` seconds, until
     its last heartbeat is older than that: Optuna's test, on the database's own clock)."""
@@ -275,6 +291,7 @@ def test_a_killed_worker_trial_fails_by_heartbeat_and_is_retried(postgres, start
     common = ["--storage", url, "--study", "killed", "--heartbeat", "1", "--retries", "1"]
     doomed = start_worker("--trials", "2", *common)
     killed = wait_for_running_trial(url, "killed", doomed.pid)
+    wait_for_params(url, "killed", killed)
     wait_for_heartbeat(url, killed)  # mid-trial, with a heartbeat on record
     doomed.process.send_signal(signal.SIGKILL)
     doomed.finish()
