@@ -17,7 +17,7 @@ from kseq import SequenceClassifier, build_model
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
 from kseq.models.ridge import ALPHAS, ridge_classifier
-from kseq.models.rocket import MiniRocket, MultiRocket, convolutions, kernel_weights
+from kseq.models.rocket import MiniRocket, MultiRocket, convolutions, kernel_major_convolutions, kernel_weights
 from kseq.serving.runtime import ServingFunction
 from kseq.training import recipe
 
@@ -56,16 +56,30 @@ def test_kernels_are_the_84_choices_of_three_taps_at_plus_two():
 
 @pytest.mark.parametrize("time_major", [False, True])
 def test_convolutions_in_either_layout_are_the_written_out_sums_of_their_channels(time_major):
-    # The products pool (B, 84, T) outputs and LSPV's loop reads (T, B, 84): both from their own product.
+    # The products pool (84, B, T) outputs and LSPV's loop reads (T, B, 84): both from their own product.
     x = np.random.default_rng(7).normal(size=(2, 30, 3)).astype("float32")
     selection = (np.random.default_rng(8).random((2, 3, 84)) < 0.5).astype("float32")  # (dilations, F, 84)
     for i, conv in enumerate(convolutions(x, selection, [1, 3], time_major=time_major)):
         conv = numpy(conv)
-        conv = np.transpose(conv, (1, 2, 0)) if time_major else conv  # (B, 84, T)
+        conv = np.transpose(conv, (1, 2, 0) if time_major else (1, 0, 2))  # (B, 84, T)
         for b, k in ((0, 0), (1, 5), (1, 83)):
             expected = sum(selection[i, f, k] * convolve(x[b, :, f], kernel_weights()[:, k], [1, 3][i])
                            for f in range(3))
             np.testing.assert_allclose(conv[b, k], expected, atol=1e-5)
+
+
+def test_one_batched_product_gives_each_dilations_written_out_sums():
+    # A block's dilations (here two, of other series and channels) come out of one product, stacked by input.
+    rng = np.random.default_rng(9)
+    x, diff = rng.normal(size=(2, 30, 3)).astype("float32"), rng.normal(size=(2, 30, 3)).astype("float32")
+    selection = (rng.random((2, 3, 84)) < 0.5).astype("float32")
+    conv = numpy(kernel_major_convolutions([(x, 1, selection[0]), (diff, 3, selection[1])]))
+    assert conv.shape == (2 * 84, 2, 30)
+    for m, (series, dilation) in enumerate(((x, 1), (diff, 3))):
+        for b, k in ((0, 0), (1, 7), (0, 83)):
+            expected = sum(selection[m, f, k] * convolve(series[b, :, f], kernel_weights()[:, k], dilation)
+                           for f in range(3))
+            np.testing.assert_allclose(conv[m * 84 + k, b], expected, atol=1e-5)
 
 
 def test_minirocket_ppv_of_a_hand_computed_kernel_dilation_and_bias():

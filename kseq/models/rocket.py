@@ -18,7 +18,8 @@ kernels at once.
 Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape, sized so
 that their intermediates stay within a bound however long the series (`in_compiled_batches`),
 with the kernels' outputs pooled in a few blocks, one per bias count (`blocks_by_bias_count`),
-not dilation by dilation; every pooling but LSPV is written as a product with one column
+not dilation by dilation, each block's dilations convolved by one batched product that writes
+the block in place (`kernel_major_convolutions`); every pooling but LSPV is written as a product with one column
 (`sum_over_time`), which XLA fuses with the comparison into one vectorised pass, and LSPV as one
 loop over time for all blocks (`longest_run`), on outputs computed time-major. Measured against aeon's numba loops in
 benchmarks/README.md, section vs_aeon.
@@ -128,8 +129,13 @@ def representations(x, lengths, use_difference: bool):
 
 
 def above(conv, bias):
-    """(B, rows, n, T) 1.0 where the outputs `conv` (B, rows, T) exceed each of their row's biases (rows, n)."""
-    return ops.cast(conv[:, :, None, :] > bias[None, :, :, None], "float32")
+    """(rows, B, n, T) 1.0 where the outputs `conv` (rows, B, T) exceed each of their row's biases (rows, n)."""
+    return ops.cast(conv[:, :, None, :] > bias[:, None, :, None], "float32")
+
+
+def by_series(pooled):
+    """(rows, B, n) pooled values -> (B, rows, n)."""
+    return ops.transpose(pooled, (1, 0, 2))
 
 
 def sum_over_time(values, weights=None):
@@ -235,29 +241,51 @@ def compiled(function):
 
 
 def convolutions(x, selection, dilations, time_major: bool = False):
-    """For each dilation: (B, 84, T) outputs of the 84 kernels on `x` (B, T, F), each summed over
+    """For each dilation: (84, B, T) outputs of the 84 kernels on `x` (B, T, F), each summed over
     the channels `selection` (dilations, F, 84) gives it; with `time_major`, (T, B, 84).
 
     A dilated length-9 convolution is a matrix product of the nine shifted copies of the
     series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call. Each layout
-    comes out of its own product: transposing one into the other costs a pass over the outputs,
-    and from time-major to (B, 84, T) a slow one (measured: MiniRocket 1.5x slower)."""
-    kernels = ops.convert_to_tensor(kernel_weights())[:, None, :]  # (9, 1, 84)
-    if time_major:
-        x = ops.transpose(x, (1, 0, 2))  # (T, B, F)
+    comes out of its own product (`kernel_major_convolutions` for the first): transposing one
+    into the other costs a pass over the outputs, and from time-major to kernel-major a slow one
+    (measured: MiniRocket 1.5x slower)."""
+    if not time_major:
+        for i, dilation in enumerate(dilations):
+            yield kernel_major_convolutions([(x, dilation, selection[i])])
+        return
+    x = ops.transpose(x, (1, 0, 2))  # (T, B, F)
     for i, dilation in enumerate(dilations):
-        weights = kernels * selection[i][None]
-        if time_major:
-            yield ops.einsum("tbsf,sfk->tbk", dilated_taps(x, dilation, axis=0), weights)
-        else:
-            yield ops.einsum("btsf,sfk->bkt", dilated_taps(x, dilation), weights)
+        yield ops.einsum("tbsf,sfk->tbk", dilated_taps(x, dilation, axis=0), kernel_matrix(selection[i]))
 
 
-def dilated_taps(x, dilation: int, axis: int = 1):
+def kernel_matrix(selection):
+    """(9, F, 84): the 84 kernels' weights on each channel, for their channels `selection` (F, 84)."""
+    return ops.convert_to_tensor(kernel_weights())[:, None, :] * selection[None]
+
+
+def kernel_major_convolutions(inputs):
+    """(m x 84, B, T): the 84 kernels' outputs for each of the m `inputs` (series (B, T, F), dilation,
+    selection (F, 84)), the series all of one shape, as one batched matrix product.
+
+    Kernels outermost, and the m products one operation, so that each writes its outputs where
+    the block holds them. MiniRocket on a chunk of 34 series of 500 steps: its 23 dilations'
+    products took 30 ms writing (B, 84, T), kernels in the middle, 14 ms kernels outermost, and
+    concatenating them into blocks took another 14 ms (benchmarks/README.md, section vs_aeon)."""
+    steps, channels = inputs[0][0].shape[1:]
+    taps = ops.stack([ops.reshape(dilated_taps(ops.transpose(x, (2, 0, 1)), dilation, axis=2, stack_axis=0),
+                                  (KERNEL_LENGTH * channels, -1)) for x, dilation, _ in inputs])  # (m, 9F, B x T)
+    weights = ops.stack([ops.transpose(ops.reshape(kernel_matrix(selection), (-1, NUM_KERNELS)))
+                         for _, _, selection in inputs])  # (m, 84, 9F)
+    return ops.reshape(ops.matmul(weights, taps), (len(inputs) * NUM_KERNELS, -1, steps))
+
+
+def dilated_taps(x, dilation: int, axis: int = 1, stack_axis: int = 2):
     """(B, T, 9, F): the nine steps a length-9 kernel at `dilation` sees around each step of `x`
-    (B, T, F), zero beyond the ends ("same" padding); with `axis=0`, the same of time-major `x`
-    (T, B, F), as (T, B, 9, F). Convolutions written as a product with these run as one matrix
-    product, also in LiteRT, whose convolution wants constant weights."""
+    (B, T, F), zero beyond the ends ("same" padding). In general the same along `axis`, time, of
+    a 3-D `x`, the nine stacked at `stack_axis`: time-major `x` (T, B, F) with `axis=0` gives
+    (T, B, 9, F), and `x` (F, B, T) with `axis=2, stack_axis=0` gives (9, F, B, T). Convolutions
+    written as a product with these run as one matrix product, also in LiteRT, whose convolution
+    wants constant weights."""
     steps, pad = x.shape[axis], KERNEL_LENGTH // 2 * dilation
     padding = [(0, 0)] * 3
     padding[axis] = (pad, pad)
@@ -267,13 +295,13 @@ def dilated_taps(x, dilation: int, axis: int = 1):
     for j in range(KERNEL_LENGTH):
         window[axis] = slice(j * dilation, j * dilation + steps)
         taps.append(padded[tuple(window)])
-    return ops.stack(taps, axis=2)
+    return ops.stack(taps, axis=stack_axis)
 
 
 class Block(NamedTuple):
     """Convolution outputs whose kernels have the same number of biases, pooled together.
 
-    conv: (B, rows, T) outputs, or (T, B, rows) time-major, -inf outside the steps each row pools
+    conv: (rows, B, T) outputs, or (T, B, rows) time-major, -inf outside the steps each row pools
     over; bias: (rows, n);
     start: (rows,) each row's first pooled step; steps: (B, rows) how many steps it pools (>= 1)."""
     conv: object
@@ -300,36 +328,41 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
     graph, traced in a quarter to a half of the time, and one LSPV loop instead of 46
     (benchmarks/README.md, section vs_aeon).
 
-    The blocks are (B, rows, T), the layout the products of `sum_over_time` reduce, or with
+    The blocks are (rows, B, T), the layout the products of `sum_over_time` reduce, or with
     `time_major` (T, B, rows), the layout LSPV's loop over time reads, each from convolutions in
     that layout: a transpose between them is a pass over every output (MultiRocket's LSPV program
     on chunks of 17 series of 500 steps: 22.9 ms a series after a transpose, 11.9 without)."""
-    steps, members, position = x.shape[1], {}, 0  # members: bias count -> its (representation, dilation)s
-    axis = 2 if time_major else 1  # of the rows
+    # members: bias count -> its (series, dilation, selection, lengths, starts, biases, first feature)s
+    steps, members, position = x.shape[1], {}, 0
     for r, (series, series_length) in enumerate(representations(x, lengths, use_difference)):
+        # The difference's T - 1 steps take one zero step more, as the convolution's "same" padding
+        # would: every block's outputs then have T steps, the last of the difference's outside its region.
+        series = ops.pad(series, ((0, 0), (0, steps - series.shape[1]), (0, 0)))
         dilations, per_dilation = plans[r]
-        for i, conv in enumerate(convolutions(series, selections[r], dilations, time_major)):
-            start = start_steps(i, dilations[i])
-            if time_major:  # (T, B, 84)
-                t = ops.arange(conv.shape[0], dtype="int32")[:, None, None]
-                region = (t >= start[None, None, :]) & (t < series_length[None, :, None] - start[None, None, :])
-                padding = ((0, steps - conv.shape[0]), (0, 0), (0, 0))
-            else:  # (B, 84, T)
-                t = ops.arange(conv.shape[2], dtype="int32")[None, None, :]
-                region = (t >= start[None, :, None]) & (t < series_length[:, None, None] - start[None, :, None])
-                padding = ((0, 0), (0, 0), (0, steps - conv.shape[2]))
-            conv = ops.pad(ops.where(region, conv, float("-inf")), padding, constant_values=float("-inf"))
+        for i, (dilation, n) in enumerate(zip(dilations, per_dilation)):
             first = NUM_KERNELS * sum(per_dilation[:i])
-            bias = ops.reshape(biases[r][first:first + NUM_KERNELS * per_dilation[i]], (NUM_KERNELS, per_dilation[i]))
-            # The region's size, from its bounds: a sum over (B, 84, T) would cost as much as a pooling.
-            pooled = ops.cast(ops.maximum(series_length[:, None] - 2 * start[None], 1), "float32")
-            members.setdefault(per_dilation[i], []).append((conv, bias, start, pooled, position + first))
+            bias = ops.reshape(biases[r][first:first + NUM_KERNELS * n], (NUM_KERNELS, n))
+            members.setdefault(n, []).append(
+                (series, dilation, selections[r][i], series_length, start_steps(i, dilation), bias, position + first))
         position += NUM_KERNELS * sum(per_dilation)
     blocks, canonical = [], []  # canonical: the output position of each flattened block feature, blocks in order
     for n, group in members.items():
-        conv, bias, start, pooled, firsts = zip(*group)
-        blocks.append(Block(ops.concatenate(conv, axis=axis), ops.concatenate(bias, axis=0), np.concatenate(start),
-                            ops.concatenate(pooled, axis=1)))
+        series, dilation, selection, lengths, starts, bias, firsts = zip(*group)
+        start = np.concatenate(starts)  # (rows,)
+        length = ops.concatenate([ops.repeat(ops.expand_dims(each, 0), NUM_KERNELS, axis=0) for each in lengths])
+        if time_major:  # (T, B, rows); masked member by member, which measured faster than the block at once
+            t = ops.arange(steps, dtype="int32")[:, None, None]
+            conv = ops.concatenate([
+                ops.where((t >= first_step[None, None, :]) & (t < each[None, :, None] - first_step[None, None, :]),
+                          next(convolutions(x, kernels[None], [d], time_major=True)), float("-inf"))
+                for x, d, kernels, each, first_step in zip(series, dilation, selection, lengths, starts)], axis=2)
+        else:  # (rows, B, T)
+            t = ops.arange(steps, dtype="int32")[None, None, :]
+            region = (t >= start[:, None, None]) & (t < length[:, :, None] - start[:, None, None])
+            conv = ops.where(region, kernel_major_convolutions(list(zip(series, dilation, selection))), float("-inf"))
+        # The region's size, from its bounds: a sum over the outputs would cost as much as a pooling.
+        pooled = ops.cast(ops.maximum(ops.transpose(length) - 2 * start[None], 1), "float32")  # (B, rows)
+        blocks.append(Block(conv, ops.concatenate(bias, axis=0), start, pooled))
         canonical.extend(index for first in firsts for index in range(first, first + NUM_KERNELS * n))
     return blocks, np.argsort(np.array(canonical)).astype("int32")
 
@@ -435,7 +468,8 @@ class MiniRocket(layers.Layer):
     @staticmethod
     def _pool(blocks, operators):
         """{operator: [(B, rows, n) per block]} for `blocks` (`Block`)."""
-        return {"ppv": [sum_over_time(above(block.conv, block.bias)) / block.steps[:, :, None] for block in blocks]}
+        return {"ppv": [by_series(sum_over_time(above(block.conv, block.bias))) / block.steps[:, :, None]
+                        for block in blocks]}
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask is consumed: pooling leaves no time axis
@@ -505,16 +539,16 @@ class MultiRocket(MiniRocket):
             return {"lspv": longest_run(blocks)}
         pooled = {op: [] for op in operators}
         if "lspv" in operators:  # all four in one program: LSPV's loop reads a time-major copy
-            pooled["lspv"] = longest_run([block._replace(conv=ops.transpose(block.conv, (2, 0, 1)))
+            pooled["lspv"] = longest_run([block._replace(conv=ops.transpose(block.conv, (2, 1, 0)))
                                           for block in blocks])
         for block in blocks:
             positive = above(block.conv, block.bias)
-            count = sum_over_time(positive)
+            count = by_series(sum_over_time(positive))
             nonempty = count > 0
             safe_count = ops.maximum(count, 1.0)
             # conv - bias summed over the positive steps: relu(conv - bias) is 0 elsewhere (-inf outside the region).
-            mpv = sum_over_time(ops.relu(block.conv[:, :, None, :] - block.bias[None, :, :, None])) / safe_count
-            index_sum = sum_over_time(positive, ops.arange(block.conv.shape[2], dtype="float32"))
+            mpv = by_series(sum_over_time(ops.relu(block.conv[:, :, None, :] - block.bias[:, None, :, None]))) / safe_count
+            index_sum = by_series(sum_over_time(positive, ops.arange(block.conv.shape[2], dtype="float32")))
             mipv = (index_sum - block.start[None, :, None].astype("float32") * count) / safe_count
             pooled["ppv"].append(count / block.steps[:, :, None])
             pooled["mpv"].append(ops.where(nonempty, mpv, 0.0))
