@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kseq.models.rocket import (KERNEL_LENGTH, dilated_taps, in_compiled_batches, representations, series_lengths,
-                                shared_program)
+from kseq.models.rocket import (KERNEL_LENGTH, in_compiled_batches, kernel_major_taps, representations,
+                                series_lengths, shared_program, sum_over_time)
 
 
 def hydra_dilations(length: int) -> list[int]:
@@ -38,29 +38,35 @@ def hydra_dilations(length: int) -> list[int]:
 
 
 def winners(response, pick):
-    """(B, T, groups, kernels) 1.0 at each group's `pick` (`tf.argmax` or `tf.argmin`) kernel, the
-    first on ties. TensorFlow's own op: Keras' `argmax` guards negative zero with a bit cast that
-    LiteRT's converter refuses; under XLA an index and a one-hot cost less than an equality mask
-    and its running sum (benchmarks/README.md, section vs_aeon)."""
-    return tf.one_hot(pick(response, axis=-1, output_type=tf.int32), response.shape[-1], dtype=tf.float32)
+    """(groups, kernels, B, T) 1.0 at each group's `pick` (`tf.argmax` or `tf.argmin`) kernel of
+    `response` (groups, kernels, B, T), the first on ties. TensorFlow's own op: Keras' `argmax`
+    guards negative zero with a bit cast that LiteRT's converter refuses; under XLA an index and a
+    one-hot cost less than an equality mask and its running sum (benchmarks/README.md, section vs_aeon)."""
+    return tf.one_hot(pick(response, axis=1, output_type=tf.int32), response.shape[1], axis=1, dtype=tf.float32)
 
 
 def counts(dilations, inputs_seen, groups_per_input, num_kernels, x, lengths, kernels, mixing):
-    """(B, Hydra.output_size) counts of `x` (B, T, F) with real `lengths`, for `Hydra`'s weights."""
+    """(B, Hydra.output_size) counts of `x` (B, T, F) with real `lengths`, for `Hydra`'s weights.
+
+    The responses are kernel-major, (groups, kernels, B, T), as MiniRocket's
+    (`kseq.models.rocket.kernel_major_convolutions`): a group's competition is then elementwise
+    across its kernels' rows, and its counts over time products with one column
+    (`sum_over_time`); with the kernels innermost, (B, T, groups x kernels), a batch took 1.6
+    times as long (benchmarks/README.md, section vs_aeon)."""
     out = []
     for d, dilation in enumerate(dilations):
         for i, (series, series_length) in enumerate(representations(x, lengths, inputs_seen > 1)):
             # (9, F, groups x kernels): each group's kernels applied to the sum of its channels.
             kernel = kernels[d, i][:, None, :] * ops.repeat(mixing[d, i], num_kernels, axis=-1)[None]
-            response = ops.einsum("btsf,sfk->btk", dilated_taps(series, dilation), kernel)
-            steps = response.shape[1]
-            response = ops.reshape(response, (-1, steps, groups_per_input, num_kernels))
-            inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")
-            inside = inside[:, :, None, None]
-            top = ops.max(response, axis=-1, keepdims=True)
+            response = ops.matmul(ops.transpose(ops.reshape(kernel, (-1, kernel.shape[-1]))),
+                                  kernel_major_taps(series, dilation))
+            steps = series.shape[1]
+            response = ops.reshape(response, (groups_per_input, num_kernels, -1, steps))
+            inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")  # (B, T)
+            top = ops.max(response, axis=1, keepdims=True)
             largest, smallest = winners(response, tf.argmax), winners(response, tf.argmin)
-            out.append(ops.sum(largest * top * inside, axis=1))
-            out.append(ops.sum(smallest * inside, axis=1))
+            out.append(ops.transpose(sum_over_time(largest * (top * inside)), (2, 0, 1)))  # (B, groups, kernels)
+            out.append(ops.transpose(sum_over_time(smallest * inside), (2, 0, 1)))
     return ops.reshape(ops.stack(out, axis=1), (ops.shape(x)[0], -1))
 
 

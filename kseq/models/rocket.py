@@ -271,12 +271,18 @@ def kernel_major_convolutions(inputs):
     the block holds them. MiniRocket on a chunk of 34 series of 500 steps: its 23 dilations'
     products took 30 ms writing (B, 84, T), kernels in the middle, 14 ms kernels outermost, and
     concatenating them into blocks took another 14 ms (benchmarks/README.md, section vs_aeon)."""
-    steps, channels = inputs[0][0].shape[1:]
-    taps = ops.stack([ops.reshape(dilated_taps(ops.transpose(x, (2, 0, 1)), dilation, axis=2, stack_axis=0),
-                                  (KERNEL_LENGTH * channels, -1)) for x, dilation, _ in inputs])  # (m, 9F, B x T)
+    steps = inputs[0][0].shape[1]
+    taps = ops.stack([kernel_major_taps(x, dilation) for x, dilation, _ in inputs])  # (m, 9F, B x T)
     weights = ops.stack([ops.transpose(ops.reshape(kernel_matrix(selection), (-1, NUM_KERNELS)))
                          for _, _, selection in inputs])  # (m, 84, 9F)
     return ops.reshape(ops.matmul(weights, taps), (len(inputs) * NUM_KERNELS, -1, steps))
+
+
+def kernel_major_taps(x, dilation: int):
+    """(9 x F, B x T): `dilated_taps` of `x` (B, T, F), laid out for a product with a (K, 9 x F)
+    kernel matrix on the left, whose (K, B x T) result is the K kernels' outputs kernel-major."""
+    taps = dilated_taps(ops.transpose(x, (2, 0, 1)), dilation, axis=2, stack_axis=0)  # (9, F, B, T)
+    return ops.reshape(taps, (KERNEL_LENGTH * x.shape[2], -1))
 
 
 def dilated_taps(x, dilation: int, axis: int = 1, stack_axis: int = 2):
