@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kseq.models.rocket import (KERNEL_LENGTH, in_compiled_batches, kernel_major_taps, representations,
-                                series_lengths, shared_program, sum_over_time)
+from kseq.models.rocket import (KERNEL_LENGTH, in_compiled_batches, kernel_major_taps, kernel_rows,
+                                representations, series_lengths, shared_program, sum_over_time)
 
 
 def hydra_dilations(length: int) -> list[int]:
@@ -58,8 +58,7 @@ def counts(dilations, inputs_seen, groups_per_input, num_kernels, x, lengths, ke
         for i, (series, series_length) in enumerate(representations(x, lengths, inputs_seen > 1)):
             # (9, F, groups x kernels): each group's kernels applied to the sum of its channels.
             kernel = kernels[d, i][:, None, :] * ops.repeat(mixing[d, i], num_kernels, axis=-1)[None]
-            response = ops.matmul(ops.transpose(ops.reshape(kernel, (-1, kernel.shape[-1]))),
-                                  kernel_major_taps(series, dilation))
+            response = ops.matmul(kernel_rows(kernel), kernel_major_taps(series, dilation))
             steps = series.shape[1]
             response = ops.reshape(response, (groups_per_input, num_kernels, -1, steps))
             inside = ops.cast(ops.arange(steps, dtype="int32")[None, :] < series_length[:, None], "float32")  # (B, T)

@@ -273,9 +273,14 @@ def kernel_major_convolutions(inputs):
     concatenating them into blocks took another 14 ms (benchmarks/README.md, section vs_aeon)."""
     steps = inputs[0][0].shape[1]
     taps = ops.stack([kernel_major_taps(x, dilation) for x, dilation, _ in inputs])  # (m, 9F, B x T)
-    weights = ops.stack([ops.transpose(ops.reshape(kernel_matrix(selection), (-1, NUM_KERNELS)))
-                         for _, _, selection in inputs])  # (m, 84, 9F)
+    weights = ops.stack([kernel_rows(kernel_matrix(selection)) for _, _, selection in inputs])  # (m, 84, 9F)
     return ops.reshape(ops.matmul(weights, taps), (len(inputs) * NUM_KERNELS, -1, steps))
+
+
+def kernel_rows(weights):
+    """(K, 9 x F): the weights (9, F, K) of K kernels as the left operand of a product with
+    `kernel_major_taps`."""
+    return ops.transpose(ops.reshape(weights, (-1, weights.shape[-1])))
 
 
 def kernel_major_taps(x, dilation: int):
