@@ -143,6 +143,18 @@ def test_predict_logits_of_a_fixed_length_model_compiled_for_several_steps_per_e
     np.testing.assert_allclose(trainer.predict_logits(model, x, batch_size=3), np.asarray(model(x)), atol=1e-5)
 
 
+def test_predict_logits_traces_a_fixed_length_model_once_whatever_the_last_batch():
+    keras.utils.set_random_seed(0)
+    model = build_model("resnet", (40, 2), 3, **SMALL["resnet"])
+    x = np.random.default_rng(6).normal(size=(11, 40, 2)).astype(np.float32)
+    # Batches of 4, 4 and 3: the last is filled up with copies, whose answers are dropped.
+    np.testing.assert_allclose(trainer.predict_logits(model, x, batch_size=4), np.asarray(model(x)), atol=1e-5)
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    # A single short batch is its own shape: predicted as it is.
+    np.testing.assert_allclose(trainer.predict_logits(model, x[:3], batch_size=4), np.asarray(model(x[:3])),
+                               atol=1e-5)
+
+
 def test_served_model_takes_any_length_and_names_the_shape_it_takes(tmp_path):
     model = trained("resnet", features=1)
     export.export_serving(model, tmp_path / "serving", ["a", "b", "c"])

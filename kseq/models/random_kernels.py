@@ -39,6 +39,7 @@ from keras import layers, ops
 from kseq.models.arguments import one_of, positive_int
 from kseq.models.head import encoder_classifier, hidden_widths
 from kseq.models.hydra import Hydra
+from kseq.models.inference import predict_arrays
 from kseq.models.registry import register_model
 from kseq.models.ridge import ridge_classifier
 from kseq.models.rocket import MiniRocket, MultiRocket
@@ -166,7 +167,7 @@ def _encoder_input(model: keras.Model, x: np.ndarray, batch_size: int):
     for i, layer in enumerate(chain):
         if isinstance(layer, keras.Model) and holds_random_kernels(layer):
             if i:  # layers are in graph order: the one before the model is the one feeding it
-                x = keras.Model(model.inputs, chain[i - 1].output).predict(x, batch_size=batch_size, verbose=0)
+                x = predict_arrays(keras.Model(model.inputs, chain[i - 1].output), x, batch_size)
             return _encoder_input(layer, x, batch_size)
     raise ValueError(f"model {model.name!r} holds no random-kernel transform")
 
@@ -200,7 +201,7 @@ def adapt_and_fit_head(model: keras.Model, x: np.ndarray, y: np.ndarray, head: s
             transform.adapt(x_in)
     if head == "logistic" and len(x_in) > SCALING_SAMPLE:
         x_in = x_in[np.sort(np.random.default_rng(seed).choice(len(x_in), SCALING_SAMPLE, replace=False))]
-    raw = keras.Model(encoder.input, [t.output for t in transforms]).predict(x_in, batch_size=batch_size, verbose=0)
+    raw = predict_arrays(keras.Model(encoder.input, [t.output for t in transforms]), x_in, batch_size)
     raw = raw if isinstance(raw, (list, tuple)) else [raw]
     scaled = []
     for transform, features in zip(transforms, raw):
