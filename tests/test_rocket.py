@@ -438,14 +438,21 @@ def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, mo
 
 
 def test_chunks_hold_a_bounded_number_of_values_however_long_the_series():
-    """Series per chunk: `CHUNK_ELEMENTS` (2**25) over steps x rows, between 1 and 256."""
-    from kseq.models.rocket import CHUNK_ELEMENTS, chunk_size
+    """Series per chunk: at most `CHUNK_ELEMENTS` (2**25) over steps x rows, between 1 and 256, in
+    as few chunks as a batch of 256 needs, filled up by fewer series than there are chunks."""
+    from kseq.models.rocket import CHUNK_ELEMENTS, MAX_CHUNK, chunk_size
 
-    assert CHUNK_ELEMENTS == 2 ** 25
-    assert chunk_size(500, 3864) == 17  # MultiRocket's 46 dilation-representation pairs, 500 steps: 33554432 // 1932000
-    assert chunk_size(2000, 4368) == 3  # 2,000 steps: 33554432 // 8736000
+    assert CHUNK_ELEMENTS == 2 ** 25 and MAX_CHUNK == 256
+    assert chunk_size(500, 3864) == 16  # MultiRocket's 46 dilation-representation pairs, 500 steps: at most 17
+    assert chunk_size(500, 84 * 23) == 32  # MiniRocket's 23 dilations: at most 34, 8 chunks of 32
+    assert chunk_size(2000, 4368) == 3  # 2,000 steps: at most 33554432 // 8736000 = 3
     assert chunk_size(30, 84) == 256  # short series: at most 256
     assert chunk_size(10 ** 6, 84) == 1  # never fewer than one series
+    for rows in range(1, 3000, 7):
+        bound = max(1, min(256, 2 ** 25 // (500 * rows)))
+        chunk = chunk_size(500, rows)
+        count = -(-256 // chunk)
+        assert chunk <= bound and count == -(-256 // bound) and count * chunk - 256 < count
 
 
 def test_multirocket_and_hydra_chunks_count_their_rows_and_keep_each_series_features(monkeypatch):
