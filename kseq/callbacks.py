@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import ops
 from sklearn import metrics as skm
 
+from kseq.models.inference import predict_arrays
 from kseq.reporting.plots import plot_confusion_matrix
 from kseq.utils.errors import InputError
 
@@ -35,7 +36,12 @@ def _predict(model, validation_data, batch_size):
     else:
         x, y = validation_data
         y_true = np.asarray(y).reshape(-1)
-        y_prob = model.predict(x, batch_size=batch_size, verbose=0)
+        if isinstance(x, np.ndarray) and model.distribute_strategy.num_replicas_in_sync == 1:
+            # Not `model.predict`: it traces a graph of `steps_per_execution` copies of the model
+            # (up to 16 in kseq's runs), and again for the last, shorter execution.
+            y_prob = predict_arrays(model, x, batch_size)
+        else:
+            y_prob = model.predict(x, batch_size=batch_size, verbose=0)
     return y_true.astype(np.int64), y_prob
 
 

@@ -114,6 +114,21 @@ def test_classification_report_puts_sklearn_scores_in_logs(as_dataset):
         assert logs[key] == pytest.approx(value), key
 
 
+def test_classification_report_traces_a_model_compiled_for_several_steps_once():
+    x, y = tiny_data(40, seed=2)
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", steps_per_execution=4)
+    report = ClassificationReport((x, y), class_names=NAMES, batch_size=6)  # 6 batches of 6 and one of 4: executions of 4 and 3
+    report.set_model(model)
+    for epoch in range(2):
+        logs = {}
+        report.on_epoch_end(epoch, logs)
+    p = np.argmax(np.asarray(model(x)), axis=-1)
+    assert logs["val_macro_f1"] == pytest.approx(skm.f1_score(y, p, labels=[0, 1, 2], average="macro",
+                                                              zero_division=0))
+    assert model.predict_function.experimental_get_tracing_count() == 1
+
+
 def test_classification_report_names_recalls_by_index_without_class_names():
     x, y = tiny_data(16)
     report = ClassificationReport((x, y))
