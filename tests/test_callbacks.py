@@ -118,7 +118,7 @@ def test_classification_report_traces_a_model_compiled_for_several_steps_once():
     x, y = tiny_data(40, seed=2)
     model = tiny_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", steps_per_execution=4)
-    report = ClassificationReport((x, y), class_names=NAMES, batch_size=6)  # 6 batches of 6 and one of 4: executions of 4 and 3
+    report = ClassificationReport((x, y), class_names=NAMES, batch_size=6)  # executions of 4 and 3 batches
     report.set_model(model)
     for epoch in range(2):
         logs = {}
