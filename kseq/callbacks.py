@@ -36,7 +36,7 @@ def _predict(model, validation_data, batch_size):
     else:
         x, y = validation_data
         y_true = np.asarray(y).reshape(-1)
-        if isinstance(x, np.ndarray) and model.distribute_strategy.num_replicas_in_sync == 1:
+        if isinstance(x, np.ndarray):
             # Not `model.predict`: it traces a graph of `steps_per_execution` copies of the model
             # (up to 16 in kseq's runs), and again for the last, shorter execution.
             y_prob = predict_arrays(model, x, batch_size)

@@ -39,7 +39,10 @@ def predict_full_batch(model: keras.Model, batch, batch_size: int):
 def predict_arrays(model: keras.Model, x: np.ndarray, batch_size: int):
     """`model`'s outputs for `x` (N, ...) in batches of `batch_size` (`predict_full_batch` past the
     first), concatenated: an array, or a list for several outputs. Data that fits one batch is
-    predicted as it is."""
+    predicted as it is. A model built under a strategy of several replicas keeps `model.predict`,
+    which splits each batch between them (`predict_on_batch` would give each the whole batch)."""
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        return model.predict(x, batch_size=batch_size, verbose=0)
     if len(x) <= batch_size:
         return model.predict_on_batch(x)
     parts = [predict_full_batch(model, x[start:start + batch_size], batch_size)
