@@ -36,15 +36,21 @@ def predict_full_batch(model: keras.Model, batch, batch_size: int):
     return keras.tree.map_structure(lambda out: out[:count], model.predict_on_batch(filled))
 
 
+def predict_batches(model: keras.Model, batches, batch_size: int, *, fill: bool):
+    """`model`'s outputs for each of `batches` (an iterable of inputs of at most `batch_size`
+    series), concatenated: an array, or a list for several outputs. With `fill`, a shorter batch
+    is filled up (`predict_full_batch`); without, every batch is predicted as it is."""
+    parts = [predict_full_batch(model, batch, batch_size) if fill else model.predict_on_batch(batch)
+             for batch in batches]
+    return keras.tree.map_structure(lambda *outs: np.concatenate(outs), *parts)
+
+
 def predict_arrays(model: keras.Model, x: np.ndarray, batch_size: int):
-    """`model`'s outputs for `x` (N, ...) in batches of `batch_size` (`predict_full_batch` past the
-    first), concatenated: an array, or a list for several outputs. Data that fits one batch is
-    predicted as it is. A model built under a strategy of several replicas keeps `model.predict`,
-    which splits each batch between them (`predict_on_batch` would give each the whole batch)."""
+    """`model`'s outputs for `x` (N, ...) in batches of `batch_size` (`predict_batches`), the last
+    filled up when there are several. Data that fits one batch is predicted as it is. A model
+    built under a strategy of several replicas keeps `model.predict`, which splits each batch
+    between them (`predict_on_batch` would give each the whole batch)."""
     if model.distribute_strategy.num_replicas_in_sync > 1:
         return model.predict(x, batch_size=batch_size, verbose=0)
-    if len(x) <= batch_size:
-        return model.predict_on_batch(x)
-    parts = [predict_full_batch(model, x[start:start + batch_size], batch_size)
-             for start in range(0, len(x), batch_size)]
-    return keras.tree.map_structure(lambda *outs: np.concatenate(outs), *parts)
+    return predict_batches(model, (x[start:start + batch_size] for start in range(0, len(x), batch_size)),
+                           batch_size, fill=len(x) > batch_size)

@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import math
 from typing import NamedTuple
 
 import keras
@@ -195,7 +196,8 @@ def chunk_size(steps: int, rows: int) -> int:
     batch's last chunk are few: `MAX_CHUNK` in chunks of 34 computed 272 series, in 8 of 32 it
     computes 256 (and a batch of 64, 2 chunks of 32, where 68 were computed)."""
     bound = int(np.clip(CHUNK_ELEMENTS // max(steps * rows, 1), 1, MAX_CHUNK))
-    return -(-MAX_CHUNK // -(-MAX_CHUNK // bound))
+    chunks = math.ceil(MAX_CHUNK / bound)
+    return math.ceil(MAX_CHUNK / chunks)
 
 
 def in_compiled_batches(function, x, lengths, size: int, rows: int):

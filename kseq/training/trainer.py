@@ -35,7 +35,7 @@ from kseq.utils.files import write_text
 from kseq.losses import balanced_class_weights, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model, model_names
-from kseq.models.inference import predict_full_batch
+from kseq.models.inference import predict_batches
 from kseq.models.registry import model_arguments
 from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier, with_feature_transform,
                                        with_normalization)
@@ -549,21 +549,18 @@ def predict_logits(model: keras.Model, x, batch_size: int) -> np.ndarray:
     short last batch is filled up to the others' shape (`kseq.models.inference`), so it traces
     no second time.
     """
-    def predict(dataset, full_batches: bool = False):
+    def predict(dataset, fill: bool = False):
         if model.distribute_strategy.num_replicas_in_sync > 1:
             return model.predict(dataset, verbose=0)
-        if full_batches:
-            return np.concatenate([predict_full_batch(model, batch, batch_size) for batch in dataset])
-        return np.concatenate([model.predict_on_batch(batch) for batch in dataset])
+        return predict_batches(model, dataset, batch_size, fill=fill)
 
     if model.input_shape[1] is not None or not isinstance(x, np.ndarray):
-        return predict(make_eval_dataset(x, batch_size=batch_size), full_batches=len(x) > batch_size)
+        return predict(make_eval_dataset(x, batch_size=batch_size), fill=len(x) > batch_size)
     lengths = np.maximum(signal_lengths(x), 1)
     logits = predict(make_eval_dataset(x, batch_size=batch_size, lengths=lengths))
     in_order = np.empty_like(logits)
     in_order[length_order(lengths)] = logits
     return in_order
-
 
 
 def evaluate_on_test(test_logits: np.ndarray, test_set: SequenceSet) -> dict:
