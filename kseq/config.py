@@ -72,6 +72,7 @@ DEFAULTS: dict = {
         "reduce_lr_factor": 0.5,
         "strategy": "default",  # default | mirrored | multi_worker
         "steps_per_execution": 1,
+        "dtype_policy": "float32",  # float32 | mixed_bfloat16 (kseq.training.mixed_precision)
         "verbose": "auto",
     },
     # Fitted on the validation split after training (kseq.serving.decisions); skipped without one.
@@ -95,6 +96,7 @@ CHOICES = {
     ("optimizer", "name"): ("adamw",),
     ("optimizer", "schedule"): ("constant", "cosine"),
     ("train", "strategy"): ("default", "mirrored", "multi_worker"),
+    ("train", "dtype_policy"): ("float32", "mixed_bfloat16"),
     ("decisions", "thresholds"): ("macro_f1", "none"),
 }
 # The ranges of the fixed numeric keys: (low, high, low_open, high_open, integer), None for no

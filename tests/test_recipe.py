@@ -57,6 +57,37 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
     assert config["train"]["epochs"] * per_epoch == steps
 
 
+@pytest.mark.parametrize(
+    "name, n, length, native, policy",
+    [
+        # 104 series of 2,000 steps: the budget buys 1,000 steps < 2,000, so steps are arithmetic.
+        ("resnet", 104, 2000, True, "mixed_bfloat16"),
+        ("inception_time", 104, 2000, True, "mixed_bfloat16"),
+        # The same data without native bfloat16: emulated, slower than float32.
+        ("resnet", 104, 2000, False, "float32"),
+        # Trace's shape: 2e7 / (10 * 275) = 7,272 affordable steps, capped at 2,000: per-step overhead.
+        ("resnet", 100, 275, True, "float32"),
+        # A recurrent model on long series keeps float32 (not measured in bfloat16).
+        ("gru", 104, 2000, True, "float32"),
+    ],
+)
+def test_mixed_bfloat16_only_for_compute_bound_convolutional_runs_on_native_hardware(name, n, length, native, policy):
+    config = recipe.resolve(load_config(name), num_train=n, sequence_length=length, validation=False,
+                            native_bfloat16=native)
+    assert config["train"]["dtype_policy"] == policy
+    assert f"dtype_policy={policy}" in recipe.summary(config, num_train=n, num_validation=0)
+
+
+def test_a_set_dtype_policy_and_the_fixed_recipes_float32_are_kept():
+    config = generic()
+    config["train"]["dtype_policy"] = "mixed_bfloat16"
+    resolved = recipe.resolve(config, num_train=20, sequence_length=24, validation=False, native_bfloat16=False)
+    assert resolved["train"]["dtype_policy"] == "mixed_bfloat16"
+    resolved = recipe.resolve(load_config("ecg_cnn"), num_train=1000, sequence_length=5000, validation=True,
+                              native_bfloat16=True)
+    assert resolved["train"]["dtype_policy"] == "float32"
+
+
 def test_monitor_patience_and_steps_per_execution():
     without = recipe.resolve(generic(), num_train=100, sequence_length=100, validation=False)
     assert without["train"]["monitor"] == "loss"

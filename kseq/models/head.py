@@ -49,7 +49,9 @@ def classification_head(features, num_classes, *, dense_units=(), dropout=0.0, r
     for i, units in enumerate(widths, start=1):
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"dense{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
-    return keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    # float32 whatever the dtype policy: bfloat16 logits keep 2-3 significant digits, too few for
+    # the loss of a nearly fitted model (Keras' mixed-precision guide keeps the last layer float32).
+    return keras.layers.Dense(num_classes, kernel_regularizer=regularizer, dtype="float32", name="logits")(x)
 
 
 def encoder_classifier(encoder, input_shape, num_classes, *, dense_units, dropout, l1, l2, name,

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from kseq.utils.scores import softmax
 from kseq.serving import decisions
-from kseq.training import distribute, recipe, run_folder
+from kseq.training import distribute, mixed_precision, recipe, run_folder
 from kseq.reporting import evaluation, saliency
 from kseq.callbacks import (AnnealOnPlateau, PeriodicBackup, ResumableEarlyStopping, ResumableReduceLROnPlateau,
                             StepTimer, StopOnNonFiniteLoss, WarmupCosineDecay)
@@ -144,7 +144,8 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
     config = recipe.resolve_imbalance(config, fit_set.y, validation=val_set is not None)
     real_steps = float(fit_set.real_lengths().mean()) if takes_any_length(config, x_fit) else None
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
-                            validation=val_set is not None, real_steps=real_steps)
+                            validation=val_set is not None, real_steps=real_steps,
+                            native_bfloat16=mixed_precision.native_bfloat16())
     if announce:
         print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set)),
               flush=True)
@@ -185,7 +186,8 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         if x_fit is not None:
             x_fit = keras.ops.convert_to_numpy(FeatureTransform(transform)(x_fit))
     try:
-        model = build_model(name, (*input_shape[:-1], normalized_channels(kind, input_shape[-1])), num_classes, **hp)
+        with mixed_precision.policy_scope(config["train"]["dtype_policy"]):  # the network's, not its normalisation's
+            model = build_model(name, (*input_shape[:-1], normalized_channels(kind, input_shape[-1])), num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
     if streamed and holds_random_kernels(model):
@@ -378,8 +380,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     if best.exists():  # consumed here: the run folder holds the model, not its checkpoint
         model.load_weights(str(best))
         best.unlink()
-    if train_cfg["strategy"] == "multi_worker":
-        model = one_device_copy(model, config, input_shape, num_classes, transform)
+    if train_cfg["strategy"] == "multi_worker" or train_cfg["dtype_policy"] != "float32":
+        model = float32_copy(model, config, input_shape, num_classes, transform)
     if pre["window"]:
         model = sequence_classifier(model, fit_set.x.shape[1], fit_set.x.shape[2], pre["window"],
                                     pre["stride"] or pre["window"])
@@ -430,14 +432,24 @@ def takes_any_length(config: dict, x_fit) -> bool:
             and isinstance(x_fit, np.ndarray))
 
 
-def one_device_copy(model: keras.Model, config: dict, input_shape, num_classes: int, transform) -> keras.Model:
-    """The trained weights in the same model built outside the strategy (uncompiled).
+def float32_copy(model: keras.Model, config: dict, input_shape, num_classes: int, transform) -> keras.Model:
+    """The trained weights in the same model built in float32 outside any strategy, compiled as
+    `model` is, with its optimizer's state (`model.keras` keeps it, for training on).
 
     A model built under `MultiWorkerMirroredStrategy` runs collectives with the other workers in
-    `predict` and when saved; the copy lets the chief alone evaluate and export it.
+    `predict` and when saved; the copy lets the chief alone evaluate and export it. A model trained
+    in `mixed_bfloat16` (`kseq.training.mixed_precision`) computes in bfloat16, which LiteRT's
+    converter cannot lower; its copy evaluates, explains and serves in float32, as every other
+    run's model does (its variables were float32 all along).
     """
+    config = {**config, "train": {**config["train"], "dtype_policy": "float32"}}
     copy_ = build_window_model(config, input_shape, num_classes, transform)
     copy_.set_weights(model.get_weights())
+    optimizer = model.optimizer.from_config(model.optimizer.get_config())
+    copy_.compile(optimizer=optimizer, loss=model.loss, metrics=training_metrics(num_classes))
+    optimizer.build(copy_.trainable_variables)
+    for target, source in zip(optimizer.variables, model.optimizer.variables, strict=True):
+        target.assign(source)
     return copy_
 
 

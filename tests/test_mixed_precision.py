@@ -1,0 +1,88 @@
+"""`kseq.training.mixed_precision`: bfloat16 where the hardware has it, a float32 model after training."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from kseq.config import load_config
+from kseq.serving.export import LITERT_MODEL
+from kseq.training import mixed_precision
+from kseq.training.trainer import train
+
+CPUINFO = """processor\t: {n}
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu sse2 avx2 avx512f {extra}
+vmx flags\t: {vmx}
+"""
+
+
+@pytest.mark.parametrize("extra, vmx, expected", [
+    ("avx512_bf16 avx512_vnni", "", True),
+    ("amx_bf16 amx_tile", "", True),
+    ("avx512_vnni", "", False),
+    ("avx512_vnni", "avx512_bf16", False),  # another line's words are not the CPU's flags
+])
+def test_native_bfloat16_is_read_from_the_cpu_flags(extra, vmx, expected):
+    text = "\n".join(CPUINFO.format(n=n, extra=extra, vmx=vmx) for n in range(2))
+    assert mixed_precision.cpu_has_bfloat16(text) is expected
+
+
+def test_policy_scope_restores_the_global_policy_after_an_error():
+    with pytest.raises(RuntimeError), mixed_precision.policy_scope("mixed_bfloat16"):
+        assert keras.layers.Dense(1).compute_dtype == "bfloat16"
+        raise RuntimeError
+    assert keras.config.dtype_policy().name == "float32"
+    assert keras.layers.Dense(1).compute_dtype == "float32"
+
+
+class Dtypes(keras.callbacks.Callback):
+    """Each layer's compute dtype during training, and the weights and optimizer state training ended with."""
+
+    def on_train_begin(self, logs=None):
+        layers = list(self.model._flatten_layers())
+        self.dtypes = {layer.name: layer.compute_dtype for layer in layers}
+        self.convolutions = {layer.compute_dtype for layer in layers if isinstance(layer, keras.layers.Conv1D)}
+
+    def on_train_end(self, logs=None):
+        self.weights = [w.copy() for w in self.model.get_weights()]
+        self.optimizer = [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables]
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+
+def test_a_run_trains_in_bfloat16_and_evaluates_and_serves_in_float32(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        y = rng.integers(0, 2, n)
+        lengths = rng.integers(40, 64, n)
+        x = np.zeros((n, 64, 2), "float32")
+        for i, length in enumerate(lengths):
+            x[i, :length] = rng.normal(0, 1, (length, 2)) + np.sin(np.arange(length) / (2 + 3 * y[i]))[:, None]
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = draw(24), draw(16)
+    data = tmp_path / "waves.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    config = load_config("resnet", [f"data.path={json.dumps(str(data))}", 'data.source="npz"', "train.steps=8",
+                                    "model.filters=[4]", "model.kernel_sizes=[3]", "train.verbose=0",
+                                    'train.dtype_policy="mixed_bfloat16"'])
+    seen = Dtypes()
+    run = train(config, tmp_path / "out", callbacks=[seen])
+    assert seen.convolutions == {"bfloat16"}  # the network computed in bfloat16,
+    assert seen.dtypes["series_normalization"] == "float32"  # its normalisation and logits in float32
+    assert seen.dtypes["logits"] == "float32"
+    assert {layer.compute_dtype for layer in run.model._flatten_layers()} == {"float32"}
+    for trained, served in zip(seen.weights, run.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(trained, served)
+    predicted = np.asarray(run.model(x_test)).argmax(1)  # the figures are the float32 model's
+    assert run.metrics["macro_f1"] == pytest.approx(f1_score(y_test, predicted, average="macro"))
+    assert (run.directory / "serving" / LITERT_MODEL).exists()  # LiteRT has no bfloat16 kernels
+    reloaded = keras.saving.load_model(run.directory / "model.keras")
+    assert {layer.compute_dtype for layer in reloaded._flatten_layers()} == {"float32"}
+    # Saved as every run's model: compiled, with the optimizer's state training ended with.
+    assert int(reloaded.optimizer.iterations.numpy()) == seen.iterations == 12
+    for trained, saved in zip(seen.optimizer, reloaded.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(trained, keras.ops.convert_to_numpy(saved))
