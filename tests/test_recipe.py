@@ -62,7 +62,9 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
     [
         # 104 series of 2,000 steps: the budget buys 1,000 steps < 2,000, so steps are arithmetic.
         ("resnet", 104, 2000, True, "mixed_bfloat16"),
-        ("inception_time", 104, 2000, True, "mixed_bfloat16"),
+        ("fcn", 104, 2000, True, "mixed_bfloat16"),
+        # inception_time gained too little in it (and the seeds' cnn nothing).
+        ("inception_time", 104, 2000, True, "float32"),
         # The same data without native bfloat16: emulated, slower than float32.
         ("resnet", 104, 2000, False, "float32"),
         # Trace's shape: 2e7 / (10 * 275) = 7,272 affordable steps, capped at 2,000: per-step overhead.

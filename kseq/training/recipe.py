@@ -35,11 +35,18 @@ The rules, in the order they apply:
 - `train.dtype_policy`: `mixed_bfloat16` where the compute budget bounds the steps (long series,
   whose steps are arithmetic, not per-step overhead) of the convolutional networks
   (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16 natively
-  (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. On WatchExercise a `resnet` run
-  took 401 s against 592 s with the same test figures; on short series a step is overhead that
-  bfloat16 does not shorten, and without native support it is emulated, slower than float32.
-  The recurrent models were not measured in it and keep float32; the random-kernel models take
-  no gradient steps. The trained model is served in float32 either way.
+  (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. Whole `resnet` runs, the
+  same test figures either way: WatchExercise 592 -> 396 s, PigCVP 492 -> 380 s (`fcn`: the
+  same figures on WatchExercise, 288 -> 212 s; PigCVP 51.0% -> 52.4%, three test series of 208,
+  265 -> 180 s). A step of either network ran 1.3-1.5x faster in bfloat16
+  (`benchmarks/mixed_precision.py`).
+  `inception_time` steps gained as much, but its WatchExercise run lost one test series of 42
+  (90.5% -> 88.1%) for 529 -> 497 s, so it keeps float32; the seeds' `cnn` gained 1.0-1.2x. Shorter
+  series, where the budget does not bind, keep float32: their batches of a few series are mostly
+  per-step overhead (Chinatown_subset's 2 x 24 steps), and the shapes in between (Trace's 10 x
+  275, 1.3x a step) were not rerun whole. Without native support the arithmetic is emulated,
+  slower than float32. The recurrent models were not measured in it and keep float32; the
+  random-kernel models take no gradient steps. The trained model is served in float32 either way.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
   a validation split the run ends on the best epoch by it, without one on its last.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
@@ -137,7 +144,7 @@ MAX_STEPS_PER_EXECUTION = 16
 MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
-MIXED_PRECISION_MODELS = ("fcn", "resnet", "inception_time")  # the networks bfloat16 made faster
+MIXED_PRECISION_MODELS = ("fcn", "resnet")  # the networks bfloat16 made much faster, with the same figures
 IMBALANCE_RATIO = 9.0  # largest class over smallest from which the imbalance tools are used
 MAX_DECISION_FOLDS = 3
 Z_NORMALISED_TOLERANCE = 0.05  # |mean| and |std - 1| of every series' channel, for "already z-normalised"

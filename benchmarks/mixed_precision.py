@@ -1,0 +1,102 @@
+"""Mixed bfloat16 against float32: the training step of each convolutional network, side by side.
+
+    python benchmarks/mixed_precision.py [--steps 10] [--models cnn fcn resnet inception_time] [--seed 0]
+
+What `train.dtype_policy = "auto"` rests on (`kseq/training/recipe.py`): on this CPU (AVX-512 BF16),
+which networks train faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Three
+batches shaped like the dev sets' (random values; the arithmetic does not depend on them):
+
+- `short`: 10 series x 275 steps x 1 channel (Trace's batch: the compute budget does not bound
+  its 2,000 steps, so the recipe keeps float32);
+- `long`: 10 x 2,000 x 1 (PigCVP's: the budget bounds the steps);
+- `multichannel`: 9 x 1,500 x 6 channels, seen as 12 (`series+channel`; WatchExercise's batch at
+  about its mean length).
+
+For each network and shape, one process builds the model twice as the trainer does (the network
+in the policy, its normalisation in float32: `kseq.training.trainer.build_window_model`), warms
+both up (three steps each: tracing), then times `--steps` training steps of each in turn, so load
+on the machine hits both alike. A row gives the median step of each and float32's over bfloat16's.
+The `cnn` is built for the batch's length (it takes one length); the others for any length.
+
+Last line: `long_series_speedup=<x> short_series_speedup=<x>`: the geometric mean of float32's
+step over `mixed_bfloat16`'s for the networks the recipe trains in it (`MIXED_PRECISION_MODELS`),
+over the two long shapes, and on the short one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+import kseq  # noqa: F401  (registers the models and layers)
+from kseq.models import build_model
+from kseq.models.preprocessing import normalized_channels, with_normalization
+from kseq.training.mixed_precision import policy_scope
+from kseq.training.recipe import MIXED_PRECISION_MODELS
+
+SHAPES = {"short": (10, 275, 1), "long": (10, 2000, 1), "multichannel": (9, 1500, 6)}
+CLASSES = 7
+POLICIES = ("float32", "mixed_bfloat16")
+
+
+def recipe_model(name: str, policy: str, x: np.ndarray, seed: int) -> keras.Model:
+    """`name` built in `policy` behind the recipe's normalisation (float32), compiled as the recipe does."""
+    keras.utils.set_random_seed(seed)
+    kind = "series" if x.shape[-1] == 1 else "series+channel"
+    steps = x.shape[1] if name == "cnn" else None
+    with policy_scope(policy):
+        network = build_model(name, (steps, normalized_channels(kind, x.shape[-1])), CLASSES)
+    model = with_normalization(network, kind, x)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def step_times(name: str, shape: tuple, steps: int, seed: int) -> dict[str, float]:
+    """Median seconds of a training step in each policy, the two models' steps taken in turn."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype("float32")
+    y = rng.integers(0, CLASSES, shape[0])
+    models = {policy: recipe_model(name, policy, x, seed) for policy in POLICIES}
+    for model in models.values():
+        for _ in range(3):
+            model.train_on_batch(x, y)
+    times = {policy: [] for policy in POLICIES}
+    for _ in range(steps):
+        for policy, model in models.items():
+            started = time.perf_counter()
+            model.train_on_batch(x, y)
+            times[policy].append(time.perf_counter() - started)
+    return {policy: float(np.median(t)) for policy, t in times.items()}
+
+
+def geometric_mean(values) -> float:
+    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--models", nargs="+", default=["cnn", "fcn", "resnet", "inception_time"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print("| network | batch (series x steps x channels) | float32 step | mixed_bfloat16 step | speedup |")
+    print("|---|---|---|---|---|")
+    speedups = {}
+    for shape_name, shape in SHAPES.items():
+        for name in args.models:
+            t = step_times(name, shape, args.steps, args.seed)
+            speedups[name, shape_name] = t["float32"] / t["mixed_bfloat16"]
+            print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.0f} ms "
+                  f"| {1000 * t['mixed_bfloat16']:.0f} ms | {speedups[name, shape_name]:.2f}x |", flush=True)
+    recipe_models = [name for name in args.models if name in MIXED_PRECISION_MODELS]
+    long_ = geometric_mean([speedups[name, s] for name in recipe_models for s in ("long", "multichannel")])
+    short = geometric_mean([speedups[name, "short"] for name in recipe_models])
+    print(f"long_series_speedup={long_:.2f} short_series_speedup={short:.2f}")
+
+
+if __name__ == "__main__":
+    main()
