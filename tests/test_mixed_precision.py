@@ -86,3 +86,26 @@ def test_a_run_trains_in_bfloat16_and_evaluates_and_serves_in_float32(tmp_path):
     assert int(reloaded.optimizer.iterations.numpy()) == seen.iterations == 12
     for trained, saved in zip(seen.optimizer, reloaded.optimizer.variables, strict=True):
         np.testing.assert_array_equal(trained, keras.ops.convert_to_numpy(saved))
+
+
+def test_an_interrupted_bfloat16_run_resumes_in_bfloat16_and_ends_as_the_uninterrupted_one(tmp_path, monkeypatch):
+    """The resumed run reads its policy from the partial folder's config and restores the backup
+    of the bfloat16 model into the same model; its float32 copy equals the uninterrupted run's."""
+    from kseq.training import trainer
+    from tests.conftest import TINY_ECG
+    from tests.test_training import _InterruptAfter
+
+    monkeypatch.setattr(trainer, "BACKUP_SECONDS", 0.0)  # a backup every epoch
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5",
+                                     "model.dropout=0.0", 'train.dtype_policy="mixed_bfloat16"'])
+    whole = train(config, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", callbacks=[_InterruptAfter(0)])
+    (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
+    seen = Dtypes()
+    resumed = train(config, tmp_path / "split", resume=partial, callbacks=[seen])
+    assert seen.convolutions == {"bfloat16"}
+    assert resumed.history["epoch"] == whole.history["epoch"] == [0, 1]
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+    for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
