@@ -76,6 +76,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         validation_split: a fraction of the training series, or "auto"; ignored when `fit` is
             given `validation_data`.
         early_stopping_patience: epochs, or "auto".
+        dtype_policy: "float32", "mixed_bfloat16", or "auto" (mixed bfloat16 for `fcn` and
+            `resnet` on long series where the hardware computes it natively:
+            `kseq.training.mixed_precision`); `model_` is float32 either way.
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:
             "macro_f1" (per-class offsets maximising macro-F1) or "none" (the argmax), and
@@ -97,7 +100,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, model="resnet", model_params=None, *, loss="crossentropy", loss_params=None,
                  sampler="none", sampler_target="uniform", batch_size="auto", steps="auto",
                  learning_rate=1e-3, weight_decay=1e-4, schedule="cosine", normalize="auto",
-                 fill_gaps="linear", validation_split="auto", early_stopping_patience="auto",
+                 fill_gaps="linear", validation_split="auto", early_stopping_patience="auto", dtype_policy="auto",
                  thresholds="macro_f1", calibrate=True, channels_first=False, random_state=None, verbose=0):
         self.model = model
         self.model_params = model_params
@@ -114,6 +117,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.fill_gaps = fill_gaps
         self.validation_split = validation_split
         self.early_stopping_patience = early_stopping_patience
+        self.dtype_policy = dtype_policy
         self.thresholds = thresholds
         self.calibrate = calibrate
         self.channels_first = channels_first
@@ -135,7 +139,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             "optimizer": {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
                           "schedule": self.schedule},
             "train": {"steps": self.steps, "seed": seed, "early_stopping_patience": self.early_stopping_patience,
-                      "verbose": 2 if self.verbose else 0},
+                      "dtype_policy": self.dtype_policy, "verbose": 2 if self.verbose else 0},
             "decisions": {"thresholds": self.thresholds, "calibrate": self.calibrate},
         }
         config = merge_into(config, updates, type(self).__name__)

@@ -307,11 +307,21 @@ def test_sample_weight_draws_in_proportion():
     ({"model": "no_such_model"}, "no_such_model"),
     ({"model_params": {"nonsense": 1}}, "nonsense"),
     ({"steps": "soon"}, "train.steps"),
+    ({"dtype_policy": "float16"}, "train.dtype_policy"),
 ])
 def test_bad_parameters_are_value_errors_naming_them(params, message):
     x, y = two_rhythms()
     with pytest.raises((ValueError, KeyError), match=message):
         small().set_params(**params).fit(x, y)
+
+
+def test_dtype_policy_trains_in_bfloat16_and_predicts_with_a_float32_model():
+    x, y = two_rhythms()
+    clf = tiny(dtype_policy="mixed_bfloat16").fit(x, y)
+    assert clf.config_["train"]["dtype_policy"] == "mixed_bfloat16"
+    assert {layer.compute_dtype for layer in clf.model_._flatten_layers()} == {"float32"}
+    logits = np.asarray(clf.model_(x[:8]))
+    np.testing.assert_allclose(clf.predict_proba(x[:8]), softmax(logits, axis=1), rtol=1e-4, atol=1e-6)
 
 
 def test_export_serves_like_predict_proba(fitted_small, tmp_path):

@@ -3,7 +3,7 @@
 `train.dtype_policy = "mixed_bfloat16"` builds the network (not its normalisation in front) with
 Keras' `mixed_bfloat16` dtype policy: variables stay float32, the convolutions and matrix
 products run in bfloat16. On a CPU with AVX-512 BF16 a ResNet's training step on long series
-took about two thirds of its float32 time (WatchExercise: the whole run 592 -> 401 s, the same
+took about two thirds of its float32 time (WatchExercise: the whole run 592 -> 396 s, the same
 test figures; experiments/README.md). Without native bfloat16 (AVX2 CPUs, GPUs before Ampere)
 the same arithmetic is emulated and slower, so `"auto"` asks for it only where
 `native_bfloat16()` says the hardware has it (`kseq.training.recipe.resolve`).

@@ -185,9 +185,10 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         input_shape = (input_shape[0], len(transform["output_features"]))
         if x_fit is not None:
             x_fit = keras.ops.convert_to_numpy(FeatureTransform(transform)(x_fit))
+    network_input = (*input_shape[:-1], normalized_channels(kind, input_shape[-1]))
     try:
         with mixed_precision.policy_scope(config["train"]["dtype_policy"]):  # the network's, not its normalisation's
-            model = build_model(name, (*input_shape[:-1], normalized_channels(kind, input_shape[-1])), num_classes, **hp)
+            model = build_model(name, network_input, num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
     if streamed and holds_random_kernels(model):
