@@ -12,10 +12,11 @@ batches shaped like the dev sets' (random values; the arithmetic does not depend
 - `multichannel`: 9 x 1,500 x 6 channels, seen as 12 (`series+channel`; WatchExercise's batch at
   about its mean length).
 
-For each network and shape, one process builds the model twice as the trainer does (the network
-in the policy, its normalisation in float32: `kseq.training.trainer.build_window_model`), warms
-both up (three steps each: tracing), then times `--steps` training steps of each in turn, so load
-on the machine hits both alike. A row gives the median step of each and float32's over bfloat16's.
+For each network and shape, one process builds the model twice with the trainer's own
+`kseq.training.trainer.build_window_model`, from the network's generic experiment config with
+`train.dtype_policy` set (the network in the policy, its normalisation in float32), warms both up
+(three steps each: tracing), then times `--steps` training steps of each in turn, so load on the
+machine hits both alike. A row gives the median step of each and float32's over bfloat16's.
 The `cnn` is built for the batch's length (it takes one length); the others for any length.
 
 Last line: `long_series_speedup=<x> short_series_speedup=<x>`: the geometric mean of float32's
@@ -32,10 +33,9 @@ import keras
 import numpy as np
 
 import kseq  # noqa: F401  (registers the models and layers)
-from kseq.models import build_model
-from kseq.models.preprocessing import normalized_channels, with_normalization
-from kseq.training.mixed_precision import policy_scope
+from kseq.config import load_config
 from kseq.training.recipe import MIXED_PRECISION_MODELS
+from kseq.training.trainer import build_window_model
 
 SHAPES = {"short": (10, 275, 1), "long": (10, 2000, 1), "multichannel": (9, 1500, 6)}
 CLASSES = 7
@@ -43,13 +43,12 @@ POLICIES = ("float32", "mixed_bfloat16")
 
 
 def recipe_model(name: str, policy: str, x: np.ndarray, seed: int) -> keras.Model:
-    """`name` built in `policy` behind the recipe's normalisation (float32), compiled as the recipe does."""
+    """`name`'s generic experiment built in `policy` behind the recipe's normalisation, as the trainer builds it."""
     keras.utils.set_random_seed(seed)
     kind = "series" if x.shape[-1] == 1 else "series+channel"
+    config = load_config(name, [f'preprocess.normalize="{kind}"', f'train.dtype_policy="{policy}"'])
     steps = x.shape[1] if name == "cnn" else None
-    with policy_scope(policy):
-        network = build_model(name, (steps, normalized_channels(kind, x.shape[-1])), CLASSES)
-    model = with_normalization(network, kind, x)
+    model = build_window_model(config, (steps, x.shape[-1]), CLASSES, None, x)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
