@@ -69,6 +69,9 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
         ("resnet", 104, 2000, False, "float32"),
         # Trace's shape: 2e7 / (10 * 275) = 7,272 affordable steps, capped at 2,000: per-step overhead.
         ("resnet", 100, 275, True, "float32"),
+        # 80,000 heartbeats: 2e7 / (64 * 187) = 1,671 affordable steps < 2,000; the 10-epoch floor
+        # (12,500 steps) takes the run past the budget, so its steps are arithmetic too.
+        ("resnet", 80000, 187, True, "mixed_bfloat16"),
         # A recurrent model on long series keeps float32 (not measured in bfloat16).
         ("gru", 104, 2000, True, "float32"),
     ],

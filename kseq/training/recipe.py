@@ -32,19 +32,21 @@ The rules, in the order they apply:
   ResNet reference's `min(N / 10, 16)`). The same compute then takes more, smaller steps, which
   is what a run short of its budget's updates lacks; data large enough for the epoch floor to
   decide keeps its batch.
-- `train.dtype_policy`: `mixed_bfloat16` where the compute budget bounds the steps (long series,
-  whose steps are arithmetic, not per-step overhead) of the convolutional networks
+- `train.dtype_policy`: `mixed_bfloat16` where the compute budget binds, affording fewer than
+  `MAX_STEPS` steps at the run's batch (long series, or data so large that the epoch floor takes
+  the run past the budget: steps that are arithmetic, not per-step overhead), for the networks
   (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16 natively
   (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. Whole `resnet` runs, the
   same test figures either way: WatchExercise 592 -> 396 s, PigCVP 492 -> 380 s (`fcn`: the
   same figures on WatchExercise, 288 -> 212 s; PigCVP 51.0% -> 52.4%, three test series of 208,
-  265 -> 180 s). A step of either network ran 1.3-1.5x faster in bfloat16
+  265 -> 180 s). A step of either network ran 1.2-1.5x faster in bfloat16
   (`benchmarks/mixed_precision.py`).
   `inception_time` steps gained as much, but its WatchExercise run lost one test series of 42
-  (90.5% -> 88.1%) for 529 -> 497 s, so it keeps float32; the seeds' `cnn` gained 1.0-1.2x. Shorter
+  (90.5% -> 88.1%) for 529 -> 497 s, so it keeps float32; the seeds' `cnn`, with steps of tens
+  of milliseconds, gained 1.0-1.3x and was never run whole in it. Shorter
   series, where the budget does not bind, keep float32: their batches of a few series are mostly
   per-step overhead (Chinatown_subset's 2 x 24 steps), and the shapes in between (Trace's 10 x
-  275, 1.3x a step) were not rerun whole. Without native support the arithmetic is emulated,
+  275, 1.2-1.35x a step) were not rerun whole. Without native support the arithmetic is emulated,
   slower than float32. The recurrent models were not measured in it and keep float32; the
   random-kernel models take no gradient steps. The trained model is served in float32 either way.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
