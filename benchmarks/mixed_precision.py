@@ -3,12 +3,15 @@
     python benchmarks/mixed_precision.py [--steps 10] [--models cnn fcn resnet inception_time] [--seed 0]
 
 What `train.dtype_policy = "auto"` rests on (`kseq/training/recipe.py`): on this CPU (AVX-512 BF16),
-which networks train faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Three
-batches shaped like the dev sets' (random values; the arithmetic does not depend on them):
+which networks train faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Five
+batches shaped like the dev sets' (random values; the arithmetic does not depend on them), the
+first two under the recipe's threshold of 1,000 series-steps a batch
+(`MIXED_PRECISION_MIN_BATCH_STEPS`), where it keeps float32:
 
-- `short`: 10 series x 275 steps x 1 channel (Trace's batch: the compute budget does not bound
-  its 2,000 steps, so the recipe keeps float32);
-- `long`: 10 x 2,000 x 1 (PigCVP's: the budget bounds the steps);
+- `tiny`: 2 series x 24 steps x 1 channel (Chinatown_subset's batch);
+- `small`: 2 x 286 x 1 (Coffee's);
+- `short`: 10 x 275 x 1 (Trace's);
+- `long`: 10 x 2,000 x 1 (PigCVP's);
 - `multichannel`: 9 x 1,500 x 6 channels, seen as 12 (`series+channel`; WatchExercise's batch at
   about its mean length).
 
@@ -19,9 +22,10 @@ For each network and shape, one process builds the model twice with the trainer'
 machine hits both alike. A row gives the median step of each and float32's over bfloat16's.
 The `cnn` is built for the batch's length (it takes one length); the others for any length.
 
-Last line: `long_series_speedup=<x> short_series_speedup=<x>`: the geometric mean of float32's
-step over `mixed_bfloat16`'s for the networks the recipe trains in it (`MIXED_PRECISION_MODELS`),
-over the two long shapes, and on the short one.
+Last line: `long_series_speedup=<x> short_series_speedup=<x> small_batch_speedup=<x>`: the
+geometric mean of float32's step over `mixed_bfloat16`'s for the networks the recipe trains in it
+(`MIXED_PRECISION_MODELS`), over the two long shapes, on the short one, and over the two under
+the threshold.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from kseq.config import load_config
 from kseq.training.recipe import MIXED_PRECISION_MODELS
 from kseq.training.trainer import build_window_model
 
-SHAPES = {"short": (10, 275, 1), "long": (10, 2000, 1), "multichannel": (9, 1500, 6)}
+SHAPES = {"tiny": (2, 24, 1), "small": (2, 286, 1), "short": (10, 275, 1), "long": (10, 2000, 1),
+          "multichannel": (9, 1500, 6)}
 CLASSES = 7
 POLICIES = ("float32", "mixed_bfloat16")
 
@@ -89,12 +94,13 @@ def main(argv=None) -> None:
         for name in args.models:
             t = step_times(name, shape, args.steps, args.seed)
             speedups[name, shape_name] = t["float32"] / t["mixed_bfloat16"]
-            print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.0f} ms "
-                  f"| {1000 * t['mixed_bfloat16']:.0f} ms | {speedups[name, shape_name]:.2f}x |", flush=True)
+            print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.1f} ms "
+                  f"| {1000 * t['mixed_bfloat16']:.1f} ms | {speedups[name, shape_name]:.2f}x |", flush=True)
     recipe_models = [name for name in args.models if name in MIXED_PRECISION_MODELS]
     long_ = geometric_mean([speedups[name, s] for name in recipe_models for s in ("long", "multichannel")])
     short = geometric_mean([speedups[name, "short"] for name in recipe_models])
-    print(f"long_series_speedup={long_:.2f} short_series_speedup={short:.2f}")
+    small = geometric_mean([speedups[name, s] for name in recipe_models for s in ("tiny", "small")])
+    print(f"long_series_speedup={long_:.2f} short_series_speedup={short:.2f} small_batch_speedup={small:.2f}")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             given `validation_data`.
         early_stopping_patience: epochs, or "auto".
         dtype_policy: "float32", "mixed_bfloat16", or "auto" (mixed bfloat16 for `fcn` and
-            `resnet` on long series where the hardware computes it natively:
+            `resnet` when a batch computes at least 1,000 series-steps, where the hardware
+            computes it natively:
             `kseq.training.mixed_precision`); `model_` is float32 either way.
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:

@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny ECG run trained once per session and reused by many tests."""
+"""Shared fixtures: one tiny ECG run trained once per session and reused by many tests, and the
+callback that interrupts a run for the resume tests."""
 
 import gzip
 import os
@@ -6,6 +7,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import pytest
 
 from kseq.config import load_config
@@ -22,6 +24,18 @@ TINY_ECG = [
 
 
 DATA = Path(__file__).parent / "data"
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    """Interrupts training at the end of epoch `epoch`, as Ctrl-C would, leaving the run's partial folder."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="session")

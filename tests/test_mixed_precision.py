@@ -92,15 +92,14 @@ def test_an_interrupted_bfloat16_run_resumes_in_bfloat16_and_ends_as_the_uninter
     """The resumed run reads its policy from the partial folder's config and restores the backup
     of the bfloat16 model into the same model; its float32 copy equals the uninterrupted run's."""
     from kseq.training import trainer
-    from tests.conftest import TINY_ECG
-    from tests.test_training import _InterruptAfter
+    from tests.conftest import TINY_ECG, InterruptAfter
 
     monkeypatch.setattr(trainer, "BACKUP_SECONDS", 0.0)  # a backup every epoch
     config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=2", "train.early_stopping_patience=5",
                                      "model.dropout=0.0", 'train.dtype_policy="mixed_bfloat16"'])
     whole = train(config, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "split", callbacks=[_InterruptAfter(0)])
+        train(config, tmp_path / "split", callbacks=[InterruptAfter(0)])
     (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
     seen = Dtypes()
     resumed = train(config, tmp_path / "split", resume=partial, callbacks=[seen])

@@ -60,23 +60,28 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
 @pytest.mark.parametrize(
     "name, n, length, native, policy",
     [
-        # 104 series of 2,000 steps: the budget buys 1,000 steps < 2,000, so steps are arithmetic.
+        # 104 series of 2,000 steps: batches of 10 x 2,000 series-steps are arithmetic.
         ("resnet", 104, 2000, True, "mixed_bfloat16"),
         ("fcn", 104, 2000, True, "mixed_bfloat16"),
         # inception_time gained too little in it (and the seeds' cnn nothing).
         ("inception_time", 104, 2000, True, "float32"),
         # The same data without native bfloat16: emulated, slower than float32.
         ("resnet", 104, 2000, False, "float32"),
-        # Trace's shape: 2e7 / (10 * 275) = 7,272 affordable steps, capped at 2,000: per-step overhead.
-        ("resnet", 100, 275, True, "float32"),
-        # 80,000 heartbeats: 2e7 / (64 * 187) = 1,671 affordable steps < 2,000; the 10-epoch floor
-        # (12,500 steps) takes the run past the budget, so its steps are arithmetic too.
+        # Trace's shape: 10 x 275 = 2,750 series-steps a batch; Covid3Month_disc's 14 x 84 = 1,176.
+        ("resnet", 100, 275, True, "mixed_bfloat16"),
+        ("fcn", 140, 84, True, "mixed_bfloat16"),
+        # Coffee's 2 x 286 = 572 and Chinatown_subset's 2 x 24 = 48: per-step overhead.
+        ("resnet", 28, 286, True, "float32"),
+        ("resnet", 20, 24, True, "float32"),
+        # 99 series of 84 steps: batches of 9 x 84 = 756, just under the threshold of 1,000.
+        ("resnet", 99, 84, True, "float32"),
+        # 80,000 heartbeats: 64 x 187 = 11,968 series-steps a batch.
         ("resnet", 80000, 187, True, "mixed_bfloat16"),
         # A recurrent model on long series keeps float32 (not measured in bfloat16).
         ("gru", 104, 2000, True, "float32"),
     ],
 )
-def test_mixed_bfloat16_only_for_compute_bound_convolutional_runs_on_native_hardware(name, n, length, native, policy):
+def test_mixed_bfloat16_only_for_arithmetic_bound_convolutional_steps_on_native_hardware(name, n, length, native, policy):
     config = recipe.resolve(load_config(name), num_train=n, sequence_length=length, validation=False,
                             native_bfloat16=native)
     assert config["train"]["dtype_policy"] == policy

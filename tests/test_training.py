@@ -16,7 +16,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 from kseq.config import load_config
 from kseq.utils.errors import InputError
 from kseq.training.trainer import prepare_data, train
-from tests.conftest import TINY_ECG
+from tests.conftest import TINY_ECG, InterruptAfter
 
 ARTIFACTS = {"config.toml", "model.keras", "serving", "metrics.json", "history.csv", "plots", "report.html"}
 
@@ -77,16 +77,6 @@ def test_same_seed_same_weights_and_logits_and_new_folder(tiny_run, tmp_path):
     assert not np.array_equal(other.model.predict(x, verbose=0), logits)  # the seed does matter
 
 
-class _InterruptAfter(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrupted_one(tmp_path, monkeypatch):
     """An interrupted run leaves its partial folder with a backup; resuming finishes it there.
     Epoch 1 after a resume must train on epoch 1's batches, not replay epoch 0's: the final
@@ -98,7 +88,7 @@ def test_interrupted_run_resumes_from_its_backup_on_the_batches_of_an_uninterrup
                                      "model.dropout=0.0"])  # batches the only randomness left
     whole = train(config, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "split", callbacks=[_InterruptAfter(0)])
+        train(config, tmp_path / "split", callbacks=[InterruptAfter(0)])
     (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
     assert (partial / "backup").is_dir()
     resumed = train(config, tmp_path / "split", resume=partial)
@@ -137,7 +127,7 @@ def test_run_interrupted_after_its_last_backup_trains_the_later_epochs_again(tmp
     whole = train(config, tmp_path / "whole")
     monkeypatch.setattr("kseq.callbacks.time", _EpochClock())
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "split", callbacks=[_InterruptAfter(2)])
+        train(config, tmp_path / "split", callbacks=[InterruptAfter(2)])
     (partial,) = (tmp_path / "split" / "ecg_cnn").glob(".partial-*")
     assert trainer.completed_epochs(partial) == 2
     assert len((partial / "history.csv").read_text().splitlines()) == 1 + 3  # header and epochs 0-2

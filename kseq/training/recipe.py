@@ -32,23 +32,27 @@ The rules, in the order they apply:
   ResNet reference's `min(N / 10, 16)`). The same compute then takes more, smaller steps, which
   is what a run short of its budget's updates lacks; data large enough for the epoch floor to
   decide keeps its batch.
-- `train.dtype_policy`: `mixed_bfloat16` where the compute budget binds, affording fewer than
-  `MAX_STEPS` steps at the run's batch (long series, or data so large that the epoch floor takes
-  the run past the budget: steps that are arithmetic, not per-step overhead), for the networks
-  (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16 natively
-  (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. Whole `resnet` runs, the
-  same test figures either way: WatchExercise 592 -> 396 s, PigCVP 492 -> 380 s (`fcn`: the
-  same figures on WatchExercise, 288 -> 212 s; PigCVP 51.0% -> 52.4%, three test series of 208,
-  265 -> 180 s). A step of either network ran 1.2-1.5x faster in bfloat16
-  (`benchmarks/mixed_precision.py`).
+- `train.dtype_policy`: `mixed_bfloat16` where a step is arithmetic rather than per-step
+  overhead, a batch computing at least `MIXED_PRECISION_MIN_BATCH_STEPS` series-steps (batch x
+  real steps), for the networks (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16
+  natively (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. bfloat16 halves the
+  arithmetic's memory traffic and doubles its vector width, but not the 8-12 ms a bare step of a
+  few tiny batches costs in op dispatch. Whole `resnet` runs, the same test figures either way:
+  WatchExercise (9 x about 1,500 real steps a batch) 592 -> 396 s, PigCVP (10 x 2,000) 492 ->
+  380 s, Trace (10 x 275) 173 -> 120 s, Covid3Month_disc (14 x 84) 97 -> 78 s (`fcn`: the same
+  figures on WatchExercise, 288 -> 212 s, and Trace, 91 -> 66 s; PigCVP 51.0% -> 52.4%, three
+  test series of 208, 265 -> 180 s; Covid3Month_disc 65.6% -> 62.3%, 59 -> 42 s, but 65.0%
+  against 64.5% over seeds 0-2). Below the threshold it bought nothing measurable, by hand: Coffee
+  (2 x 286) 59 -> 59 s; Chinatown_subset (2 x 24) 40 -> 34 s, within this machine's spread
+  between processes, and one test series of 22 lost. The threshold lies between those measured
+  shapes (572 and 1,176 series-steps) and was not tuned further. A step of either network ran
+  1.2-1.5x faster in bfloat16 from Trace's batch up (`benchmarks/mixed_precision.py`).
   `inception_time` steps gained as much, but its WatchExercise run lost one test series of 42
   (90.5% -> 88.1%) for 529 -> 497 s, so it keeps float32; the seeds' `cnn`, with steps of tens
-  of milliseconds, gained 1.0-1.3x and was never run whole in it. Shorter
-  series, where the budget does not bind, keep float32: their batches of a few series are mostly
-  per-step overhead (Chinatown_subset's 2 x 24 steps), and the shapes in between (Trace's 10 x
-  275, 1.2-1.35x a step) were not rerun whole. Without native support the arithmetic is emulated,
-  slower than float32. The recurrent models were not measured in it and keep float32; the
-  random-kernel models take no gradient steps. The trained model is served in float32 either way.
+  of milliseconds, gained 1.0-1.3x and was never run whole in it. Without native support the
+  arithmetic is emulated, slower than float32. The recurrent models were not measured in it and
+  keep float32; the random-kernel models take no gradient steps. The trained model is served in
+  float32 either way.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
   a validation split the run ends on the best epoch by it, without one on its last.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
@@ -147,6 +151,7 @@ MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
 MIXED_PRECISION_MODELS = ("fcn", "resnet")  # the networks bfloat16 made much faster, with the same figures
+MIXED_PRECISION_MIN_BATCH_STEPS = 1_000  # batch x real steps from which a step is arithmetic, not overhead
 IMBALANCE_RATIO = 9.0  # largest class over smallest from which the imbalance tools are used
 MAX_DECISION_FOLDS = 3
 Z_NORMALISED_TOLERANCE = 0.05  # |mean| and |std - 1| of every series' channel, for "already z-normalised"
@@ -283,8 +288,8 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
         train["epochs"] = math.ceil(int(train["steps"]) / steps_per_epoch)
         train["steps"] = train["epochs"] * steps_per_epoch
     if is_auto(train["dtype_policy"]):
-        compute_bound = affordable(batch_size) < MAX_STEPS
-        mixed = native_bfloat16 and compute_bound and model.get("name") in MIXED_PRECISION_MODELS
+        arithmetic = batch_size * cost >= MIXED_PRECISION_MIN_BATCH_STEPS
+        mixed = native_bfloat16 and arithmetic and model.get("name") in MIXED_PRECISION_MODELS
         train["dtype_policy"] = "mixed_bfloat16" if mixed else "float32"
     if is_auto(train["monitor"]):
         train["monitor"] = "val_macro_f1" if validation else "loss"
