@@ -36,17 +36,18 @@ The rules, in the order they apply:
   overhead, a batch computing at least `MIXED_PRECISION_MIN_BATCH_STEPS` series-steps (batch x
   real steps), for the networks (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16
   natively (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. bfloat16 halves the
-  arithmetic's memory traffic and doubles its vector width, but not the 8-12 ms a bare step of a
-  few tiny batches costs in op dispatch. Whole `resnet` runs, the same test figures either way:
+  arithmetic's memory traffic and doubles its vector width, but not the op dispatch that most of
+  a step of a few tiny series costs. Whole `resnet` runs, the same test figures either way:
   WatchExercise (9 x about 1,500 real steps a batch) 592 -> 396 s, PigCVP (10 x 2,000) 492 ->
   380 s, Trace (10 x 275) 173 -> 120 s, Covid3Month_disc (14 x 84) 97 -> 78 s (`fcn`: the same
   figures on WatchExercise, 288 -> 212 s, and Trace, 91 -> 66 s; PigCVP 51.0% -> 52.4%, three
   test series of 208, 265 -> 180 s; Covid3Month_disc 65.6% -> 62.3%, 59 -> 42 s, but 65.0%
-  against 64.5% over seeds 0-2). Below the threshold it bought nothing measurable, by hand: Coffee
-  (2 x 286) 59 -> 59 s; Chinatown_subset (2 x 24) 40 -> 34 s, within this machine's spread
-  between processes, and one test series of 22 lost. The threshold lies between those measured
-  shapes (572 and 1,176 series-steps) and was not tuned further. A step of either network ran
-  1.2-1.5x faster in bfloat16 from Trace's batch up (`benchmarks/mixed_precision.py`).
+  against 64.5% over seeds 0-2). Below the threshold, whole runs by hand: Coffee (2 x 286)
+  59 -> 59 s, nothing; Chinatown_subset (2 x 24) 40 -> 34 s, but one test series of 22 lost. A
+  step of either network ran 1.3-1.5x faster in bfloat16 from Trace's batch up, 1.2x on those two
+  (`benchmarks/mixed_precision.py`), so below the threshold the gain is smallest and was not
+  shown to keep the figures. The threshold lies between the measured shapes (572 and 1,176
+  series-steps) and was not tuned further.
   `inception_time` steps gained as much, but its WatchExercise run lost one test series of 42
   (90.5% -> 88.1%) for 529 -> 497 s, so it keeps float32; the seeds' `cnn`, with steps of tens
   of milliseconds, gained 1.0-1.3x and was never run whole in it. Without native support the
