@@ -1,5 +1,6 @@
 """`kseq.training.recipe`: every "auto" value resolved by the documented rule, checked by hand-computed cases."""
 
+import functools
 import math
 
 import numpy as np
@@ -70,7 +71,7 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
         # Trace's shape: 10 x 275 = 2,750 series-steps a batch; Covid3Month_disc's 14 x 84 = 1,176.
         ("resnet", 100, 275, True, "mixed_bfloat16"),
         ("fcn", 140, 84, True, "mixed_bfloat16"),
-        # Coffee's 2 x 286 = 572 and Chinatown_subset's 2 x 24 = 48: per-step overhead.
+        # Coffee's 2 x 286 = 572 and Chinatown_subset's 2 x 24 = 48: under the threshold.
         ("resnet", 28, 286, True, "float32"),
         ("resnet", 20, 24, True, "float32"),
         # 99 series of 84 steps: batches of 9 x 84 = 756, just under the threshold of 1,000.
@@ -81,11 +82,21 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
         ("gru", 104, 2000, True, "float32"),
     ],
 )
-def test_mixed_bfloat16_only_for_arithmetic_bound_convolutional_steps_on_native_hardware(name, n, length, native, policy):
+def test_mixed_bfloat16_only_for_large_network_batches_on_native_hardware(name, n, length, native, policy):
     config = recipe.resolve(load_config(name), num_train=n, sequence_length=length, validation=False,
                             native_bfloat16=native)
     assert config["train"]["dtype_policy"] == policy
     assert f"dtype_policy={policy}" in recipe.summary(config, num_train=n, num_validation=0)
+
+
+def test_mixed_bfloat16_threshold_counts_real_steps_not_padding():
+    """Series padded to 2,000 steps that hold 80 real steps each cost batches of 10 x 80 = 800
+    series-steps when batches are cut to their longest member: float32. At 120 real steps, 1,200."""
+    resolve = functools.partial(recipe.resolve, load_config("resnet"), num_train=100, sequence_length=2000,
+                                validation=False, native_bfloat16=True)
+    assert resolve(real_steps=80)["train"]["dtype_policy"] == "float32"
+    assert resolve(real_steps=120)["train"]["dtype_policy"] == "mixed_bfloat16"
+    assert resolve()["train"]["dtype_policy"] == "mixed_bfloat16"  # padded: 10 x 2,000
 
 
 def test_a_set_dtype_policy_and_the_fixed_recipes_float32_are_kept():
