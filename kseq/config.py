@@ -68,6 +68,8 @@ DEFAULTS: dict = {
         "restart": 0,
         "monitor": "val_macro_f1",
         "early_stopping_patience": 4,
+        # How much `monitor` must improve to count as an improvement (Keras' `min_delta`).
+        "min_delta": 0.0,
         "reduce_lr_patience": 2,
         "reduce_lr_factor": 0.5,
         "strategy": "default",  # default | mirrored | multi_worker
@@ -118,6 +120,7 @@ RANGES = {
     ("train", "seed"): (0, 2**32 - 1, False, False, True),
     ("train", "restart"): (0, None, False, False, True),
     ("train", "early_stopping_patience"): (0, None, False, False, True),
+    ("train", "min_delta"): (0, None, False, False, False),
     ("train", "reduce_lr_patience"): (0, None, False, False, True),
     ("train", "reduce_lr_factor"): (0, 1, True, True, False),
     ("train", "steps_per_execution"): (1, None, False, False, True),

@@ -75,7 +75,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         fill_gaps: how NaN bursts are interpolated before the model ("linear", "spline", "none").
         validation_split: a fraction of the training series, or "auto"; ignored when `fit` is
             given `validation_data`.
-        early_stopping_patience: epochs, or "auto".
+        early_stopping_patience: epochs, or "auto" (a quarter of the budget's epochs). Without
+            a validation split, the training loss gaining under 1e-3 counts as no gain
+            (`kseq.training.recipe.FLAT_LOSS`).
         dtype_policy: "float32", "mixed_bfloat16", or "auto" (mixed bfloat16 for `fcn` and
             `resnet` when a batch computes at least 1,000 series-steps, where the hardware
             computes it natively:

@@ -289,10 +289,10 @@ def test_resumed_early_stopping_counts_the_interrupted_epochs():
     assert plain != whole  # what the fix is for
 
 
-def _anneal(logged=(), patience=3):
+def _anneal(logged=(), patience=3, min_delta=0.0):
     schedule = WarmupCosineDecay(1.0, warmup_steps=5, decay_steps=95)  # 10 epochs of 10 steps
     callback = AnnealOnPlateau(schedule, steps_per_epoch=10, epochs=10, monitor="val_loss", patience=patience,
-                               logged=logged)
+                               min_delta=min_delta, logged=logged)
     return schedule, callback
 
 
@@ -320,6 +320,24 @@ def test_anneal_on_plateau_finishes_the_schedule_over_patience_epochs_then_stops
     schedule, callback = _anneal(patience=6)
     assert _drive(callback, _plateau_model(), values) == 8
     assert (schedule.finish_from, schedule.finish_at) == (70, 90)
+
+
+def test_anneal_on_plateau_counts_gains_under_min_delta_as_a_flat_loss():
+    """A loss near zero creeping down 3e-4 an epoch: every epoch improves on the last, so with no
+    `min_delta` the run never plateaus. With min_delta 1e-3 the best stays epoch 1's 0.1 (0.0997,
+    0.0994, 0.0991 are none of them under 0.099), so patience 3 runs out at epoch 4 and the
+    anneal takes ceil(3 x the rate left at step 50) more epochs."""
+    values = [1.0, 0.1, 0.0997, 0.0994, 0.0991, 0.0988, 0.0985, 0.0982, 0.0979, 0.0976]
+    schedule, callback = _anneal()
+    assert _drive(callback, _plateau_model(), values) is None
+    schedule, callback = _anneal(min_delta=1e-3)
+    share = numpy_warmup_cosine(50, 1.0, 5, 95, 0.0, 0.0)  # 0.54 of the peak
+    whole = _drive(callback, _plateau_model(), values)
+    assert whole == 4 + math.ceil(3 * share) == 6
+    assert (schedule.finish_from, schedule.finish_at) == (50, 70)
+    # Resumed mid-way, the replayed epochs count against the same `min_delta`.
+    schedule, callback = _anneal(logged=values[:3], min_delta=1e-3)
+    assert _drive(callback, _plateau_model(), values[3:], first_epoch=3) == whole
 
 
 def test_resumed_anneal_on_plateau_finishes_where_an_uninterrupted_run_does():

@@ -116,8 +116,13 @@ def test_monitor_patience_and_steps_per_execution():
     # quarter of them is a patience of 50.
     assert without["train"]["epochs"] == 200 and without["train"]["early_stopping_patience"] == 50
     assert without["train"]["steps_per_execution"] == 10  # all 10 steps of an epoch in one call
+    assert without["train"]["min_delta"] == recipe.FLAT_LOSS  # gains under it on the training loss are flat
     with_validation = recipe.resolve(generic(), num_train=4096, sequence_length=100, validation=True)
     assert with_validation["train"]["monitor"] == "val_macro_f1"
+    assert with_validation["train"]["min_delta"] == 0.0  # any gain in validation macro-F1 is a gain
+    chosen = recipe.resolve(load_config("resnet", ["train.min_delta=0.01"]), num_train=100, sequence_length=100,
+                            validation=False)
+    assert chosen["train"]["min_delta"] == 0.01
     assert with_validation["train"]["steps_per_execution"] == 16  # 64 steps an epoch, 16 at most a call
     odd = recipe.resolve(generic(), num_train=64 * 20, sequence_length=100, validation=True)
     assert odd["train"]["steps_per_execution"] == 10  # 20 steps an epoch: 16 would run 32

@@ -62,6 +62,18 @@ The rules, in the order they apply:
   may still be high and the training loss noisy: it follows the rest of the schedule over the
   patience times the share of the peak rate left, then ends (`kseq.callbacks.AnnealOnPlateau`).
   Coffee's `resnet`, stopped at once at epoch 66 of 143: 96.4% test accuracy; annealed: 100.0%.
+- `train.min_delta`: `FLAT_LOSS` (1e-3 nats) on the training loss, 0 on a validation score. A
+  training loss that has fitted the training set keeps creeping down by ten-thousandths, each
+  one an "improvement" to Keras' default of 0, so on small data a run trained to its budget's
+  end long after it had converged (Chinatown_subset's `resnet`: training accuracy 1.0 from epoch
+  30, loss 0.0011 at epoch 60 and 0.0005 at epoch 200). A mean crossentropy 1e-3 lower raises
+  the geometric mean of the true class's probability by 0.1%: flat, as scikit-learn's MLPs call
+  a loss whose gains stay under their `tol` (1e-4 over 10 epochs; the patience here is a quarter
+  of the run, so the tolerance is wider). A loss still falling, or stuck high, gains more than
+  that over the patience, so hard data keeps its budget. Measured with `resnet` on the six dev
+  sets (benchmarks/README.md, section vs_tsai): Chinatown_subset 42 -> 30 s, Trace 120 -> 103 s,
+  WatchExercise 396 -> 363 s, PigCVP 380 -> 370 s; the same test figures on four sets and, over
+  seeds 0-2, the same means within half a point on the other two.
 - `train.steps_per_execution`: up to `MAX_STEPS_PER_EXECUTION` steps per call into TensorFlow,
   which amortises the per-step overhead that dominates tiny batches on a CPU; a divisor of the
   epoch's steps (`whole_executions`).
@@ -147,6 +159,7 @@ MAX_STEPS = 2000
 COMPUTE_BUDGET = 2e7  # batch x time steps summed over the run: ~5 minutes of a ResNet on 2 CPU cores
 MIN_EPOCHS = 10
 MIN_PATIENCE = 5
+FLAT_LOSS = 1e-3  # nats of mean training crossentropy: less gained over the patience is a flat loss
 MAX_STEPS_PER_EXECUTION = 16
 MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
@@ -162,7 +175,7 @@ AUTO_KEYS = {
     "data": ("validation_split",),
     "preprocess": ("normalize",),
     "sampler": ("kind", "batch_size"),
-    "train": ("steps", "monitor", "early_stopping_patience", "steps_per_execution", "dtype_policy"),
+    "train": ("steps", "monitor", "early_stopping_patience", "min_delta", "steps_per_execution", "dtype_policy"),
     "model": ("pool_size", "head"),
     "decisions": ("folds",),
 }
@@ -299,6 +312,8 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
                          "data.validation_split is 0; monitor 'loss' or set a split")
     if is_auto(train["early_stopping_patience"]):
         train["early_stopping_patience"] = max(MIN_PATIENCE, train["epochs"] // 4)
+    if is_auto(train["min_delta"]):
+        train["min_delta"] = FLAT_LOSS if train["monitor"] == "loss" else 0.0
     if is_auto(train["steps_per_execution"]):
         train["steps_per_execution"] = whole_executions(steps_per_epoch, MAX_STEPS_PER_EXECUTION)
     if model.get("name") in RANDOM_KERNEL_MODELS and is_auto(model.get("head", AUTO)):
@@ -342,6 +357,7 @@ def summary(config: dict, *, num_train: int, num_validation: int) -> str:
         f"steps={train['epochs'] * steps_per_epoch} ({train['epochs']} epochs of {steps_per_epoch})",
         f"learning_rate={opt['learning_rate']:g} {opt['schedule']}",
         f"early_stopping_patience={train['early_stopping_patience']} epochs"
+        + (f" (min_delta={train['min_delta']:g})" if train["min_delta"] else "")
         + (", then an anneal" if anneals_on_plateau(config) else ""),
         f"normalize={config['preprocess']['normalize']}",
         f"dtype_policy={train['dtype_policy']}",

@@ -272,9 +272,10 @@ def make_callbacks(config: dict, partial: Path, resuming: bool, rate: float | Wa
     callbacks = [
         PeriodicBackup(str(partial / "backup"), interval),
         AnnealOnPlateau(rate, steps_per_epoch, train["epochs"], monitor=monitor, mode=mode,
-                        patience=train["early_stopping_patience"], logged=logged)
+                        patience=train["early_stopping_patience"], min_delta=train["min_delta"], logged=logged)
         if recipe.anneals_on_plateau(config) else
-        ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"], logged=logged),
+        ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"],
+                               min_delta=train["min_delta"], logged=logged),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
     if recipe.keeps_best_epoch(train):
