@@ -68,7 +68,8 @@ DEFAULTS: dict = {
         "restart": 0,
         "monitor": "val_macro_f1",
         "early_stopping_patience": 4,
-        # How much `monitor` must improve to count as an improvement (Keras' `min_delta`).
+        # How much `monitor` must improve to count as an improvement for early stopping (Keras'
+        # `EarlyStopping(min_delta=)`); ReduceLROnPlateau keeps Keras' own default, 1e-4.
         "min_delta": 0.0,
         "reduce_lr_patience": 2,
         "reduce_lr_factor": 0.5,
