@@ -54,17 +54,21 @@ def test_kernels_are_the_84_choices_of_three_taps_at_plus_two():
     assert len({tuple(col) for col in w.T}) == 84
 
 
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("time_major", [False, True])
-def test_convolutions_in_either_layout_are_the_written_out_sums_of_their_channels(time_major):
-    # The products pool (84, B, T) outputs and LSPV's loop reads (T, B, 84): both from their own product.
-    x = np.random.default_rng(7).normal(size=(2, 30, 3)).astype("float32")
-    selection = (np.random.default_rng(8).random((2, 3, 84)) < 0.5).astype("float32")  # (dilations, F, 84)
+def test_convolutions_in_either_layout_are_the_written_out_sums_of_their_channels(time_major, channels):
+    # MiniRocket's products pool (84, B, T) outputs and MultiRocket's pass over time reads (T, B, 84),
+    # each from its own computation (univariate time-major: elementwise, the others: a product).
+    x = np.random.default_rng(7).normal(size=(2, 30, channels)).astype("float32")
+    selection = (np.random.default_rng(8).random((2, channels, 84)) < 0.5).astype("float32")  # (dilations, F, 84)
+    if channels == 1:
+        selection[:] = 1.0  # as `channel_combinations` gives a univariate series
     for i, conv in enumerate(convolutions(x, selection, [1, 3], time_major=time_major)):
         conv = numpy(conv)
         conv = np.transpose(conv, (1, 2, 0) if time_major else (1, 0, 2))  # (B, 84, T)
         for b, k in ((0, 0), (1, 5), (1, 83)):
             expected = sum(selection[i, f, k] * convolve(x[b, :, f], kernel_weights()[:, k], [1, 3][i])
-                           for f in range(3))
+                           for f in range(channels))
             np.testing.assert_allclose(conv[b, k], expected, atol=1e-5)
 
 
@@ -151,17 +155,18 @@ def multirocket_reference(series, weights, dilation, dilation_index, kernel, bia
             indices.mean() if positive.any() else -1.0, longest)
 
 
-def test_multirocket_four_poolings_match_their_definitions():
-    x = univariate(2, 24, seed=4)
-    x[1, 18:] = 0.0  # a series of 18 steps padded to 24
+@pytest.mark.parametrize("steps, real", [(24, 18), (60, 47)])  # one pass of 25 steps, or three, the last padded
+def test_multirocket_four_poolings_match_their_definitions(steps, real):
+    x = univariate(2, steps, seed=4)
+    x[1, real:] = 0.0  # a shorter series, zero-padded
     layer = MultiRocket(num_features=84)
-    layer.build((None, 24, 1))
+    layer.build((None, steps, 1))
     rng = np.random.default_rng(5)
     biases = [rng.normal(0, 1, size=84).astype("float32") for _ in range(2)]
     for variable, values in zip(layer.biases, biases):
         variable.assign(values)
     features = numpy(layer(x)).reshape(2, 4, 2, 84)  # (series, operator, representation, kernel)
-    for i, length in ((0, 24), (1, 18)):
+    for i, length in ((0, steps), (1, real)):
         representations = [x[i, :length, 0], np.diff(x[i, :length, 0])]
         for r, series in enumerate(representations):
             for k in (0, 7, 50, 83):

@@ -18,10 +18,11 @@ kernels at once.
 Speed: the transform is compiled by XLA (`compiled`), in chunks of one static shape, sized so
 that their intermediates stay within a bound however long the series (`in_compiled_batches`),
 with the kernels' outputs pooled in a few blocks, one per bias count (`blocks_by_bias_count`),
-not dilation by dilation, each block's dilations convolved by one batched product that writes
-the block in place (`kernel_major_convolutions`); every pooling but LSPV is written as a product with one column
-(`sum_over_time`), which XLA fuses with the comparison into one vectorised pass, and LSPV as one
-loop over time for all blocks (`longest_run`), on outputs computed time-major. Measured against aeon's numba loops in
+not dilation by dilation. MiniRocket's PPV is a product with one column (`sum_over_time`), which
+XLA fuses with the comparison into one vectorised pass, over outputs convolved kernel-major, each
+block's dilations by one batched product that writes the block in place
+(`kernel_major_convolutions`); MultiRocket's four poolings are one loop over time for all blocks
+(`pooled_in_one_pass`), on outputs convolved time-major. Measured against aeon's numba loops in
 benchmarks/README.md, section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
@@ -149,13 +150,29 @@ def sum_over_time(values, weights=None):
     return ops.squeeze(ops.matmul(values, weights[:, None]), axis=-1)
 
 
-def longest_run(blocks, unroll: int = 25):
-    """[(B, rows, n)] per `Block`: the longest run of consecutive steps where its `conv` exceeds each bias.
+def pairwise(values, combine):
+    """`values` combined two by two, then the results two by two, ..., down to one."""
+    while len(values) > 1:
+        values = [combine(*values[i:i + 2]) if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+    return values[0]
 
-    One pass over time for every block at once, carrying each run's length, `unroll` steps per
-    loop iteration (an iteration costs more than a step's arithmetic); -inf pads the series to
-    whole iterations. The blocks are time-major, so an iteration's steps are a reshape away,
-    not a transpose."""
+
+def pooled_in_one_pass(blocks, unroll: int = 25):
+    """{operator: [(B, rows, n) per `Block`]}: MultiRocket's four poolings of time-major blocks
+    (see `MultiRocket`), from one pass over time.
+
+    The pass carries, for every block at once, five sums per output and bias: the current run's
+    length and the longest, the count of positive steps, their sum of `conv - bias` and their sum
+    of indices; `unroll` steps per loop iteration (an iteration costs more than a step's
+    arithmetic), -inf padding the series to whole iterations. The blocks are time-major, so an
+    iteration's steps are a reshape away, not a transpose. The sums are carried bias-major,
+    (B, n, rows), so that a step compares its outputs with each bias row by row, both
+    contiguous: with rows outermost, (B, rows, n), each output is broadcast to its n biases inside
+    the loop, and XLA's loop does not vectorise.
+
+    One pass reads each output once, from one convolution: PPV, MPV and MIPV as products with one
+    column (`sum_over_time`) on kernel-major outputs, beside LSPV's loop on a time-major copy, cost
+    1.4 times as much (benchmarks/README.md, section vs_aeon)."""
     steps = blocks[0].conv.shape[0]
     iterations = -(-steps // unroll)
 
@@ -164,18 +181,43 @@ def longest_run(blocks, unroll: int = 25):
         return ops.reshape(padded, (iterations, unroll, -1, conv.shape[2]))
 
     convs = [by_iteration(block.conv) for block in blocks]
-    zeros = tuple(ops.zeros_like(block.conv[0][:, :, None] - block.bias[None]) for block in blocks)  # (B, rows, n)
+    biases = [ops.transpose(block.bias)[None] for block in blocks]  # (1, n, rows)
+    sums = tuple(ops.zeros_like(block.conv[0][:, None, :] - bias) for block, bias in zip(blocks, biases))
+    runs = tuple(ops.cast(each, "int32") for each in sums)  # integer runs: a shorter chain of latencies
 
     def step(i, state):
-        runs, longest = list(state[0]), list(state[1])
-        for b, block in enumerate(blocks):
+        state = [list(each) for each in state]  # run, longest, count, above, index_sum: [(B, n, rows) per block]
+        first = ops.cast(i * unroll, "float32")
+        for b, bias in enumerate(biases):
             outputs = convs[b][i]
+            run, longest, count, above, index_sum = (each[b] for each in state)
+            excess = [outputs[u][:, None, :] - bias for u in range(unroll)]  # -inf outside the pooled steps
+            positive = [each > 0.0 for each in excess]
+            lengths = []
             for u in range(unroll):
-                runs[b] = (runs[b] + 1.0) * ops.cast(outputs[u][:, :, None] > block.bias[None], "float32")
-                longest[b] = ops.maximum(longest[b], runs[b])
-        return tuple(runs), tuple(longest)
+                run = ops.where(positive[u], run + 1, 0)
+                lengths.append(run)
+            # The sums of the iteration's steps as trees, not chains, so that their additions overlap.
+            longest = ops.maximum(longest, pairwise(lengths, ops.maximum))
+            count = count + pairwise([ops.cast(each, "float32") for each in positive], ops.add)
+            above = above + pairwise([ops.relu(each) for each in excess], ops.add)
+            index_sum = index_sum + pairwise([ops.where(each, first + u, 0.0) for u, each in enumerate(positive)], ops.add)
+            for each, value in zip(state, (run, longest, count, above, index_sum)):
+                each[b] = value
+        return tuple(tuple(each) for each in state)
 
-    return list(ops.fori_loop(0, iterations, step, (zeros, zeros))[1])
+    _, longest, count, above, index_sum = ([ops.transpose(ops.cast(v, "float32"), (0, 2, 1)) for v in each]
+                                           for each in ops.fori_loop(0, iterations, step, (runs, runs, sums, sums, sums)))
+    pooled = {op: [] for op in ("ppv", "mpv", "mipv", "lspv")}
+    for block, lspv, count, above, index_sum in zip(blocks, longest, count, above, index_sum):
+        nonempty = count > 0
+        safe_count = ops.maximum(count, 1.0)
+        mipv = (index_sum - block.start[None, :, None].astype("float32") * count) / safe_count
+        pooled["ppv"].append(count / block.steps[:, :, None])
+        pooled["mpv"].append(ops.where(nonempty, above / safe_count, 0.0))
+        pooled["mipv"].append(ops.where(nonempty, mipv, -1.0))
+        pooled["lspv"].append(lspv)
+    return pooled
 
 
 MAX_CHUNK = 256  # series in a chunk of a batch, at most
@@ -186,10 +228,10 @@ def chunk_size(steps: int, rows: int) -> int:
     """Series per chunk of a batch, for series of `steps` steps whose program holds `rows` values
     per step (the layers' `rows_per_step`).
 
-    A program's intermediates hold about 10-18 bytes per series x step x row (the outputs, their
-    time-major copy, the pooled masks), so chunks are cut to `CHUNK_ELEMENTS` of them, about half a
+    A program's intermediates hold about 10-18 bytes per series x step x row (the outputs, copies
+    of them, the pooled masks), so chunks are cut to `CHUNK_ELEMENTS` of them, about half a
     gigabyte: a batch of 64 series of 2,000 steps took 10 GB in one MultiRocket program, and the
-    three programs of a `multirocket_hydra` model run side by side. Smaller chunks cost nothing:
+    programs of a `multirocket_hydra` model run side by side. Smaller chunks cost nothing:
     a series took the same time or less in chunks of 16 as of 256 (cache-sized intermediates;
     benchmarks/README.md, section rocket_chunks). Within that bound, the chunks are as few as a
     batch of `MAX_CHUNK` series needs and as even as they can be, so the series that fill up a
@@ -240,8 +282,8 @@ def in_compiled_batches(function, x, lengths, size: int, rows: int):
 def compiled(function):
     """`function` compiled by XLA (TensorFlow's `jit_compile`), once per input shape.
 
-    The features are a few large fused loops (comparisons against every bias, the runs of
-    `longest_run`) that XLA compiles into single passes; op by op, TensorFlow's runtime writes and
+    The features are a few large fused loops (comparisons against every bias, the sums of
+    `pooled_in_one_pass`) that XLA compiles into single passes; op by op, TensorFlow's runtime writes and
     reads each (B, 84, n, T) intermediate instead (benchmarks/README.md, section vs_aeon)."""
     return tf.function(function, jit_compile=True, autograph=False)
 
@@ -254,14 +296,22 @@ def convolutions(x, selection, dilations, time_major: bool = False):
     series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call. Each layout
     comes out of its own product (`kernel_major_convolutions` for the first): transposing one
     into the other costs a pass over the outputs, and from time-major to kernel-major a slow one
-    (measured: MiniRocket 1.5x slower)."""
+    (measured: MiniRocket 1.5x slower). Time-major outputs of a univariate series are instead
+    the nine shifted copies times each kernel's weights, added: one elementwise pass that XLA
+    fuses with what reads the outputs, where a product with nine terms per output is mostly
+    overhead (MultiRocket on 64 series of 500 steps: 4.9 ms a series with the product, 2.7 ms;
+    benchmarks/README.md, section vs_aeon)."""
     if not time_major:
         for i, dilation in enumerate(dilations):
             yield kernel_major_convolutions([(x, dilation, selection[i])])
         return
     x = ops.transpose(x, (1, 0, 2))  # (T, B, F)
     for i, dilation in enumerate(dilations):
-        yield ops.einsum("tbsf,sfk->tbk", dilated_taps(x, dilation, axis=0), kernel_matrix(selection[i]))
+        taps = dilated_taps(x, dilation, axis=0)  # (T, B, 9, F)
+        if x.shape[2] == 1:  # every kernel sees the one channel: its nine taps weighed and added elementwise
+            yield sum(taps[:, :, j] * weights for j, weights in enumerate(kernel_weights()))
+        else:
+            yield ops.einsum("tbsf,sfk->tbk", taps, kernel_matrix(selection[i]))
 
 
 def kernel_matrix(selection):
@@ -342,11 +392,11 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
 
     Pooled a block at a time (5 blocks for MultiRocket's 46 dilation-representation pairs on 500
     steps), a transform is a few large operations instead of a few per dilation: half the
-    graph, traced in a quarter to a half of the time, and one LSPV loop instead of 46
+    graph, traced in a quarter to a half of the time, and one loop over time instead of 46
     (benchmarks/README.md, section vs_aeon).
 
     The blocks are (rows, B, T), the layout the products of `sum_over_time` reduce, or with
-    `time_major` (T, B, rows), the layout LSPV's loop over time reads, each from convolutions in
+    `time_major` (T, B, rows), the layout `pooled_in_one_pass` reads, each from convolutions in
     that layout: a transpose between them is a pass over every output (MultiRocket's LSPV program
     on chunks of 17 series of 500 steps: 22.9 ms a series after a transpose, 11.9 without)."""
     # members: bias count -> its (series, dilation, selection, lengths, starts, biases, first feature)s
@@ -411,7 +461,7 @@ class MiniRocket(layers.Layer):
 
     use_difference = False
     operators = ("ppv",)
-    compiled_groups = (operators,)  # the operators of each XLA program, in output order
+    time_major = False  # PPV: products with one column over kernel-major outputs (`sum_over_time`)
 
     def __init__(self, num_features: int = 10_000, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -448,16 +498,9 @@ class MiniRocket(layers.Layer):
     def call(self, inputs, mask=None):
         x = ops.cast(inputs, "float32")
         lengths = series_lengths(x, mask)
-        # One XLA program per group of operators: a loop (LSPV) compiled into the same program as
-        # the products ran about half as fast as alone (benchmarks/README.md, section vs_aeon).
-        # A batch known to be one series (a single request's compiled signature) runs them all in
-        # one program, which convolves once: its outputs' time-major copy is a matrix transpose.
-        groups = (self.operators,) if inputs.shape[0] == 1 else self.compiled_groups
         weights = [v.value for v in self.selections], [v.value for v in self.biases]
-        per_operator = self.output_size // len(self.operators)
-        return ops.concatenate([in_compiled_batches(lambda x, lengths: self._program(group)(x, lengths, *weights),
-                                                    x, lengths, per_operator * len(group), self.rows_per_step)
-                                for group in groups], axis=-1)
+        return in_compiled_batches(lambda x, lengths: self._program()(x, lengths, *weights), x, lengths,
+                                   self.output_size, self.rows_per_step)
 
     @property
     def rows_per_step(self) -> int:
@@ -465,25 +508,25 @@ class MiniRocket(layers.Layer):
         representation (what `chunk_size` bounds)."""
         return NUM_KERNELS * sum(len(dilations) for dilations, _ in self._plans)
 
-    def _program(self, operators):
-        """The compiled `_features` of `operators` for this layer's plan (`shared_program`)."""
+    def _program(self):
+        """The compiled `_features` for this layer's plan (`shared_program`)."""
         layer_type, plans = type(self), self._plans
-        key = (layer_type, tuple(tuple(map(tuple, plan)) for plan in plans), operators)
+        key = (layer_type, tuple(tuple(map(tuple, plan)) for plan in plans))
         return shared_program(key, lambda: lambda x, lengths, selections, biases: layer_type._features(
-            plans, x, lengths, operators, selections, biases))
+            plans, x, lengths, selections, biases))
 
     @classmethod
-    def _features(cls, plans, x, lengths, operators, selections, biases):
-        """(B, features) of `operators`, ordered by operator, representation, dilation, kernel and bias."""
+    def _features(cls, plans, x, lengths, selections, biases):
+        """(B, features), ordered by operator, representation, dilation, kernel and bias."""
         blocks, order = blocks_by_bias_count(plans, x, lengths, selections, biases, cls.use_difference,
-                                             time_major=operators == ("lspv",))
-        pooled = cls._pool(blocks, operators)
+                                             time_major=cls.time_major)
+        pooled = cls._pool(blocks)
         batch = ops.shape(x)[0]
         return ops.concatenate([ops.take(ops.concatenate([ops.reshape(v, (batch, -1)) for v in pooled[op]], axis=1),
-                                         order, axis=1) for op in operators], axis=-1)
+                                         order, axis=1) for op in cls.operators], axis=-1)
 
     @staticmethod
-    def _pool(blocks, operators):
+    def _pool(blocks):
         """{operator: [(B, rows, n) per block]} for `blocks` (`Block`)."""
         return {"ppv": [by_series(sum_over_time(above(block.conv, block.bias))) / block.steps[:, :, None]
                         for block in blocks]}
@@ -545,29 +588,11 @@ class MultiRocket(MiniRocket):
 
     use_difference = True
     operators = ("ppv", "mpv", "mipv", "lspv")
-    compiled_groups = (("ppv", "mpv", "mipv"), ("lspv",))
+    time_major = True  # its pass over time reads the outputs step by step
 
     def __init__(self, num_features: int = 6_250, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(num_features, max_dilations_per_kernel, seed, **kwargs)
 
     @staticmethod
-    def _pool(blocks, operators):
-        if operators == ("lspv",):
-            return {"lspv": longest_run(blocks)}
-        pooled = {op: [] for op in operators}
-        if "lspv" in operators:  # all four in one program: LSPV's loop reads a time-major copy
-            pooled["lspv"] = longest_run([block._replace(conv=ops.transpose(block.conv, (2, 1, 0)))
-                                          for block in blocks])
-        for block in blocks:
-            positive = above(block.conv, block.bias)
-            count = by_series(sum_over_time(positive))
-            nonempty = count > 0
-            safe_count = ops.maximum(count, 1.0)
-            # conv - bias summed over the positive steps: relu(conv - bias) is 0 elsewhere (-inf outside the region).
-            mpv = by_series(sum_over_time(ops.relu(block.conv[:, :, None, :] - block.bias[:, None, :, None]))) / safe_count
-            index_sum = by_series(sum_over_time(positive, ops.arange(block.conv.shape[2], dtype="float32")))
-            mipv = (index_sum - block.start[None, :, None].astype("float32") * count) / safe_count
-            pooled["ppv"].append(count / block.steps[:, :, None])
-            pooled["mpv"].append(ops.where(nonempty, mpv, 0.0))
-            pooled["mipv"].append(ops.where(nonempty, mipv, -1.0))
-        return pooled
+    def _pool(blocks):
+        return pooled_in_one_pass(blocks)
