@@ -140,14 +140,13 @@ def by_series(pooled):
     return ops.transpose(pooled, (1, 0, 2))
 
 
-def sum_over_time(values, weights=None):
-    """`values` (..., T) summed over time, each step times `weights` (T,) when given.
+def sum_over_time(values):
+    """`values` (..., T) summed over time.
 
     Written as a product with one column on purpose: XLA compiles it into one vectorised pass
     that fuses the comparison producing `values`, about ten times faster on this CPU than the
     same `sum` (benchmarks/README.md, section vs_aeon); with two or more columns it does not."""
-    weights = ops.ones((values.shape[-1],), "float32") if weights is None else weights
-    return ops.squeeze(ops.matmul(values, weights[:, None]), axis=-1)
+    return ops.squeeze(ops.matmul(values, ops.ones((values.shape[-1], 1), "float32")), axis=-1)
 
 
 def pairwise(values, combine):
@@ -208,9 +207,9 @@ def pooled_in_one_pass(blocks, unroll: int = 25):
                 each[b] = value
         return tuple(tuple(each) for each in state)
 
-    final = ops.fori_loop(0, iterations, step, (runs, runs, sums, sums, sums))
-    _, longest, count, above, index_sum = ([ops.transpose(ops.cast(v, "float32"), (0, 2, 1)) for v in each]
-                                           for each in final)
+    final = ops.fori_loop(0, iterations, step, (runs, runs, sums, sums, sums))[1:]  # all but the current runs
+    longest, count, above, index_sum = ([ops.transpose(ops.cast(v, "float32"), (0, 2, 1)) for v in each]
+                                        for each in final)
     pooled = {op: [] for op in ("ppv", "mpv", "mipv", "lspv")}
     for block, lspv, count, above, index_sum in zip(blocks, longest, count, above, index_sum):
         nonempty = count > 0
