@@ -17,7 +17,8 @@ from kseq import SequenceClassifier, build_model
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
 from kseq.models.ridge import ALPHAS, ridge_classifier
-from kseq.models.rocket import MiniRocket, MultiRocket, convolutions, kernel_major_convolutions, kernel_weights
+from kseq.models.rocket import (NUM_KERNELS, MiniRocket, MultiRocket, convolutions, kernel_major_convolutions,
+                                kernel_weights)
 from kseq.serving.runtime import ServingFunction
 from kseq.training import recipe
 
@@ -57,8 +58,8 @@ def test_kernels_are_the_84_choices_of_three_taps_at_plus_two():
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_convolutions_in_either_layout_are_the_written_out_sums_of_their_channels(time_major, channels):
-    # MiniRocket's products pool (84, B, T) outputs and MultiRocket's pass over time reads (T, B, 84),
-    # each from its own computation (univariate time-major: elementwise, the others: a product).
+    # MiniRocket's products pool (84, B, T) outputs and MultiRocket's pass over time reads multivariate
+    # (T, B, 84) ones, each from its own product.
     x = np.random.default_rng(7).normal(size=(2, 30, channels)).astype("float32")
     selection = (np.random.default_rng(8).random((2, channels, 84)) < 0.5).astype("float32")  # (dilations, F, 84)
     if channels == 1:
@@ -151,27 +152,39 @@ def multirocket_reference(series, weights, dilation, dilation_index, kernel, bia
         run = run + 1 if p else 0
         longest = max(longest, run)
     indices = np.flatnonzero(positive)
-    return (positive.mean(), (c[positive] - bias).mean() if positive.any() else 0.0,
+    return (positive.mean() if len(c) else 0.0,  # a region shorter than the kernel's span: nothing is positive
+            (c[positive] - bias).mean() if positive.any() else 0.0,
             indices.mean() if positive.any() else -1.0, longest)
 
 
-@pytest.mark.parametrize("steps, real", [(24, 18), (60, 47)])  # one pass of 25 steps, or three, the last padded
-def test_multirocket_four_poolings_match_their_definitions(steps, real):
+@pytest.mark.parametrize("steps, real, num_features", [(24, 18, 84), (60, 47, 3 * 84)])
+def test_multirocket_four_poolings_match_their_definitions(steps, real, num_features):
+    # 24 steps: one dilation, one window of the pass over time. 60 steps: dilations 1, 2 and 7,
+    # whose taps reach past the windows' edges, and windows of 25 steps (a batch: three, the
+    # last padded) or 50 (one series alone: two).
     x = univariate(2, steps, seed=4)
     x[1, real:] = 0.0  # a shorter series, zero-padded
-    layer = MultiRocket(num_features=84)
+    layer = MultiRocket(num_features=num_features)
     layer.build((None, steps, 1))
     rng = np.random.default_rng(5)
-    biases = [rng.normal(0, 1, size=84).astype("float32") for _ in range(2)]
+    biases = [rng.normal(0, 1, size=variable.shape[0]).astype("float32") for variable in layer.biases]
     for variable, values in zip(layer.biases, biases):
         variable.assign(values)
-    features = numpy(layer(x)).reshape(2, 4, 2, 84)  # (series, operator, representation, kernel)
+    in_batch = numpy(layer(x)).reshape(2, 4, 2, -1)  # (series, operator, representation, feature)
     for i, length in ((0, steps), (1, real)):
+        alone = numpy(layer(x[i:i + 1])).reshape(4, 2, -1)
         representations = [x[i, :length, 0], np.diff(x[i, :length, 0])]
         for r, series in enumerate(representations):
-            for k in (0, 7, 50, 83):
-                expected = multirocket_reference(series, kernel_weights()[:, k], 1, 0, k, biases[r][k])
-                np.testing.assert_allclose(features[i, :, r, k], expected, atol=1e-5)
+            dilations, per_dilation = layer._plans[r]
+            first = 0
+            for d, (dilation, n) in enumerate(zip(dilations, per_dilation)):
+                for k in (0, 7, 50, 83):
+                    feature = first + k * n + n - 1  # the kernel's last bias at this dilation
+                    expected = multirocket_reference(series, kernel_weights()[:, k], dilation, d, k, biases[r][feature])
+                    np.testing.assert_allclose(in_batch[i, :, r, feature], expected, atol=1e-5)
+                    np.testing.assert_allclose(alone[:, r, feature], expected, atol=1e-5)
+                first += NUM_KERNELS * n
+        assert len(dilations) == (1 if steps == 24 else 3)
 
 
 def test_multirocket_ppv_mpv_mipv_equal_aeons_given_the_same_biases():

@@ -22,7 +22,8 @@ not dilation by dilation. MiniRocket's PPV is a product with one column (`sum_ov
 XLA fuses with the comparison into one vectorised pass, over outputs convolved kernel-major, each
 block's dilations by one batched product that writes the block in place
 (`kernel_major_convolutions`); MultiRocket's four poolings are one loop over time for all blocks
-(`pooled_in_one_pass`), on outputs convolved time-major. Measured against aeon's numba loops in
+(`pooled_in_one_pass`), on outputs convolved time-major, a univariate series' window by window
+inside the loop (`time_major_windows`). Measured against aeon's numba loops in
 benchmarks/README.md, section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
@@ -156,40 +157,41 @@ def pairwise(values, combine):
     return values[0]
 
 
-def pooled_in_one_pass(blocks, unroll: int = 25):
+SINGLE_SERIES_UNROLL = 50  # steps per iteration of `pooled_in_one_pass` for one series
+CHUNK_UNROLL = 25  # ... and for a chunk of series
+
+
+def pooled_in_one_pass(blocks):
     """{operator: [(B, rows, n) per `Block`]}: MultiRocket's four poolings of time-major blocks
     (see `MultiRocket`), from one pass over time.
 
     The pass carries, for every block at once, five sums per output and bias: the current run's
     length and the longest, the count of positive steps, their sum of `conv - bias` and their sum
-    of indices; `unroll` steps per loop iteration (an iteration costs more than a step's
-    arithmetic), -inf padding the series to whole iterations. The blocks are time-major, so an
-    iteration's steps are a reshape away, not a transpose. The sums are carried bias-major,
-    (B, n, rows), so that a step compares its outputs with each bias row by row, both
-    contiguous: with rows outermost, (B, rows, n), each output is broadcast to its n biases inside
-    the loop, and XLA's loop does not vectorise.
+    of indices. Each loop iteration reads a window of steps of every block (`time_major_windows`),
+    -inf past the series. An iteration costs a fixed overhead (its fusions' launches) on top of
+    its arithmetic: one series' iteration is mostly overhead, so it takes `SINGLE_SERIES_UNROLL`
+    steps; a chunk's is mostly arithmetic, whose intermediates grow with the steps, so it takes
+    `CHUNK_UNROLL` (MultiRocket on 500 steps, 2 threads: one series 3.1 ms at 25 steps, 2.8 at
+    50; 64 series 1.7 ms a series at 25, 2.4 at 50; benchmarks/README.md, section vs_aeon). The
+    sums are carried bias-major, (B, n, rows), so that a step compares its outputs with each
+    bias row by row, both contiguous: with rows outermost, (B, rows, n), each output is
+    broadcast to its n biases inside the loop, and XLA's loop does not vectorise.
 
     One pass reads each output once, from one convolution. Before, PPV, MPV and MIPV were products
     with one column (`sum_over_time`) on kernel-major outputs, in one program, and LSPV a loop on
     time-major outputs in another: on 16 series of 500 steps their poolings took 54 ms to this
     pass's 43, and each program convolved the series again (benchmarks/README.md, section vs_aeon)."""
-    steps = blocks[0].conv.shape[0]
-    iterations = -(-steps // unroll)
-
-    def by_iteration(conv):  # (iterations, unroll, B, rows)
-        padded = ops.pad(conv, ((0, iterations * unroll - steps), (0, 0), (0, 0)), constant_values=float("-inf"))
-        return ops.reshape(padded, (iterations, unroll, -1, conv.shape[2]))
-
-    convs = [by_iteration(block.conv) for block in blocks]
+    unroll = SINGLE_SERIES_UNROLL if blocks[0].steps.shape[0] == 1 else CHUNK_UNROLL
+    iterations, windows = zip(*(block.conv(unroll) for block in blocks))
     biases = [ops.transpose(block.bias)[None] for block in blocks]  # (1, n, rows)
-    sums = tuple(ops.zeros_like(block.conv[0][:, None, :] - bias) for block, bias in zip(blocks, biases))
+    sums = tuple(ops.zeros_like(block.steps[:, None, :] - bias) for block, bias in zip(blocks, biases))
     runs = tuple(ops.cast(each, "int32") for each in sums)  # integer runs: a shorter chain of latencies
 
     def step(i, state):
         state = [list(each) for each in state]  # run, longest, count, above, index_sum: [(B, n, rows) per block]
         first = ops.cast(i * unroll, "float32")
         for b, bias in enumerate(biases):
-            outputs = convs[b][i]
+            outputs = windows[b](i)
             run, longest, count, above, index_sum = (each[b] for each in state)
             excess = [outputs[u][:, None, :] - bias for u in range(unroll)]  # -inf outside the pooled steps
             positive = [each > 0.0 for each in excess]
@@ -207,7 +209,7 @@ def pooled_in_one_pass(blocks, unroll: int = 25):
                 each[b] = value
         return tuple(tuple(each) for each in state)
 
-    final = ops.fori_loop(0, iterations, step, (runs, runs, sums, sums, sums))[1:]  # all but the current runs
+    final = ops.fori_loop(0, iterations[0], step, (runs, runs, sums, sums, sums))[1:]  # all but the current runs
     longest, count, above, index_sum = ([ops.transpose(ops.cast(v, "float32"), (0, 2, 1)) for v in each]
                                         for each in final)
     pooled = {op: [] for op in ("ppv", "mpv", "mipv", "lspv")}
@@ -298,22 +300,15 @@ def convolutions(x, selection, dilations, time_major: bool = False):
     series with the (9 x channels, 84) kernel matrix, which runs as one BLAS call. Each layout
     comes out of its own product (`kernel_major_convolutions` for the first): transposing one
     into the other costs a pass over the outputs, and from time-major to kernel-major a slow one
-    (measured: MiniRocket 1.5x slower). Time-major outputs of a univariate series are instead
-    the nine shifted copies times each kernel's weights, added: one elementwise pass that XLA
-    fuses with what reads the outputs, where a product with nine terms per output is mostly
-    overhead (MultiRocket on 64 series of 500 steps: 4.9 ms a series with the product, 2.7 ms;
-    benchmarks/README.md, section vs_aeon)."""
+    (measured: MiniRocket 1.5x slower). Univariate MultiRocket convolves time-major outputs
+    elementwise instead, window by window (`time_major_windows`)."""
     if not time_major:
         for i, dilation in enumerate(dilations):
             yield kernel_major_convolutions([(x, dilation, selection[i])])
         return
     x = ops.transpose(x, (1, 0, 2))  # (T, B, F)
     for i, dilation in enumerate(dilations):
-        taps = dilated_taps(x, dilation, axis=0)  # (T, B, 9, F)
-        if x.shape[2] == 1:  # every kernel sees the one channel: its nine taps weighed and added elementwise
-            yield sum(taps[:, :, j] * weights for j, weights in enumerate(kernel_weights()))
-        else:
-            yield ops.einsum("tbsf,sfk->tbk", taps, kernel_matrix(selection[i]))
+        yield ops.einsum("tbsf,sfk->tbk", dilated_taps(x, dilation, axis=0), kernel_matrix(selection[i]))
 
 
 def kernel_matrix(selection):
@@ -370,13 +365,68 @@ def dilated_taps(x, dilation: int, axis: int = 1, stack_axis: int = 2):
 class Block(NamedTuple):
     """Convolution outputs whose kernels have the same number of biases, pooled together.
 
-    conv: (rows, B, T) outputs, or (T, B, rows) time-major, -inf outside the steps each row pools
-    over; bias: (rows, n);
+    conv: (rows, B, T) outputs, -inf outside the steps each row pools over; time-major, the
+    function of `time_major_windows` that reads them window by window; bias: (rows, n);
     start: (rows,) each row's first pooled step; steps: (B, rows) how many steps it pools (>= 1)."""
     conv: object
     bias: object
     start: np.ndarray
     steps: object
+
+
+def pooled_steps(conv, t, lengths, start):
+    """`conv` (..., B, 84) where its steps `t` (..., 1, 1) are among those each kernel pools, for
+    series of `lengths` (B,) and kernels starting at `start` (84,): else -inf."""
+    return ops.where((t >= start[None, None, :]) & (t < lengths[None, :, None] - start[None, None, :]), conv,
+                     float("-inf"))
+
+
+def time_major_windows(members):
+    """`windows(unroll)` -> (iterations, `at`): `at(i)` gives the (unroll, B, rows) outputs of the
+    `members` (series (B, T, F), dilation, selection (F, 84), lengths (B,), starts (84,)), 84 rows
+    each, at steps `i * unroll` to `(i + 1) * unroll`, -inf outside the steps each row pools (and
+    past T), for the `iterations` that cover T.
+
+    A univariate series is convolved window by window, inside the pass that reads the outputs:
+    each window's nine taps are slices of the series, weighed and added elementwise, a fusion per
+    member. The outputs are then never written out whole, copied into the loop and sliced out of
+    it again, passes that took a third of the loop's time. MultiRocket on 500 steps, 2 threads:
+    one series 3.4-3.9 -> 2.8-3.2 ms, 512 series 2.5 -> 1.9 ms a series (benchmarks/README.md,
+    section vs_aeon); the block's members as one fusion, 4.7 ms a series. Multivariate outputs are
+    products with nine taps x F channels, which run faster as one product over all steps, before
+    the pass: in the window, one series of 500 x 6 took 10.5 ms against 5.9, and as 9F terms
+    added elementwise 7-8 ms."""
+    steps = members[0][0].shape[1]
+    reach = KERNEL_LENGTH // 2 * max(dilation for _, dilation, *_ in members)  # the widest kernel's half span
+
+    def windows(unroll: int):
+        iterations = -(-steps // unroll)
+        past = iterations * unroll - steps  # steps the last window reads past T
+        if members[0][0].shape[2] > 1:
+            t = ops.arange(steps, dtype="int32")[:, None, None]
+            conv = ops.concatenate([pooled_steps(next(convolutions(x, kernels[None], [d], time_major=True)), t, length,
+                                                 start) for x, d, kernels, length, start in members], axis=2)
+            conv = ops.pad(conv, ((0, past), (0, 0), (0, 0)), constant_values=float("-inf"))
+            by_iteration = ops.reshape(conv, (iterations, unroll, -1, conv.shape[2]))
+            return iterations, lambda i: by_iteration[i]
+        series = {}  # the members' series (the series, its difference), by identity: time-major, zero-padded
+        # by the widest reach and to whole windows
+        for x, *_ in members:
+            series.setdefault(id(x), ops.pad(ops.transpose(x, (1, 0, 2)), ((reach, reach + past), (0, 0), (0, 0))))
+
+        def at(i):
+            first = i * unroll
+            window = {key: tf.slice(each, [first, 0, 0], [unroll + 2 * reach, -1, -1]) for key, each in series.items()}
+            t = (first + ops.arange(unroll, dtype="int32"))[:, None, None]
+            outputs = []
+            for x, dilation, _, length, start in members:
+                taps = [window[id(x)][reach + offset * dilation:reach + offset * dilation + unroll]
+                        for offset in range(-(KERNEL_LENGTH // 2), KERNEL_LENGTH // 2 + 1)]
+                conv = sum(tap * weights for tap, weights in zip(taps, kernel_weights()))
+                outputs.append(pooled_steps(conv, t, length, start))
+            return ops.concatenate(outputs, axis=2)
+        return iterations, at
+    return windows
 
 
 def start_steps(dilation_index: int, dilation: int) -> np.ndarray:
@@ -398,9 +448,10 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
     (benchmarks/README.md, section vs_aeon).
 
     The blocks are (rows, B, T), the layout the products of `sum_over_time` reduce, or with
-    `time_major` (T, B, rows), the layout `pooled_in_one_pass` reads, each from convolutions in
-    that layout: a transpose between them is a pass over every output (MultiRocket's LSPV program
-    on chunks of 17 series of 500 steps: 22.9 ms a series after a transpose, 11.9 without)."""
+    `time_major` windows of (steps, B, rows), the layout `pooled_in_one_pass` reads, each from
+    convolutions in that layout: a transpose between them is a pass over every output
+    (MultiRocket's LSPV program on chunks of 17 series of 500 steps: 22.9 ms a series after a
+    transpose, 11.9 without)."""
     # members: bias count -> its (series, dilation, selection, lengths, starts, biases, first feature)s
     steps, members, position = x.shape[1], {}, 0
     for r, (series, series_length) in enumerate(representations(x, lengths, use_difference)):
@@ -419,12 +470,8 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
         series, dilation, selection, lengths, starts, bias, firsts = zip(*group)
         start = np.concatenate(starts)  # (rows,)
         length = ops.concatenate([ops.repeat(ops.expand_dims(each, 0), NUM_KERNELS, axis=0) for each in lengths])
-        if time_major:  # (T, B, rows); masked member by member, which measured faster than the block at once
-            t = ops.arange(steps, dtype="int32")[:, None, None]
-            conv = ops.concatenate([
-                ops.where((t >= first_step[None, None, :]) & (t < each[None, :, None] - first_step[None, None, :]),
-                          next(convolutions(x, kernels[None], [d], time_major=True)), float("-inf"))
-                for x, d, kernels, each, first_step in zip(series, dilation, selection, lengths, starts)], axis=2)
+        if time_major:
+            conv = time_major_windows(list(zip(series, dilation, selection, lengths, starts)))
         else:  # (rows, B, T)
             t = ops.arange(steps, dtype="int32")[None, None, :]
             region = (t >= start[:, None, None]) & (t < length[:, :, None] - start[:, None, None])
