@@ -1,6 +1,6 @@
 """Time and peak memory of the random-kernel transforms by the chunk size their batches are cut to.
 
-`kseq.models.rocket.in_compiled_batches` runs a batch through each compiled program in chunks of
+`kseq.models.xla_programs.in_compiled_batches` runs a batch through each compiled program in chunks of
 `chunk_size(steps, rows)` series, bounded by `CHUNK_ELEMENTS` values. This measures, side by side
 in one run, what the bound costs: each transform (`MiniRocket`, `MultiRocket`, `Hydra`, their
 default sizes) on the same series, in chunks of each size asked for, each in a fresh process (so
@@ -29,7 +29,7 @@ def measure(transform: str, series: int, steps: int, chunk: int | None, threads:
     code = f"""
 import json, resource, time
 import numpy as np
-from kseq.models import rocket
+from kseq.models import xla_programs
 from kseq.models.hydra import Hydra
 from kseq.models.rocket import MiniRocket, MultiRocket
 from kseq.serving.runtime import configure_threads
@@ -39,8 +39,8 @@ x = np.random.default_rng(0).normal(size=({series}, {steps}, 1)).astype("float32
 layer.adapt(x[:64]) if hasattr(layer, "adapt") else layer.build(x.shape)
 chunk = {chunk}
 if chunk is not None:
-    rocket.CHUNK_ELEMENTS = chunk * {steps} * layer.rows_per_step
-chunk = rocket.chunk_size({steps}, layer.rows_per_step)
+    xla_programs.CHUNK_ELEMENTS = chunk * {steps} * layer.rows_per_step
+chunk = xla_programs.chunk_size({steps}, layer.rows_per_step)
 layer(x)
 start = time.perf_counter()
 layer(x)

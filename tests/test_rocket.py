@@ -440,9 +440,9 @@ def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, mo
     """Batches of every size go through the compiled programs' two static shapes (1, and chunks,
     here of 64, a smaller batch padded to one): each series' features are those it has alone,
     and none is lost or repeated."""
-    from kseq.models import rocket
+    from kseq.models import xla_programs
 
-    monkeypatch.setattr(rocket, "CHUNK_ELEMENTS", 64 * 30 * 84)  # 30 steps x 84 rows (one dilation): chunks of 64
+    monkeypatch.setattr(xla_programs, "CHUNK_ELEMENTS", 64 * 30 * 84)  # 30 steps x 84 rows (one dilation): chunks of 64
     rng = np.random.default_rng(9)
     x = rng.normal(size=(batch, 30, 1)).astype("float32")
     layer = MiniRocket(num_features=84, seed=0)
@@ -461,7 +461,7 @@ def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, mo
 def test_chunks_hold_a_bounded_number_of_values_however_long_the_series():
     """Series per chunk: at most `CHUNK_ELEMENTS` (2**25) over steps x rows, between 1 and 256, in
     as few chunks as a batch of 256 needs, filled up by fewer series than there are chunks."""
-    from kseq.models.rocket import CHUNK_ELEMENTS, MAX_CHUNK, chunk_size
+    from kseq.models.xla_programs import CHUNK_ELEMENTS, MAX_CHUNK, chunk_size
 
     assert CHUNK_ELEMENTS == 2 ** 25 and MAX_CHUNK == 256
     assert chunk_size(500, 3864) == 16  # MultiRocket's 46 dilation-representation pairs, 500 steps: at most 17
@@ -480,7 +480,7 @@ def test_multirocket_and_hydra_chunks_count_their_rows_and_keep_each_series_feat
     """`rows_per_step` is what a step holds in the programs: MultiRocket 84 per dilation of the
     series and of its difference, Hydra its kernels per dilation and input; with chunks of two
     series, a batch of five gives each series the features it has alone."""
-    from kseq.models import rocket
+    from kseq.models import xla_programs
     from kseq.models.rocket import fit_dilations
 
     x = np.random.default_rng(3).normal(size=(5, 200, 1)).astype("float32")
@@ -490,8 +490,8 @@ def test_multirocket_and_hydra_chunks_count_their_rows_and_keep_each_series_feat
     assert multi.rows_per_step == 84 * (len(fit_dilations(200, 336)[0]) + len(fit_dilations(199, 336)[0]))
     assert hydra.rows_per_step == len(hydra.dilations) * 2 * 4 * 4  # two inputs of four groups of four kernels
     for layer in (multi, hydra):
-        monkeypatch.setattr(rocket, "CHUNK_ELEMENTS", 2 * 200 * layer.rows_per_step)
-        assert rocket.chunk_size(200, layer.rows_per_step) == 2
+        monkeypatch.setattr(xla_programs, "CHUNK_ELEMENTS", 2 * 200 * layer.rows_per_step)
+        assert xla_programs.chunk_size(200, layer.rows_per_step) == 2
         features = numpy(layer(x))
         for i in (0, 4):
             np.testing.assert_allclose(features[i], numpy(layer(x[i:i + 1]))[0], atol=1e-5)

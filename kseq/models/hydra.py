@@ -27,8 +27,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kseq.models.rocket import (KERNEL_LENGTH, in_compiled_batches, kernel_major_taps, kernel_rows,
-                                representations, series_lengths, shared_program, sum_over_time)
+from kseq.models.rocket import (KERNEL_LENGTH, kernel_major_taps, kernel_rows, representations, series_lengths,
+                                sum_over_time)
+from kseq.models.xla_programs import in_compiled_batches, shared_program
 
 
 def hydra_dilations(length: int) -> list[int]:
@@ -126,7 +127,8 @@ class Hydra(layers.Layer):
 
     @property
     def rows_per_step(self) -> int:
-        """The kernel responses a series' step has in the compiled program (what `chunk_size` bounds)."""
+        """The kernel responses a series' step has in the compiled program (what
+        `kseq.models.xla_programs.chunk_size` bounds)."""
         return len(self.dilations) * self.inputs_seen * self.groups_per_input * self.num_kernels
 
     def output_size(self, num_dilations: int) -> int:
