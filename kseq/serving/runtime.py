@@ -9,11 +9,15 @@ TensorFlow fixes its thread pools when its runtime starts (the first op run), so
   request's kernels are too small to split across cores: a second intra-op thread mostly adds
   hand-offs and makes latency vary from process to process, while the inter-op pool still runs
   independent parts of a batch side by side (the two directions of a bidirectional layer).
+  XLA's compiled programs hand their matrix products to that pool: with two intra-op threads on
+  two cores, some processes answered one series through `multirocket_hydra` in 10-11 ms instead
+  of about 4 for seconds at a time; with one thread, or with XLA's products kept on the calling
+  thread (`XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`), none did.
   `ServingFunction` sends single requests to XLA (recurrent and random-kernel models) or LiteRT,
   and batches of recurrent models to TensorFlow.
 
-The measurements behind these choices are in `benchmarks/README.md` (sections vs_pytorch and
-"Recurrent models").
+The measurements behind these choices are in `benchmarks/README.md` (sections vs_pytorch,
+"Recurrent models" and vs_aeon).
 """
 
 from __future__ import annotations
