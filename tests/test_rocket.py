@@ -108,6 +108,24 @@ def test_minirocket_ppv_of_a_hand_computed_kernel_dilation_and_bias():
     assert numpy(layer(impulse))[0, 0] == pytest.approx(3 / 20)
 
 
+def test_minirocket_ppv_of_series_shorter_than_a_kernel():
+    # 6 steps and 4 (padded): a kernel spans 9, so the kernels that trim their region by half a
+    # span pool no step, PPV 0, and the others pool every real step.
+    x = univariate(2, 6, seed=3)
+    x[1, 4:] = 0.0
+    layer = MiniRocket(num_features=84)
+    layer.build((None, 6, 1))
+    biases = np.linspace(-1, 1, 84).astype("float32")
+    layer.biases[0].assign(biases)
+    features = numpy(layer(x))
+    assert layer._plans[0][0] == [1]
+    for i, length in ((0, 6), (1, 4)):
+        for k in range(NUM_KERNELS):
+            start, end = pooled_region(k, 0, 1, length)
+            c = convolve(x[i, :length, 0], kernel_weights()[:, k], 1)[start:end]
+            assert features[i, k] == pytest.approx(np.mean(c > biases[k]) if len(c) else 0.0, abs=1e-6)
+
+
 def test_minirocket_equals_aeon_given_the_same_biases():
     from aeon.transformations.collection.convolution_based import MiniRocket as AeonMiniRocket
 
@@ -157,11 +175,12 @@ def multirocket_reference(series, weights, dilation, dilation_index, kernel, bia
             indices.mean() if positive.any() else -1.0, longest)
 
 
-@pytest.mark.parametrize("steps, real, num_features", [(24, 18, 84), (60, 47, 3 * 84)])
+@pytest.mark.parametrize("steps, real, num_features", [(6, 5, 84), (24, 18, 84), (60, 47, 3 * 84)])
 def test_multirocket_four_poolings_match_their_definitions(steps, real, num_features):
-    # 24 steps: one dilation, one window of the pass over time. 60 steps: dilations 1, 2 and 7,
-    # whose taps reach past the windows' edges, and windows of 25 steps (a batch: three, the
-    # last padded) or 50 (one series alone: two).
+    # 6 steps: series shorter than a kernel's span, whose trimmed regions are empty. 24 steps:
+    # one dilation, one window of the pass over time. 60 steps: dilations 1, 2 and 7, whose taps
+    # reach past the windows' edges, and windows of 25 steps (a batch: three, the last padded)
+    # or 50 (one series alone: two).
     x = univariate(2, steps, seed=4)
     x[1, real:] = 0.0  # a shorter series, zero-padded
     layer = MultiRocket(num_features=num_features)
@@ -184,7 +203,7 @@ def test_multirocket_four_poolings_match_their_definitions(steps, real, num_feat
                     np.testing.assert_allclose(in_batch[i, :, r, feature], expected, atol=1e-5)
                     np.testing.assert_allclose(alone[:, r, feature], expected, atol=1e-5)
                 first += NUM_KERNELS * n
-        assert len(dilations) == (1 if steps == 24 else 3)
+        assert len(dilations) == (3 if steps == 60 else 1)
 
 
 def test_multirocket_ppv_mpv_mipv_equal_aeons_given_the_same_biases():
@@ -225,17 +244,21 @@ def hydra_reference(layer, series):
     return out.reshape(-1)
 
 
-def test_hydra_counts_match_the_loops():
-    x = univariate(2, 40, seed=7)
-    x[1, 30:] = 0.0
+@pytest.mark.parametrize("steps, real, dilations", [(40, 30, [1, 2, 4]), (6, 4, [1])])
+def test_hydra_counts_match_the_loops(steps, real, dilations):
+    # 6 steps: series shorter than a kernel's span, every tap past an end.
+    x = univariate(2, steps, seed=7)
+    x[1, real:] = 0.0
     layer = Hydra(num_kernels=3, num_groups=4, seed=1)
     features = numpy(layer(x))
-    assert layer.dilations == [1, 2, 4]
+    assert layer.dilations == dilations
     np.testing.assert_allclose(features[0], hydra_reference(layer, x[0, :, 0]), atol=1e-4)
-    np.testing.assert_allclose(features[1], hydra_reference(layer, x[1, :30, 0]), atol=1e-4)
+    np.testing.assert_allclose(features[1], hydra_reference(layer, x[1, :real, 0]), atol=1e-4)
     # Min counts: every step of a series (and of its difference) counts once per group.
-    min_counts = features.reshape(2, 3, 2, 2, 2, 3)[:, :, :, 1].sum(axis=(-1, -2))
-    np.testing.assert_array_equal(min_counts, np.array([[40, 39]] * 3 + [[30, 29]] * 3).reshape(2, 3, 2) * 2)
+    d = len(dilations)
+    min_counts = features.reshape(2, d, 2, 2, 2, 3)[:, :, :, 1].sum(axis=(-1, -2))
+    expected = np.array([[steps, steps - 1]] * d + [[real, real - 1]] * d).reshape(2, d, 2) * 2
+    np.testing.assert_array_equal(min_counts, expected)
 
 
 def test_hydra_kernels_are_zero_mean_with_unit_l1_norm():
