@@ -23,8 +23,9 @@ datasets and both pairs), `train_speedup_vs_aeon=` and `predict_speedup_vs_aeon=
 time over kseq's, geometric mean over the two pairs) and `latency_ms=` (kseq's multirocket_hydra,
 one series through the served model in its serving process, median). In the training worker, with
 two intra-op threads, some processes on the 2-core benchmark machine answer a single series 2-2.5x
-slower for seconds at a time, however the code is written (benchmarks/README.md, section vs_aeon);
-the serving process is the figure a deployment gets, and the worker's is printed beside it.
+slower for seconds at a time, when XLA splits its matrix products across the second thread
+(benchmarks/README.md, section vs_aeon); the serving process is the figure a deployment gets, and
+the worker's is printed beside it.
 
     python benchmarks/vs_aeon.py [--quick] [--datasets Coffee Trace ...] [--threads 2]
 
@@ -193,7 +194,7 @@ def main():
                   f"{b['fit_s']:.1f} | {a['predict_s']:.2f} | {b['predict_s']:.2f} |", flush=True)
     train_ratios, predict_ratios, latency = [], [], None
     print(f"\nwarm, synthetic {args.size[0]} x {args.size[1]}:")
-    print(f"| kseq model | kseq fit s | aeon fit s | kseq predict s | aeon predict s | kseq served ms | "
+    print("| kseq model | kseq fit s | aeon fit s | kseq predict s | aeon predict s | kseq served ms | "
           f"kseq ms in worker ({args.threads} threads) | aeon ms in worker | kseq accuracy | aeon accuracy |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for ours, theirs in pairs_:
