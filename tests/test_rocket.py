@@ -11,6 +11,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from sklearn.linear_model import RidgeClassifierCV
 
 from kseq import SequenceClassifier, build_model
@@ -455,6 +456,20 @@ def test_cli_runs_minirocket_with_no_other_flag(tmp_path):
     np.testing.assert_allclose(serving(x[40:41])["probabilities"], expected, atol=1e-5)
     litert = ServingFunction(run / "serving", runtime="litert")  # model.tflite is written and agrees too
     np.testing.assert_allclose(litert(x[40:41])["probabilities"], expected, atol=1e-5)
+    # A shorter series is served at its own length, as the model answers it padded with zeros to 50.
+    short = x[40:43, :30]
+    logits = model.predict(np.pad(short, [(0, 0), (0, 20), (0, 0)]), verbose=0)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    tensorflow = ServingFunction(run / "serving", runtime="tensorflow")
+    for served in (serving, litert, tensorflow):
+        np.testing.assert_allclose(served(short[:1])["probabilities"], expected[:1], atol=1e-5)
+        np.testing.assert_allclose(served(short)["probabilities"], expected, atol=1e-5)
+        with pytest.raises(ValueError, match=r"must have shape \[batch, 1 to 50, 1\]; got \[1, 51, 1\]"):
+            served(np.ones((1, 51, 1), "float32"))
+    signature = tf.saved_model.load(str(run / "serving")).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="takes series of at most 50 steps"):
+        signature(sequence=tf.ones((1, 51, 1)))
 
 
 @pytest.mark.parametrize("batch", [1, 5, 64, 70, 300])

@@ -28,7 +28,9 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
 
     Input `sequence` float32 [None, T, F], or [None, None, F] for a model built for any length
     (`kseq.models.accepts_any_length`: series of any length, padded or not, the LiteRT model
-    included, which resizes its input per call); outputs `probabilities` [None, C], `class_id` [None]
+    included, which resizes its input per call) and for a random-kernel model (series of at most
+    T steps: shorter ones are padded with trailing zeros inside the signature, the padding their
+    features ignore, so a server sends each recording at its own length); outputs `probabilities` [None, C], `class_id` [None]
     (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
     Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
     their argmax; with one (`kseq.serving.decisions`, fitted on the validation split) they are its
@@ -47,8 +49,10 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
         return decision(logits), tf.argmax(decision.scores(logits), axis=-1)
 
     recurrent, fixed_shape = _has_recurrent_layer(model), None not in model.input_shape[1:]
-    compiled = fixed_shape and (recurrent or holds_random_kernels(model))
-    _write_saved_model(model, scores, class_names, None, path, compiled=compiled)
+    random_kernels = fixed_shape and holds_random_kernels(model)
+    max_steps = model.input_shape[1] if random_kernels else None
+    _write_saved_model(model, scores, class_names, None, path, compiled=fixed_shape and (recurrent or random_kernels),
+                       max_steps=max_steps)
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
     write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
@@ -63,9 +67,13 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
 
 
 def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int | None, path, *,
-                       compiled: bool = False) -> None:
+                       compiled: bool = False, max_steps: int | None = None) -> None:
     """A SavedModel at `path` whose `serving_default` signature answers `scores(sequence)` ->
     `(probabilities, class_id)` with the class names, for batches of `batch_size` (None: any).
+
+    With `max_steps`, `serving_default` takes series of any length up to `max_steps` and pads
+    them with trailing zeros to the model's fixed length (`_padded_to`); `serving_compiled` keeps
+    the fixed length, and `kseq.serving.runtime.ServingFunction` pads before calling it.
 
     With `compiled`, also `serving_compiled`: the same signature for a batch of 1, with `scores`
     compiled by XLA (`jit_compile=True`; the class-name lookup, a string op, stays outside) on its
@@ -76,7 +84,8 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
     (benchmarks/README.md, section vs_aeon). `serving_default` stays uncompiled, for
     servers without XLA and for the LiteRT converter.
     """
-    spec = tf.TensorSpec([batch_size, *model.input_shape[1:]], tf.float32, name="sequence")
+    shape = [batch_size, *model.input_shape[1:]]
+    spec = tf.TensorSpec(shape if max_steps is None else [batch_size, None, *shape[2:]], tf.float32, name="sequence")
     names = tf.constant(list(class_names))
 
     def signature(scorer):
@@ -90,12 +99,27 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
     # folder, twice the memory of every server that loads it) and has TensorFlow trace the whole
     # model once more for a signature of Keras' own that nothing here serves.
     archive = keras.export.ExportArchive()
-    archive.add_endpoint("serving_default", signature(scores), input_signature=[spec])
+    archive.add_endpoint("serving_default", signature(scores if max_steps is None else _padded_to(max_steps, scores)),
+                         input_signature=[spec])
     if compiled:  # one shape, so XLA compiles once
         single = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="sequence")
         archive.add_endpoint(COMPILED_SIGNATURE, signature(tf.function(scores, jit_compile=True, autograph=False)),
                              input_signature=[single])
     archive.write_out(str(path), verbose=False)
+
+
+def _padded_to(max_steps: int, scores):
+    """`scores` for series of at most `max_steps` steps, padded with trailing zeros to exactly
+    `max_steps`; a longer series fails with an error that names the bound."""
+    def padded(sequence):
+        extra = max_steps - tf.shape(sequence)[1]
+        check = tf.debugging.assert_non_negative(extra, message=f"sequence: this model takes series of at most "
+                                                               f"{max_steps} steps")
+        with tf.control_dependencies([check]):  # before the pad, which would fail with a message of its own
+            extra = tf.identity(extra)
+        # A reshape, not `tf.ensure_shape`, states the static length: LiteRT has no EnsureShape op.
+        return scores(tf.reshape(tf.pad(sequence, [[0, 0], [0, extra], [0, 0]]), [-1, max_steps, sequence.shape[2]]))
+    return padded
 
 
 def export_litert(saved_model_dir, destination=None) -> Path | None:

@@ -120,6 +120,7 @@ class ServingFunction:
         if len(inputs) != 1:
             raise ValueError(f"{self.path}: signature {signature!r} takes {len(inputs)} inputs; expected one")
         (self._input_name, self._input_spec), = inputs.items()
+        self.max_steps = self._max_steps(signature)
         self._fast = None  # the runner of `self.runtime` when it is not TensorFlow
         self.runtime, self.runtime_batch_size = "tensorflow", None
         reasons = {}
@@ -148,15 +149,28 @@ class ServingFunction:
             return self._fast(x)
         return self._call_tensorflow(x)
 
+    def _max_steps(self, signature: str) -> int | None:
+        """The most steps a series may have when `serving_default` takes any length up to the
+        fixed length of `serving_compiled` (a random-kernel export, `kseq.serving.export`, pads
+        shorter series itself); None when the signature states every bound in its shape."""
+        if (signature != "serving_default" or COMPILED_SIGNATURE not in self.loaded.signatures
+                or self._input_spec.shape.as_list()[1] is not None):
+            return None
+        compiled = self.loaded.signatures[COMPILED_SIGNATURE].structured_input_signature[1][self._input_name]
+        return compiled.shape.as_list()[1]
+
     def _check_shape(self, x: np.ndarray) -> None:
         """ValueError naming the shape the signature takes when `x` does not fit it: a model built
-        for any length (time axis None) takes every length from 1 step up, one built for T steps
-        exactly T (pad or cut the series to T first)."""
+        for any length (time axis None) takes every length from 1 step up, a random-kernel model
+        built for T steps any length up to T, a recurrent one exactly T (pad or cut the series to
+        T first)."""
         expected = self._input_spec.shape.as_list()
         fits = x.ndim == len(expected) and all(d is None or d == n for d, n in zip(expected, x.shape))
-        if fits and all(n >= 1 for n in x.shape[1:]):
+        if fits and all(n >= 1 for n in x.shape[1:]) and (self.max_steps is None or x.shape[1] <= self.max_steps):
             return
-        shown = ", ".join("batch" if i == 0 else "any >= 1" if d is None else str(d) for i, d in enumerate(expected))
+        steps = "any >= 1" if self.max_steps is None else f"1 to {self.max_steps}"
+        shown = ", ".join("batch" if i == 0 else steps if i == 1 and d is None else "any >= 1" if d is None else str(d)
+                          for i, d in enumerate(expected))
         raise ValueError(f"{self.path}: input {self._input_name!r} must have shape [{shown}]; got {list(x.shape)}")
 
     def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -174,7 +188,11 @@ class ServingFunction:
                                "(recurrent and random-kernel models only)")
         compiled = self.loaded.signatures[COMPILED_SIGNATURE]
         batch = compiled.structured_input_signature[1][self._input_name].shape[0]
-        return (lambda x: self._answer(compiled, x)), batch, COMPILED_SIGNATURE
+        if self.max_steps is None:
+            return (lambda x: self._answer(compiled, x)), batch, COMPILED_SIGNATURE
+        # Shorter series get the trailing zeros `serving_default` gives them in its graph.
+        return (lambda x: self._answer(compiled, np.pad(x, [(0, 0), (0, self.max_steps - x.shape[1]), (0, 0)]))), \
+            batch, COMPILED_SIGNATURE
 
     def _load_litert(self, signature: str, num_threads: int | None):
         """`(runner, batch size, file)` of the export's LiteRT model."""
@@ -217,7 +235,7 @@ class ServingFunction:
         rng = np.random.default_rng(0)
         batches = (1, 3) if batch_size is None else (batch_size,) * 2
         for probe, (batch, size) in enumerate(zip(batches, _PROBE_SIZES)):
-            concrete = [size if d is None else d for d in shape]
+            concrete = [min(size, self.max_steps or size) if d is None else d for d in shape]
             x = rng.standard_normal((batch, *concrete)).astype(self._input_spec.dtype.as_numpy_dtype)
             if probe:
                 x[:, x.shape[1] * 3 // 4:] = 0
