@@ -183,7 +183,7 @@ def pooled_in_one_pass(blocks):
     time-major outputs in another: on 16 series of 500 steps their poolings took 54 ms to this
     pass's 43, and each program convolved the series again (benchmarks/README.md, section vs_aeon)."""
     unroll = SINGLE_SERIES_UNROLL if blocks[0].steps.shape[0] == 1 else CHUNK_UNROLL
-    iterations, windows = zip(*(block.conv(unroll) for block in blocks))
+    iterations, windows = zip(*(block.windows(unroll) for block in blocks))
     biases = [ops.transpose(block.bias)[None] for block in blocks]  # (1, n, rows)
     sums = tuple(ops.zeros_like(block.steps[:, None, :] - bias) for block, bias in zip(blocks, biases))
     runs = tuple(ops.cast(each, "int32") for each in sums)  # integer runs: a shorter chain of latencies
@@ -298,10 +298,12 @@ def dilated_taps(x, dilation: int, axis: int = 1, stack_axis: int = 2):
 class Block(NamedTuple):
     """Convolution outputs whose kernels have the same number of biases, pooled together.
 
-    conv: (rows, B, T) outputs, -inf outside the steps each row pools over; time-major, the
-    function of `time_major_windows` that reads them window by window; bias: (rows, n);
-    start: (rows,) each row's first pooled step; steps: (B, rows) how many steps it pools (>= 1)."""
-    conv: object
+    One of `outputs` and `windows` holds the outputs: kernel-major, `outputs` (rows, B, T), -inf
+    outside the steps each row pools over; time-major, `windows`, the function of
+    `time_major_windows` that computes them window by window. bias: (rows, n); start: (rows,)
+    each row's first pooled step; steps: (B, rows) how many steps it pools (>= 1)."""
+    outputs: object
+    windows: object
     bias: object
     start: np.ndarray
     steps: object
@@ -403,15 +405,17 @@ def blocks_by_bias_count(plans, x, lengths, selections, biases, use_difference: 
         series, dilation, selection, lengths, starts, bias, firsts = zip(*group)
         start = np.concatenate(starts)  # (rows,)
         length = ops.concatenate([ops.repeat(ops.expand_dims(each, 0), NUM_KERNELS, axis=0) for each in lengths])
+        outputs = windows = None
         if time_major:
-            conv = time_major_windows(list(zip(series, dilation, selection, lengths, starts)))
+            windows = time_major_windows(list(zip(series, dilation, selection, lengths, starts)))
         else:  # (rows, B, T)
             t = ops.arange(steps, dtype="int32")[None, None, :]
             region = (t >= start[:, None, None]) & (t < length[:, :, None] - start[:, None, None])
-            conv = ops.where(region, kernel_major_convolutions(list(zip(series, dilation, selection))), float("-inf"))
+            outputs = ops.where(region, kernel_major_convolutions(list(zip(series, dilation, selection))),
+                                float("-inf"))
         # The region's size, from its bounds: a sum over the outputs would cost as much as a pooling.
         pooled = ops.cast(ops.maximum(ops.transpose(length) - 2 * start[None], 1), "float32")  # (B, rows)
-        blocks.append(Block(conv, ops.concatenate(bias, axis=0), start, pooled))
+        blocks.append(Block(outputs, windows, ops.concatenate(bias, axis=0), start, pooled))
         canonical.extend(index for first in firsts for index in range(first, first + NUM_KERNELS * n))
     return blocks, np.argsort(np.array(canonical)).astype("int32")
 
@@ -498,7 +502,7 @@ class MiniRocket(layers.Layer):
     @staticmethod
     def _pool(blocks):
         """{operator: [(B, rows, n) per block]} for `blocks` (`Block`)."""
-        return {"ppv": [by_series(sum_over_time(above(block.conv, block.bias))) / block.steps[:, :, None]
+        return {"ppv": [by_series(sum_over_time(above(block.outputs, block.bias))) / block.steps[:, :, None]
                         for block in blocks]}
 
     def compute_mask(self, inputs, mask=None):
