@@ -329,7 +329,8 @@ def read_run(directory) -> tuple[dict, tuple[str, ...]]:
 
 
 def check_tuning(trials: int, timeout: float | None, heartbeat: int, retries: int) -> None:
-    """A tuning worker's trials, timeout, heartbeat and retries, in range (`kseq.tune.tune`; checked before Keras loads)."""
+    """A tuning worker's trials, timeout, heartbeat and retries, in range (`kseq.tune.tune`;
+    checked before Keras loads)."""
     if trials < 1:
         raise InputError("--trials must be at least 1")
     if timeout is not None and timeout <= 0:

@@ -245,7 +245,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         x = self._sequences(validate_data(self, X, reset=False, **_ARRAY_RULES))
         if x.shape[1:] != tuple(self.input_shape_):
-            raise ValueError(f"X has sequences of shape {x.shape[1:]}; the model was fitted on {tuple(self.input_shape_)}")
+            raise ValueError(f"X has sequences of shape {x.shape[1:]}; "
+                             f"the model was fitted on {tuple(self.input_shape_)}")
         pre = self.config_["preprocess"]
         return trainer.predict_logits(self.model_, fill_gaps(x, pre["fill_gaps"], pre["spline_order"]),
                                       INFERENCE_BATCH_SIZE)

@@ -14,4 +14,5 @@ def write_shards(*args, **kwargs):
 
     return write(*args, **kwargs)
 
-__all__ += ["load_heartbeat_csv", "load_npz", "load_pain_csv", "load_ts", "make_heartbeats", "make_pain", "write_shards"]
+__all__ += ["load_heartbeat_csv", "load_npz", "load_pain_csv", "load_ts", "make_heartbeats", "make_pain",
+            "write_shards"]

@@ -356,7 +356,8 @@ def bucket_lengths(lengths, max_steps: int, n: int) -> np.ndarray:
     if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
         raise ValueError(f"lengths must be {n} integers, one per series; got {lengths.dtype} {lengths.shape}")
     if n and (lengths.min() < 1 or lengths.max() > max_steps):
-        raise ValueError(f"lengths must lie in [1, {max_steps}] (the padded length); got {lengths.min()}..{lengths.max()}")
+        raise ValueError(f"lengths must lie in [1, {max_steps}] (the padded length); "
+                         f"got {lengths.min()}..{lengths.max()}")
     octave = np.frexp(lengths.astype(np.float64))[1] - 1  # floor(log2(length)), exact for integers
     quantum = 2 ** np.maximum(octave - int(np.log2(_SIZES_PER_OCTAVE)), 0)
     return np.minimum(-(-lengths // quantum) * quantum, max_steps).astype(np.int32)

@@ -8,12 +8,13 @@ Layout of a shard folder (written by `write_shards` or `python -m kseq.cli.shard
 
 Why TFRecord: tf.data reads it natively (`TFRecordDataset`), record by record, with parallel
 interleaving and no Python in the loop; it is split across workers by file (each worker's input
-pipeline reads its own files of every class, see `train_dataset`); and raw float32 records decode with one `decode_raw` per batch. Why one class per
-shard: the index then knows every sequence's class and each class's count without reading a single
-feature, so class-balanced sampling draws each batch's classes at the target class weights and
-takes the records from per-class streams (`tf.data.Dataset.choose_from_datasets`), with no pass
-over the data; each class keeps at least `min_shards_per_class` files so that it can be split by file among
-that many workers.
+pipeline reads its own files of every class, see `train_dataset`); and raw float32 records
+decode with one `decode_raw` per batch. Why one class per shard: the index then knows every
+sequence's class and each class's count without reading a single feature, so class-balanced
+sampling draws each batch's classes at the target class weights and takes the records from
+per-class streams (`tf.data.Dataset.choose_from_datasets`), with no pass over the data; each
+class keeps at least `min_shards_per_class` files so that it can be split by file among that
+many workers.
 
 `index.json` is written last, so a folder with an index is complete. Gaps (NaN) are filled when the
 shards are written (`fill_gaps`), since interpolation is not a streaming step; the fitted feature

@@ -108,7 +108,8 @@ class Hydra(layers.Layer):
         mixing = np.ones((len(self.dilations), self.inputs_seen, channels, self.groups_per_input), dtype="float32")
         if channels > 1:
             per_group = int(np.clip(channels // 2, 2, 8))
-            chosen = rng.integers(channels, size=(len(self.dilations), self.inputs_seen, self.groups_per_input, per_group))
+            chosen = rng.integers(channels,
+                                  size=(len(self.dilations), self.inputs_seen, self.groups_per_input, per_group))
             mixing = np.zeros_like(mixing)
             for d, i, g in np.ndindex(*chosen.shape[:3]):
                 np.add.at(mixing[d, i, :, g], chosen[d, i, g], 1.0)

@@ -150,7 +150,8 @@ def render(folder) -> str:
               if (folder / "plots" / name).is_file()]
     parts += [f"<h2>Resolved config ({_e(config_file.name)})</h2>", f"<pre>{_e(config_file.read_text())}</pre>"]
     if is_ensemble:
-        parts += ["<h2>How to serve</h2>", "<p><code>python -m kseq.cli.ensemble RUN_DIR RUN_DIR ... --export DIR</code> "
+        parts += ["<h2>How to serve</h2>",
+                  "<p><code>python -m kseq.cli.ensemble RUN_DIR RUN_DIR ... --export DIR</code> "
                   "writes this ensemble as one SavedModel (with <code>model.tflite</code> where it converts), "
                   "served like a run's <code>serving/</code> folder.</p>"]
     else:

@@ -30,9 +30,9 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     (`kseq.models.accepts_any_length`: series of any length, padded or not, the LiteRT model
     included, which resizes its input per call) and for a random-kernel model (series of at most
     T steps: shorter ones are padded with trailing zeros inside the signature, the padding their
-    features ignore, so a server sends each recording at its own length); outputs `probabilities` [None, C], `class_id` [None]
-    (int64) and `class_name` [None] (string). Class names also go to `assets/class_names.txt`.
-    Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
+    features ignore, so a server sends each recording at its own length); outputs `probabilities`
+    [None, C], `class_id` [None] (int64) and `class_name` [None] (string). Class names also go to
+    `assets/class_names.txt`. Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
     their argmax; with one (`kseq.serving.decisions`, fitted on the validation split) they are its
     temperature-scaled probabilities and its decision (argmax after per-class offsets).
     `model.tflite` holds the same signature for LiteRT: with the variable batch for models

@@ -37,8 +37,8 @@ from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model, model_names
 from kseq.models.inference import predict_batches
 from kseq.models.registry import model_arguments
-from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier, with_feature_transform,
-                                       with_normalization)
+from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier,
+                                       with_feature_transform, with_normalization)
 from kseq.models.random_kernels import adapt_and_fit_head, holds_random_kernels
 
 STRATEGIES = CHOICES["train", "strategy"]
