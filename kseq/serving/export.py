@@ -32,9 +32,10 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     T steps: shorter ones are padded with trailing zeros inside the signature, the padding their
     features ignore, so a server sends each recording at its own length); outputs `probabilities`
     [None, C], `class_id` [None] (int64) and `class_name` [None] (string). Class names also go to
-    `assets/class_names.txt`. Without a `decision` the probabilities are the softmax of `model`'s logits and `class_id`
-    their argmax; with one (`kseq.serving.decisions`, fitted on the validation split) they are its
-    temperature-scaled probabilities and its decision (argmax after per-class offsets).
+    `assets/class_names.txt`. Without a `decision` the probabilities are the softmax of `model`'s
+    logits and `class_id` their argmax; with one (`kseq.serving.decisions`, fitted on the
+    validation split) they are its temperature-scaled probabilities and its decision (argmax
+    after per-class offsets).
     `model.tflite` holds the same signature for LiteRT: with the variable batch for models
     without recurrent layers, and for a batch of exactly 1 for recurrent ones with a fixed time
     axis (`export_litert`). Those recurrent models, and the random-kernel ones
