@@ -86,7 +86,7 @@ def as_input(library: str, x: np.ndarray) -> np.ndarray:
 
 def vector_width() -> str:
     """The widest vector instructions `/proc/cpuinfo` names, printed with the results: every time
-    here depends on it, and the figures in benchmarks/README.md come from AVX-512 machines."""
+    here depends on it, so figures compare only across machines with the same."""
     try:
         flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
                          if line.startswith("flags")).split(":", 1)[1].split())
