@@ -168,10 +168,16 @@ class ServingFunction:
         fits = x.ndim == len(expected) and all(d is None or d == n for d, n in zip(expected, x.shape))
         if fits and all(n >= 1 for n in x.shape[1:]) and (self.max_steps is None or x.shape[1] <= self.max_steps):
             return
-        steps = "any >= 1" if self.max_steps is None else f"1 to {self.max_steps}"
-        shown = ", ".join("batch" if i == 0 else steps if i == 1 and d is None else "any >= 1" if d is None else str(d)
-                          for i, d in enumerate(expected))
+        shown = ", ".join(self._axis_text(axis, size) for axis, size in enumerate(expected))
         raise ValueError(f"{self.path}: input {self._input_name!r} must have shape [{shown}]; got {list(x.shape)}")
+
+    def _axis_text(self, axis: int, size: int | None) -> str:
+        """How `_check_shape`'s message names one axis of the signature's input."""
+        if axis == 0:
+            return "batch"
+        if size is not None:
+            return str(size)
+        return f"1 to {self.max_steps}" if axis == 1 and self.max_steps is not None else "any >= 1"
 
     def _call_tensorflow(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self._answer(self.signature, x)
