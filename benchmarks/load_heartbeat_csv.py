@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe
+
 from kseq.data.synthetic import make_heartbeats, write_heartbeat_csv
 
 # Runs in the fresh subprocess: import, reset the peak-RSS mark (Linux), then time the load alone.
@@ -63,6 +65,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="where to write the CSV (kept); default: a temporary folder")
     args = parser.parse_args(argv)
+    print(describe(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.out or Path(tmp) / "mitbih_train_synthetic.csv"
         write_file(path)

@@ -35,6 +35,7 @@ import time
 
 import keras
 import numpy as np
+from machine import describe
 
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.config import load_config
@@ -87,6 +88,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="+", default=["cnn", "fcn", "resnet", "inception_time"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    print(describe(), flush=True)
     print("| network | batch (series x steps x channels) | float32 step | mixed_bfloat16 step | speedup |")
     print("|---|---|---|---|---|")
     speedups = {}

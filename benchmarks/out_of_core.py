@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import describe
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--out", help="working folder (default: a temporary one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(describe(), flush=True)
     if args.child:
         child(json.loads(args.child))
         return

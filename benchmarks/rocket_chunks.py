@@ -21,6 +21,8 @@ import json
 import subprocess
 import sys
 
+from machine import describe
+
 TRANSFORMS = ("MiniRocket", "MultiRocket", "Hydra")
 
 
@@ -59,6 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--chunks", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    print(describe(), flush=True)
     print(f"series={args.series} steps={args.steps} threads={args.threads}")
     print("| transform | chunk | ms per series | peak RSS GB |")
     print("|---|---|---|---|")

@@ -18,6 +18,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from machine import describe
 
 import kseq
 from kseq.data.pipeline import SAMPLERS, make_train_dataset
@@ -95,6 +96,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the data and a few steps: a smoke test")
     args = parser.parse_args(argv)
+    print(describe(), flush=True)
     scale, epochs, builtin_batches, steps, fits = (0.1, 2, 2, 10, 1) if args.quick else (1.0, 5, 20, 150, 5)
 
     x, y = mitbih_shaped(scale)

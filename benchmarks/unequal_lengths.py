@@ -28,6 +28,7 @@ import time
 
 import keras
 import numpy as np
+from machine import describe
 
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.data.pipeline import make_train_dataset, steps_per_epoch
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(describe(), flush=True)
 
     x, y, lengths = long_tail(args.series, args.seed)
     steps = steps_per_epoch(len(y), args.batch_size)

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe
 
 DATA_DIR = Path("/work/shared/data/ucr-dev")
 DATASETS = ["Coffee", "Trace", "PigCVP", "Chinatown_subset", "Covid3Month_disc", "WatchExercise"]
@@ -82,18 +83,6 @@ def make_classifier(library: str, name: str, threads: int):
 
 def as_input(library: str, x: np.ndarray) -> np.ndarray:
     return x if library == "kseq" else np.ascontiguousarray(np.transpose(x, (0, 2, 1)))
-
-
-def vector_width() -> str:
-    """The widest vector instructions `/proc/cpuinfo` names, printed with the results: every time
-    here depends on it, so figures compare only across machines with the same."""
-    try:
-        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                         if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return "unknown"
-    return next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")) if flag in flags),
-                "SSE")
 
 
 def timed(call):
@@ -193,7 +182,8 @@ def main():
     datasets = args.datasets or (QUICK_DATASETS if args.quick else DATASETS)
     differences, pairs_ = [], pairs()
     print(f"pairs: {', '.join(f'kseq {a} vs aeon {b}' for a, b in pairs_)}")
-    print(f"threads={args.threads} vectors={vector_width()} datasets={' '.join(datasets)} "
+    print(describe(), flush=True)
+    print(f"threads={args.threads} datasets={' '.join(datasets)} "
           f"synthetic={args.size[0]}x{args.size[1]}")
     print("| dataset | kseq model | kseq accuracy | aeon accuracy | kseq cold fit s | aeon cold fit s | "
           "kseq predict s | aeon predict s |")

@@ -62,6 +62,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from machine import describe
 from vs_pytorch_protocol import BATCH, EXPERIMENTS, WORKERS, Remote, worker_main
 
 
@@ -173,8 +174,9 @@ def main(argv=None) -> None:
         batch = worker_args["batch"]
         steps = math.ceil(meta["n_train"] / batch)
         print(f"{EXPERIMENTS[args.model]}: {meta['n_train']} training examples / {meta['n_test']} test sequences of "
-              f"{meta['steps']} steps (heartbeat scale {scale}), training batch {batch}, {steps} steps per epoch; "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+              f"{meta['steps']} steps (heartbeat scale {scale}), training batch {batch}, {steps} steps per epoch",
+              flush=True)
+        print(describe(), flush=True)
         results = {k: {"epoch_s": [], "infer_sps": [], "latency_s": [], "tf_infer_sps": [], "tf_latency_s": []}
                    for k in ("kseq", "torch")}
 

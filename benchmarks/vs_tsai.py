@@ -55,6 +55,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "experiments"))
@@ -115,6 +116,7 @@ def main():
     parser.add_argument("--results", type=Path, default=HERE / "vs_tsai_runs.jsonl")
     parser.add_argument("--skip-tsai", action="store_true", help="keep tsai's earlier records, run kseq only")
     args = parser.parse_args()
+    print(describe(), flush=True)
     systems = ([] if args.skip_tsai else ["tsai"]) + args.experiments
     for dataset in args.datasets:
         data = args.data / f"{dataset}.npz"
