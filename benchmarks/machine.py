@@ -1,9 +1,9 @@
 """The machine a benchmark ran on, in one line, for the top of its output.
 
 Every time a benchmark reports depends on the CPU count, the load beside the run and the
-widest vector instructions the CPU has (AVX-512 ran this project's random-kernel transforms and
-bfloat16 steps about twice as fast as AVX2), so figures compare only across machines whose
-lines match. Imported by the benchmark scripts, which run with this folder on `sys.path`.
+widest vector instructions the CPU has (an AVX-512 machine with native bfloat16 served this
+project's random-kernel model, and trained its `resnet`, about twice as fast as an AVX2 one), so
+figures compare only across machines whose lines match. Imported by the benchmark scripts, which run with this folder on `sys.path`.
 
     >>> from machine import describe
     >>> describe()  # doctest: +SKIP
