@@ -3,7 +3,8 @@
 Every time a benchmark reports depends on the CPU count, the load beside the run and the
 widest vector instructions the CPU has (an AVX-512 machine with native bfloat16 served this
 project's random-kernel model, and trained its `resnet`, about twice as fast as an AVX2 one), so
-figures compare only across machines whose lines match. Imported by the benchmark scripts, which run with this folder on `sys.path`.
+figures compare only across machines whose lines match. Imported by the benchmark scripts, which
+run with this folder on `sys.path`.
 
     >>> from machine import describe
     >>> describe()  # doctest: +SKIP

@@ -88,10 +88,10 @@ def main() -> None:
     parser.add_argument("--out", help="working folder (default: a temporary one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(describe(), flush=True)
     if args.child:
         child(json.loads(args.child))
         return
+    print(describe(), flush=True)
     out = Path(args.out or tempfile.mkdtemp(prefix="kseq-out-of-core-"))
     common = {"epochs": args.epochs, "runs": str(out / "runs")}
     for factor in (1, 4):
