@@ -1,4 +1,4 @@
-"""Imbalance: what the generic `resnet` recipe's default does when classes are imbalanced, against the alternatives.
+"""Imbalance: what a generic recipe's default does when classes are imbalanced, against the alternatives.
 
 Each real development set (`../shared/data/ucr-dev/*.npz`) keeps its test split; its training
 split is subsampled to an imbalance ratio (largest class over smallest): 1 is the split as it is;
@@ -6,9 +6,10 @@ for r > 1 the classes, from the largest to the smallest, keep counts spaced geom
 `r * s` down to `s`, where `s = floor(largest / r)` must be at least `MIN_PER_CLASS` (a cell where
 it is not, because the largest class has fewer than 2r series, is reported as n/a). For each seed
 (`--seeds`, default 0: the subsample's draw and the training's `train.seed`), the same subsample is
-trained each way below with the generic `resnet` recipe (every other "auto" resolved as a run
-resolves it); a method whose resolved configuration equals one already trained on that subsample
-(the default on balanced data is plain shuffling) reuses its result instead of training again:
+trained each way below with the generic `resnet` recipe, or the one `--experiment` names (every
+other "auto" resolved as a run resolves it); a method whose resolved configuration equals one
+already trained on that subsample (the default on balanced data is plain shuffling) reuses its
+result instead of training again:
 
 - `plain`: shuffled batches, crossentropy, the argmax (`sampler.kind = "none"`, `decisions.folds = 0`);
 - `class_weight`: balanced class weights in the loss (`sampler.kind = "class_weight"`);
@@ -31,6 +32,12 @@ the seeds).
     python benchmarks/imbalance.py                                  # all six, ratios 1 10 50
     python benchmarks/imbalance.py --datasets Trace Covid3Month_disc --ratios 1 10 --steps 300
     python benchmarks/imbalance.py --datasets Covid3Month_disc --ratios 1 10 --methods plain default --seeds 0 1 2
+    python benchmarks/imbalance.py --experiment multirocket_hydra --methods plain class_weight plain+decisions default
+
+A random-kernel model's ridge head is solved in closed form: it takes a sampler's weighting as
+weights on each series' error (`kseq.data.sampling.expected_weights`), so `class_weight`,
+`rejection` and `rejection+focal` solve the same balanced ridge, and its table is written between
+markers of its own.
 """
 
 from __future__ import annotations
@@ -87,14 +94,14 @@ def subsample(train_set, ratio: int, seed: int = 0):
     return train_set.subset(index)
 
 
-def resolved_cell(train_set, test_set, method: str, steps: int | None, seed: int):
-    """(config, splits): the `resnet` recipe with `method`'s overrides, resolved for `train_set`."""
+def resolved_cell(experiment: str, train_set, test_set, method: str, steps: int | None, seed: int):
+    """(config, splits): the `experiment` recipe with `method`'s overrides, resolved for `train_set`."""
     from kseq.config import load_config
     from kseq.training import trainer
 
     overrides = ["train.verbose=0", f"train.seed={seed}", *METHODS[method]]
     overrides += [f"train.steps={steps}"] if steps else []
-    config = load_config("resnet", overrides)
+    config = load_config(experiment, overrides)
     splits = trainer.prepare_arrays(config, train_set, test_set)
     return trainer.resolve_recipe(config, splits.fit, splits.validation, announce=False), splits
 
@@ -103,7 +110,7 @@ def run_cell(config: dict, splits, test_set, method: str) -> dict:
     """Train a resolved configuration; the test macro-F1 of the argmax and as served."""
     from kseq.reporting import evaluation
     from kseq.serving import decisions
-    from kseq.training import trainer
+    from kseq.training import recipe, trainer
 
     batch_size = config["sampler"]["batch_size"]
     with tempfile.TemporaryDirectory(prefix="kseq-imbalance-") as work:
@@ -124,23 +131,28 @@ def run_cell(config: dict, splits, test_set, method: str) -> dict:
         _, fitted_decisions = decisions.decide(held, y_held, test_logits, test_set.y, test_set.class_names,
                                                config["decisions"])
         served = fitted_decisions["decisions"]["test"]["macro_f1"]
+    steps = "none (solved head)" if recipe.solves_head(config) else config["train"]["steps"]
     return {"argmax": argmax, "served": served, "sampler": config["sampler"]["kind"], "decisions": held_out,
-            "steps": config["train"]["steps"]}
+            "steps": steps}
 
 
-def write_readme(table: str) -> None:
+def write_readme(table: str, experiment: str) -> None:
+    """The table between the markers of `experiment` (`resnet`'s are the section's first)."""
+    begin, end = (BEGIN, END) if experiment == "resnet" else (BEGIN.replace(":", f":{experiment}:"),
+                                                                END.replace(":", f":{experiment}:"))
     text = README.read_text()
-    block = f"{BEGIN}\n{table}\n{END}"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + f"\n\n## imbalance\n\n{block}\n"
+        text = text.rstrip("\n") + f"\n\n## imbalance: {experiment}\n\n{block}\n"
     README.write_text(text)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="resnet", help="the generic recipe trained (default: resnet)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--ratios", nargs="+", type=int, default=[1, 10, 50])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -174,7 +186,7 @@ def main(argv=None) -> None:
                     for method in args.methods:
                         started = time.perf_counter()
                         with contextlib.redirect_stdout(io.StringIO()):
-                            config, splits = resolved_cell(subset, test_set, method, args.steps, seed)
+                            config, splits = resolved_cell(args.experiment, subset, test_set, method, args.steps, seed)
                             result = next((r for c, r in trained if c == config), None)
                             reused = result is not None
                             if not reused:
@@ -214,7 +226,7 @@ def main(argv=None) -> None:
     if args.readme:
         seeds = f"seeds {', '.join(map(str, args.seeds))}"
         write_readme("\n".join([f"`{command.strip()}` ({seeds}; ratio-10 means over: {', '.join(at_10) or 'none'})", "",
-                                *lines, "", f"Last line: `{summary}`"]))
+                                *lines, "", f"Last line: `{summary}`"]), args.experiment)
     print(summary)
 
 

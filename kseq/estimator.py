@@ -65,7 +65,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         loss_params: the loss's keyword arguments, e.g. `{"gamma": 2.0}`, or
             `{"class_weights": "balanced"}` for a class-weighted loss.
         sampler: how training batches are drawn (`kseq.make_train_dataset`): "none", "rejection",
-            "weighted", "oversample" or "class_weight".
+            "weighted", "oversample" or "class_weight"; a ridge head, solved rather than trained
+            on batches, weighs each series' error as the sampler would weigh it
+            (`kseq.data.sampling.expected_weights`).
         sampler_target: the class distribution "rejection" and "weighted" aim for.
         batch_size, steps: numbers, or "auto" (resolved from the data: `kseq.training.recipe`).
         learning_rate, weight_decay, schedule: AdamW and its schedule ("cosine" or "constant").

@@ -13,6 +13,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from kseq.data import pipeline
 from kseq.data.pipeline import SAMPLERS, make_eval_dataset, make_train_dataset, steps_per_epoch
+from kseq.data.sampling import expected_weights
 
 COUNTS = np.array([1660, 60, 140, 20, 120])  # 83 / 3 / 7 / 1 / 6 %, N = 2,000
 RESAMPLERS = ("rejection", "weighted", "oversample")
@@ -113,6 +114,21 @@ def test_class_weight_batches_carry_sklearn_balanced_weights():
     for batch in epoch(make_train_dataset(x, y, sampler="class_weight", batch_size=128, seed=5)):
         assert len(batch) == 3
         np.testing.assert_allclose(batch[2], balanced[batch[1]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("sampler, target", [("none", "uniform"), ("class_weight", "uniform"), ("rejection", "sqrt"),
+                                            ("weighted", [4, 1, 1, 1, 3]), ("oversample", "uniform")])
+def test_expected_weights_give_each_class_the_share_the_samplers_batches_give_it(sampler, target):
+    """What the closed-form ridge head weighs series by (`expected_weights`) against what the
+    sampler's batches give each class: draws times their loss weight, over 6.4 epochs."""
+    x, y = heartbeats()
+    batches = draw(make_train_dataset(x, y, sampler=sampler, batch_size=64, seed=8, target=target), 200)
+    labels = np.concatenate([b[1] for b in batches])
+    weight = np.concatenate([b[2] if len(b) == 3 else np.ones(len(b[1])) for b in batches])
+    observed = np.bincount(labels, weights=weight, minlength=5)
+    weights = expected_weights(sampler, y, target)
+    assert weights.mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(observed / observed.sum(), np.bincount(y, weights=weights) / len(y), atol=0.015)
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -289,6 +305,27 @@ def test_grouped_batches_hold_the_samplers_series_cut_to_their_longest_member(sa
     # Grouping by length, not only cutting: the steps are far fewer than the sampler's own batches cut.
     cut_plain = sum(len(b[0]) * bucket[rows(b[0])].max() for b in plain)
     assert sum(b[0].size for b in grouped) < 0.8 * cut_plain
+
+
+def test_grouped_batches_hold_every_class_where_length_gives_the_class_away():
+    """Class 0 is all short series, class 1 all long: sorted by length, a batch would hold one class
+    and its batch norm statistics would name it. Grouped within each class, every batch of 8 holds
+    4 of each, at 4 neighbouring lengths of its class."""
+    n, steps = 64, 60
+    y = np.repeat([0, 1], n // 2)
+    lengths = np.concatenate([np.arange(5, 37), np.arange(29, 61)])  # 5..36 and 29..60: distinct within class
+    x = np.where(np.arange(steps)[None, :] < lengths[:, None], np.arange(1, n + 1)[:, None], 0)
+    dataset = make_train_dataset(x[:, :, None].astype(np.float32), y, sampler="none", batch_size=8, seed=3,
+                                 lengths=lengths)
+    for batch in dataset:
+        index = rows(batch[0].numpy())
+        assert np.bincount(y[index], minlength=2).tolist() == [4, 4]
+        for c in (0, 1):
+            ranks = np.sort(np.argsort(np.argsort(lengths[y == c]))[np.searchsorted(np.flatnonzero(y == c),
+                                                                                      index[y[index] == c])])
+            assert ranks[-1] - ranks[0] == 3  # four neighbours in its class's length order
+    np.testing.assert_allclose(pipeline.within_class_quantiles(np.array([7, 7, 3, 9]), np.array([0, 0, 0, 1])),
+                               [(2.5 - 0.5) / 3, (2.5 - 0.5) / 3, 0.5 / 3, 0.5])  # ties share their mean rank
 
 
 def test_grouped_batches_are_the_same_for_a_seed_and_differ_between_seeds_and_epochs():

@@ -177,6 +177,22 @@ def test_summary_names_every_resolved_value():
     assert "sampler=class_weight" in line and line.endswith("decisions on out-of-fold predictions (2 folds)")
 
 
+def test_summary_of_a_solved_head_names_no_training_loop():
+    """A ridge head takes no optimizer step: the line names none, and says the sampler's weighting
+    reaches the solve (it used to print 2,000 steps and a learning rate for a closed-form fit)."""
+    config = load_config("multirocket_hydra")
+    config = recipe.resolve(config, num_train=50, sequence_length=300, validation=False)
+    config = recipe.resolve_imbalance(config, np.repeat([0, 1], [45, 5]), validation=False)
+    config["preprocess"]["normalize"] = "none"
+    line = recipe.summary(config, num_train=50, num_validation=0)
+    assert config["model"]["head"] == "ridge" and "head=ridge (solved in closed form" in line
+    assert not any(word in line for word in ("steps=", "learning_rate", "patience", "dtype_policy", "final weights"))
+    assert "sampler=class_weight (as weights in the ridge)" in line and "folds" not in line  # the config's 0
+    config["model"]["head"] = "logistic"
+    trained = recipe.summary(config, num_train=50, num_validation=0)
+    assert "steps=" in trained and "head=logistic" in trained and "as weights" not in trained
+
+
 def z_normalised(x):
     return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, ddof=1, keepdims=True)  # the archive's ddof=1
 

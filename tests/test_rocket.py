@@ -15,6 +15,7 @@ import tensorflow as tf
 from sklearn.linear_model import RidgeClassifierCV
 
 from kseq import SequenceClassifier, build_model
+from kseq.data.sampling import expected_weights
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling, adapt_and_fit_head
 from kseq.models.ridge import ALPHAS, ridge_classifier
@@ -326,6 +327,40 @@ def test_ridge_binary_columns_are_sklearns_decision_and_its_negative():
     assert fit.alpha == reference.alpha_
     np.testing.assert_allclose(decision[:, 1], reference.decision_function(features), atol=1e-4)
     np.testing.assert_allclose(decision[:, 0], -decision[:, 1], atol=1e-4)
+
+
+@pytest.mark.parametrize("n,num_features", [(40, 336), (200, 168)], ids=["gram", "covariance"])
+def test_weighted_ridge_equals_ridge_classifier_cv_with_class_and_sample_weights(n, num_features):
+    x, _ = two_shapes(n)
+    y = np.repeat([0, 1, 2], [n * 7 // 10, n // 5, n - n * 7 // 10 - n // 5])  # imbalanced, 7:2:1
+    layer = MiniRocket(num_features=num_features, seed=0)
+    layer.adapt(x)
+    features = numpy(layer(x)) + y[:, None] * 0.1 + np.random.default_rng(4).normal(0, 0.05, (n, num_features))
+    test = features[::3] + 0.01
+    weight = np.random.default_rng(5).uniform(0.2, 3.0, n)
+    for reference, sample_weight in [
+        (RidgeClassifierCV(alphas=ALPHAS, class_weight="balanced").fit(features, y),
+         expected_weights("class_weight", y)),
+        (RidgeClassifierCV(alphas=ALPHAS).fit(features, y, sample_weight=weight), weight),
+    ]:
+        fit = ridge_classifier(features, y, 3, sample_weight=sample_weight)
+        assert fit.alpha == reference.alpha_
+        np.testing.assert_allclose(test @ fit.kernel + fit.bias, reference.decision_function(test), atol=1e-4)
+
+
+def test_a_ridge_head_takes_the_runs_class_weights():
+    """`sampler.kind = "class_weight"` (the recipe's choice on imbalanced small data) reaches the
+    solved head: its decisions are scikit-learn's balanced ridge on the model's own features."""
+    x, _ = two_shapes(40, seed=6)
+    y = np.repeat([0, 1], [32, 8])
+    clf = SequenceClassifier("minirocket", {"num_features": 84}, sampler="class_weight", random_state=0).fit(x, y)
+    features = numpy(keras.Model(clf.model_.input, clf.model_.get_layer("minirocket_transform_scaling").output)(x))
+    kernel, bias = clf.model_.get_layer("logits").get_weights()
+    balanced = RidgeClassifierCV(alphas=ALPHAS, class_weight="balanced").fit(features, y)
+    plain = RidgeClassifierCV(alphas=ALPHAS).fit(features, y)
+    decision = (features @ kernel + bias)[:, 1]
+    np.testing.assert_allclose(decision, balanced.decision_function(features), atol=1e-3)
+    assert np.abs(decision - plain.decision_function(features)).max() > 1e-2  # the weights changed the fit
 
 
 def test_feature_scaling_standardises_and_sparse_scaling_keeps_zeros():

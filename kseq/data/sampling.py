@@ -1,7 +1,8 @@
 """Class arithmetic the samplers share, in memory (`kseq.data.pipeline`) and on shards (`kseq.data.shards`).
 
 Plain NumPy on per-class counts, below both pipelines so neither imports the other for it, and
-below `kseq.losses`, whose public `balanced_class_weights` is the same rule.
+below `kseq.losses`, whose public `balanced_class_weights` is the same rule, and below the
+closed-form ridge head, which takes a sampler's weighting as weights (`expected_weights`).
 """
 
 from __future__ import annotations
@@ -57,3 +58,32 @@ def balanced_weights(counts: np.ndarray) -> np.ndarray:
     """
     counts = np.asarray(counts)
     return counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1))
+
+
+def expected_weights(sampler: str, y: np.ndarray, target="uniform", weights=None) -> np.ndarray:
+    """The weight each series of `y` carries in an epoch of `sampler`, in expectation, with mean 1.
+
+    What a fit that sees every series once (the random-kernel models' ridge head, solved in closed
+    form) weighs each series' error by, to train as the sampler's batches would: `"none"` 1;
+    `"class_weight"` the balanced class weight; `"rejection"` and `"weighted"` the draw
+    probability (`t_c / n_c`, or the per-sample `weights`); `"oversample"`, every class topped up
+    to the majority's count, `1 / n_c`. Scaled to mean 1, so a balanced weighting is scikit-learn's
+    `class_weight="balanced"` exactly.
+
+    >>> expected_weights("rejection", np.array([0, 0, 0, 1])).tolist()
+    [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
+    """
+    y = np.asarray(y)
+    counts = np.bincount(y)
+    if sampler == "none":
+        per_series = np.ones(len(y))
+    elif sampler == "class_weight":
+        per_series = balanced_weights(counts)[y]
+    elif sampler in ("rejection", "weighted"):
+        per_series = (np.asarray(weights, dtype=np.float64) if weights is not None
+                      else (target_distribution(target, counts) / np.maximum(counts, 1))[y])
+    elif sampler == "oversample":
+        per_series = 1.0 / counts[y]
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}")
+    return per_series / per_series.mean()

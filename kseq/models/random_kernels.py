@@ -185,13 +185,14 @@ def holds_random_kernels(model: keras.Model) -> bool:
 
 
 def adapt_and_fit_head(model: keras.Model, x: np.ndarray, y: np.ndarray, head: str, *, seed: int = 0,
-                       batch_size: int = 256) -> dict | None:
+                       batch_size: int = 256, sample_weight: np.ndarray | None = None) -> dict | None:
     """Fit a random-kernel model on training series `x` (N, T, F), labels `y`.
 
     Adapts the transforms (their biases) and the feature scaling on `x`; for the `"ridge"` head
-    also solves the `logits` layer in closed form and returns the run's one-row history
-    (`epoch`, training `accuracy`, the chosen `ridge_alpha`); for `"logistic"` returns None, and
-    the logits are trained as usual.
+    also solves the `logits` layer in closed form, each series' error weighed by `sample_weight`
+    (the run's sampler as weights, `kseq.data.sampling.expected_weights`), and returns the run's
+    one-row history (`epoch`, training `accuracy`, the chosen `ridge_alpha`); for `"logistic"`
+    returns None, and the logits are trained as usual.
     """
     one_of("head", head, HEADS)
     encoder, x_in = _encoder_input(model, np.asarray(x, dtype="float32"), batch_size)
@@ -212,7 +213,7 @@ def adapt_and_fit_head(model: keras.Model, x: np.ndarray, y: np.ndarray, head: s
         return None
     features = np.concatenate(scaled, axis=1)
     logits = encoder.get_layer("logits")
-    fit = ridge_classifier(features, y, logits.units)
+    fit = ridge_classifier(features, y, logits.units, sample_weight=sample_weight)
     logits.set_weights([fit.kernel, fit.bias])
     accuracy = float(np.mean(np.argmax(features @ fit.kernel + fit.bias, axis=1) == y))
     return {"epoch": [0], "accuracy": [accuracy], "ridge_alpha": [fit.alpha]}

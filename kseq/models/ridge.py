@@ -7,7 +7,9 @@ eigendecomposition gives for every alpha at once (Rifkin and Lippert 2007, "Note
 least squares"; scikit-learn's `_RidgeGCV`). This is that computation in NumPy, on the smaller of
 the Gram matrix `X X^T` (N <= D, the usual case: thousands of series, tens of thousands of
 features) and the covariance `X^T X` (N > D), so the result ends in an ordinary Keras `Dense`
-layer with no scikit-learn at serving time.
+layer with no scikit-learn at serving time. Per-series weights (`sample_weight`, as scikit-learn's
+`sample_weight` or `class_weight`) weigh each series' squared error in the fit and in the
+leave-one-out error: how the ridge head takes kseq's class weights on imbalanced data.
 
 Example:
     >>> import numpy as np
@@ -41,7 +43,8 @@ def ridge_targets(y: np.ndarray, num_classes: int) -> np.ndarray:
     return np.where(np.arange(num_classes)[None, :] == np.asarray(y)[:, None], 1.0, -1.0)
 
 
-def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPHAS) -> RidgeFit:
+def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPHAS,
+                     sample_weight: np.ndarray | None = None) -> RidgeFit:
     """Fit ridge regression of `ridge_targets(y)` on features `x` (N, D), alpha by leave-one-out error.
 
     Features and targets are centred (the intercept is not penalised). With the eigenvectors `Q`
@@ -49,17 +52,21 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPH
     the dual coefficients are `c = (K + alpha I)^-1 Y`, and the leave-one-out residual of series i is
     `c_i / [(K + alpha I)^-1]_ii`. For a binary problem the two columns are each other's negatives,
     so the chosen alpha and the decisions are those of scikit-learn's single column.
+    With `sample_weight` `w` (N,), as scikit-learn does: the means are weighted, every centred row
+    is scaled by `sqrt(w_i)` (so series i's squared error counts `w_i` times, in the fit and in the
+    leave-one-out error), and the intercept's direction is `sqrt(w)`.
     """
     x = np.asarray(x, dtype="float64")
     targets = ridge_targets(y, num_classes)
-    x_mean, y_mean = x.mean(axis=0), targets.mean(axis=0)
-    centred, targets_c = x - x_mean, targets - y_mean
+    root = np.ones(len(x)) if sample_weight is None else np.sqrt(np.asarray(sample_weight, dtype="float64"))
+    x_mean, y_mean = np.average(x, axis=0, weights=root ** 2), np.average(targets, axis=0, weights=root ** 2)
+    centred, targets_c = (x - x_mean) * root[:, None], (targets - y_mean) * root[:, None]
     n, d = centred.shape
-    ones = np.full(n, 1 / np.sqrt(n))  # the intercept's direction, left unpenalised
+    intercept_axis = root / np.linalg.norm(root)  # the intercept's direction, left unpenalised
     if n <= d:
         values, vectors = np.linalg.eigh(centred @ centred.T)
         # The intercept's eigenvector (eigenvalue 0 of the centred Gram) gets no weight, as in scikit-learn.
-        intercept = np.argmax(np.abs(vectors.T @ ones))
+        intercept = np.argmax(np.abs(vectors.T @ intercept_axis))
         projected = vectors.T @ targets_c
         best = None
         for alpha in alphas:
@@ -83,7 +90,7 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPH
             w = 1 / (values + alpha) - 1 / alpha
             dual = left @ (w[:, None] * projected) + targets_c / alpha
             # The intercept's direction is cancelled (weight 0) like every direction outside `left` is 1/alpha.
-            diagonal = (left ** 2) @ w + 1 / alpha - ones ** 2 / alpha
+            diagonal = (left ** 2) @ w + 1 / alpha - intercept_axis ** 2 / alpha
             error = np.mean((dual / diagonal[:, None]) ** 2)
             if best is None or error < best[0]:
                 best = (error, alpha, dual)

@@ -28,6 +28,7 @@ from kseq.config import CHOICES, load_config
 from kseq.data.loading import check_filled, load_datasets, stratified_split_index
 from kseq.data.pipeline import length_order, make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
+from kseq.data.sampling import expected_weights
 from kseq.data.sequence_set import SequenceSet, Splits, signal_lengths
 from kseq.data.shards import ShardedFeatures
 from kseq.utils.errors import InputError
@@ -355,8 +356,10 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     step_timer = StepTimer()
     started = time.perf_counter()
     # Random-kernel models: transforms fitted by `adapt`; a ridge head is solved, with no gradient steps.
-    solved = adapt_and_fit_head(model, x_fit, y_fit, config["model"]["head"],
-                                seed=training_seed(train_cfg)) if holds_random_kernels(model) else None
+    solved = adapt_and_fit_head(
+        model, x_fit, y_fit, config["model"]["head"], seed=training_seed(train_cfg),
+        sample_weight=expected_weights(config["sampler"]["kind"], y_fit, config["sampler"]["target"], sample_weight),
+    ) if holds_random_kernels(model) else None
     if solved is not None:
         pd.DataFrame(solved).to_csv(workdir / "history.csv", index=False)
         # Its state as a trained model's, so the saved model reloads without Keras' warning that
