@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from kseq.config import CHOICES
 from kseq.data import shards
-from kseq.data.sampling import acceptance, balanced_weights, target_distribution
+from kseq.data.sampling import acceptance, balanced_weights, draw_weights, target_distribution
 from kseq.data.shards import ShardedFeatures
 
 SAMPLERS = CHOICES["sampler", "kind"]
@@ -128,7 +128,7 @@ def make_train_dataset(
         key_count, one_epoch = -(-steps // group), _rejection_batches(accept, batch_size, group, steps)
     elif sampler == "weighted":
         if weights is None:
-            weights = (target_distribution(target, counts) / np.maximum(counts, 1))[y]
+            weights = draw_weights(target, counts)[y]
         draw = _weighted_draw(weights, len(y), batch_size)
         key_count, one_epoch = steps, lambda keys: keys.map(draw, num_parallel_calls=AUTOTUNE)
     elif sampler == "oversample":

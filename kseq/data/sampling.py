@@ -48,6 +48,11 @@ def acceptance(t: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return (ratio / ratio.max()).astype(np.float32)
 
 
+def draw_weights(target, counts: np.ndarray) -> np.ndarray:
+    """Per-class weight `t_c / n_c` of one series, so each class is drawn with its target share `t_c`."""
+    return target_distribution(target, counts) / np.maximum(counts, 1)
+
+
 def balanced_weights(counts: np.ndarray) -> np.ndarray:
     """Per-class weights `N / (C * n_c)`, scikit-learn's `compute_class_weight("balanced")`.
 
@@ -80,8 +85,7 @@ def expected_weights(sampler: str, y: np.ndarray, target="uniform", weights=None
     elif sampler == "class_weight":
         per_series = balanced_weights(counts)[y]
     elif sampler in ("rejection", "weighted"):
-        per_series = (np.asarray(weights, dtype=np.float64) if weights is not None
-                      else (target_distribution(target, counts) / np.maximum(counts, 1))[y])
+        per_series = np.asarray(weights, dtype=np.float64) if weights is not None else draw_weights(target, counts)[y]
     elif sampler == "oversample":
         per_series = 1.0 / counts[y]
     else:

@@ -58,8 +58,9 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPH
     """
     x = np.asarray(x, dtype="float64")
     targets = ridge_targets(y, num_classes)
-    root = np.ones(len(x)) if sample_weight is None else np.sqrt(np.asarray(sample_weight, dtype="float64"))
-    x_mean, y_mean = np.average(x, axis=0, weights=root ** 2), np.average(targets, axis=0, weights=root ** 2)
+    weight = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, dtype="float64")
+    root = np.sqrt(weight)
+    x_mean, y_mean = np.average(x, axis=0, weights=weight), np.average(targets, axis=0, weights=weight)
     centred, targets_c = (x - x_mean) * root[:, None], (targets - y_mean) * root[:, None]
     n, d = centred.shape
     intercept_axis = root / np.linalg.norm(root)  # the intercept's direction, left unpenalised
