@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.stats import chisquare
+from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.utils.class_weight import compute_class_weight
 
 from kseq.data import pipeline
@@ -326,6 +327,35 @@ def test_grouped_batches_hold_every_class_where_length_gives_the_class_away():
             assert ranks[-1] - ranks[0] == 3  # four neighbours in its class's length order
     np.testing.assert_allclose(pipeline.within_class_quantiles(np.array([7, 7, 3, 9]), np.array([0, 0, 0, 1])),
                                [(2.5 - 0.5) / 3, (2.5 - 0.5) / 3, 0.5 / 3, 0.5])  # ties share their mean rank
+
+
+def test_grouped_batches_are_sorted_by_length_where_length_says_little_of_the_class():
+    """Labels drawn independently of length: batches sorted by length alone tell next to none of the
+    class, so they are kept, each batch of 8 holding 8 neighbouring lengths (within class they would
+    not: two classes' 4th-8th shortest series are not the 8th-16th shortest overall)."""
+    n, steps, batch_size = 64, 70, 8
+    lengths = np.arange(5, 5 + n)
+    y = np.random.default_rng(0).permutation(np.repeat([0, 1], n // 2))
+    within_class, information = pipeline.length_grouping(lengths, y, batch_size)
+    assert not within_class and abs(information) < 0.1
+    x = np.where(np.arange(steps)[None, :] < lengths[:, None], np.arange(1, n + 1)[:, None], 0)
+    dataset = make_train_dataset(x[:, :, None].astype(np.float32), y, sampler="none", batch_size=batch_size,
+                                 seed=3, lengths=lengths)
+    ranks = sorted(tuple(np.sort(rows(batch[0].numpy()))) for batch in dataset)
+    assert ranks == [tuple(range(start, start + batch_size)) for start in range(0, n, batch_size)]
+
+
+def test_sorted_batches_class_information_is_adjusted_mutual_information_of_class_and_batch():
+    """One window, distinct lengths: the batches are the length order cut in eights, whatever the
+    random draws, so the answer is scikit-learn's AMI of class and that cut; the same data gives the
+    same answer, and the tied case of the test above passes the limit."""
+    lengths = np.random.default_rng(1).permutation(40)
+    y = np.random.default_rng(2).integers(0, 3, 40)
+    expected = adjusted_mutual_info_score(y, np.argsort(np.argsort(lengths)) // 8, average_method="min")
+    assert pipeline.sorted_batches_class_information(lengths, y, 8) == pytest.approx(expected, abs=1e-12)
+    tied = np.concatenate([np.arange(5, 37), np.arange(29, 61)])
+    within_class, information = pipeline.length_grouping(tied, np.repeat([0, 1], 32), 8)
+    assert within_class and information > 0.5
 
 
 def test_grouped_batches_are_the_same_for_a_seed_and_differ_between_seeds_and_epochs():

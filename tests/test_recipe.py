@@ -288,3 +288,25 @@ def test_the_budget_counts_real_steps_of_series_cut_to_their_length():
     assert resolve_recipe(config, data, None, announce=False)["train"]["steps"] == 2000
     windows = {**config, "preprocess": {**config["preprocess"], "window": 2000}}  # one length: padded cost
     assert resolve_recipe(windows, data, None, announce=False)["train"]["steps"] == 1000
+
+
+@pytest.mark.parametrize("tied, expected", [
+    (True, "batches by length within each class (sorted by length alone they would tell"),
+    (False, "batches sorted by length (they tell")])
+def test_resolved_line_says_how_batches_group_unequal_lengths(tied, expected, capsys):
+    """Class 1 all longer than class 0 (tied), or lengths drawn apart from the class: the line names
+    `pipeline.length_grouping`'s choice and its figure, which equals the pipeline's own."""
+    from kseq.data.pipeline import bucket_lengths, sorted_batches_class_information
+    from kseq.data.sequence_set import SequenceSet
+    from kseq.training.trainer import resolve_recipe
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    lengths = np.sort(rng.integers(20, 200, 80)) if tied else rng.integers(20, 200, 80)
+    x = np.where(np.arange(200)[None, :, None] < lengths[:, None, None], 1.0 + rng.random((80, 200, 1)), 0.0)
+    config = resolve_recipe(generic(), SequenceSet(x.astype("float32"), y, ("a", "b")), None)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("resolved: ")]
+    information = sorted_batches_class_information(bucket_lengths(lengths, 200, 80), y,
+                                                   config["sampler"]["batch_size"])
+    assert f"{expected} {information:.2f} of the class)" in line
+    assert (information > 0.25) == tied

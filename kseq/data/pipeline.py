@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import adjusted_mutual_info_score
 
 from kseq.config import CHOICES
 from kseq.data import shards
@@ -87,9 +88,9 @@ def make_train_dataset(
             `tf.distribute.Strategy.distribute_datasets_from_function` (its own files, per-replica
             batches; see `shards.train_dataset`).
         lengths: each series' real steps `(N,)` (arrays in memory only), for a model that takes
-            any length: batches then group series of similar length within each class and are
-            cut to their longest member (`group_by_length`), so a batch costs what its real
-            steps cost and holds the epoch's classes, not its lengths' classes.
+            any length: batches then group series of similar length (within each class, where
+            length gives the class away) and are cut to their longest member
+            (`group_by_length`), so a batch costs what its real steps cost.
 
     Returns:
         A dataset whose every iteration is one fresh epoch (or, with `epochs`, the epochs from
@@ -341,6 +342,17 @@ def _gather(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
 # batches of successive epochs. 32 batches keep each batch within one bucket of lengths on data
 # with a long tail (benchmarks/unequal_lengths.py) while any batch can still meet any series.
 _LENGTH_WINDOW = 32
+# Sorted by length alone, batches whose class information (`sorted_batches_class_information`)
+# passes this are grouped within each class instead. Measured with `resnet`: PickupGestureWiimoteZ's
+# sorted batches tell 0.43 of the class (batch size 5), and batch norm learned it (50.0% and 44.0%
+# at seeds 0 and 1, against 66.0% and 64.0% grouped within class); WatchExercise's tell 0.12 (batch
+# size 9), and sorted batches trained better than any mixing tried (92.9, 92.9, 90.5% at seeds 0-2,
+# against 88.1, 88.1, 85.7% within class and 90.5, 88.1% in random batches); JapaneseVowels' tell
+# 0.13 (batch size 27; 98.9% sorted, 98.4% within class, seed 0). The limit lies between; no set
+# between 0.13 and 0.43 has been measured.
+_SORTED_BATCHES_CLASS_LIMIT = 0.25
+# Random orders `sorted_batches_class_information` averages over (from a fixed generator).
+_INFORMATION_DRAWS = 8
 # Batch lengths are rounded up to one of this many sizes per doubling (at most 1/8 longer), so a
 # compiled training step (XLA) meets a few dozen shapes rather than one per length.
 _SIZES_PER_OCTAVE = 8
@@ -371,7 +383,7 @@ def length_order(lengths) -> np.ndarray:
 
 def within_class_quantiles(bucket: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each series' length quantile among the series of its own class: `(rank - 0.5) / count`, equal
-    lengths sharing their mean rank. The key `group_by_length` sorts by.
+    lengths sharing their mean rank. The key `group_by_length` sorts by where length gives the class away.
 
     >>> within_class_quantiles(np.array([10, 20, 100, 200, 200]), np.array([0, 0, 1, 1, 1])).tolist()
     [0.25, 0.75, 0.16666666666666666, 0.6666666666666666, 0.6666666666666666]
@@ -385,33 +397,72 @@ def within_class_quantiles(bucket: np.ndarray, y: np.ndarray) -> np.ndarray:
     return key
 
 
+def sorted_batches_class_information(bucket: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """How much of a series' class its batch would tell, were batches sorted by length alone.
+
+    scikit-learn's adjusted mutual information between class and batch, over the smaller of the
+    two entropies (`average_method="min"`): 0 for batches drawn at random, 1 where each batch holds
+    one class however many batches there are (the default, their mean, would score two classes in
+    a hundred pure batches 0.25). The batches are those `group_by_length` makes
+    sorting by the rounded lengths `bucket`: a random order cut into windows of `_LENGTH_WINDOW`
+    batches, each window sorted with ties in random order. The mean over `_INFORMATION_DRAWS`
+    orders from a fixed generator, so the same data gives the same answer.
+
+    >>> y = np.repeat([0, 1], 8)
+    >>> round(sorted_batches_class_information(np.arange(16), y, 8), 2)  # short class 0, long class 1
+    1.0
+    """
+    rng = np.random.default_rng(0)
+    window = _LENGTH_WINDOW * batch_size
+    batch = np.empty(len(y), np.int64)
+    information = []
+    for _ in range(_INFORMATION_DRAWS):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), window):
+            members = order[start : start + window]
+            by_length = members[np.lexsort((rng.random(len(members)), bucket[members]))]
+            batch[by_length] = (start + np.arange(len(members))) // batch_size
+        information.append(adjusted_mutual_info_score(y, batch, average_method="min"))
+    return float(np.mean(information))
+
+
+def length_grouping(bucket: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[bool, float]:
+    """How `group_by_length` groups these series: whether it sorts by length within each class, and
+    why, the class information of batches sorted by length alone (`sorted_batches_class_information`),
+    which passes `_SORTED_BATCHES_CLASS_LIMIT` exactly where it does."""
+    information = sorted_batches_class_information(bucket, y, batch_size)
+    return information > _SORTED_BATCHES_CLASS_LIMIT, information
+
+
 def group_by_length(one_epoch, key_count: int, bucket: np.ndarray, y: np.ndarray, batch_size: int, steps: int):
-    """A sampler's `one_epoch` (keys -> batches of indices) with its indices regrouped by length within each class.
+    """A sampler's `one_epoch` (keys -> batches of indices) with its indices regrouped by length.
 
     The epoch's indices, in the sampler's order, are cut into windows of `_LENGTH_WINDOW` batches;
-    each window is sorted by each series' length quantile within its class
-    (`within_class_quantiles` of the rounded lengths `bucket`, ties in random order) and cut into
+    each window is sorted by the rounded lengths `bucket` (ties in random order) and cut into
     batches, whose order within the window is shuffled. The random draws come from the epoch's
     first key (with salts its sampler never uses), so the same seed gives the same batches.
 
-    Why within each class: sorted by length alone, a batch holds the classes of its lengths, and
-    where length and class go together its batch norm statistics tell the network the class, a
-    cue that is gone at inference. PickupGestureWiimoteZ (10 gestures, 29-361 steps, the shortest
-    gestures whole classes): `resnet` 50.0% and 44.0% at seeds 0 and 1 sorted by length, 66.0% and
-    64.0% sorted within class, 68.0% and 62.0% in random batches. Where length says nothing of the
-    class, the quantiles within a class are the quantiles overall, and batches cost about what
-    sorted ones do: the long tail of `benchmarks/unequal_lengths.py` computes 336k series-steps an
-    epoch against 322k sorted and 965k in random batches (277k real); where it does, a batch costs
-    what a random one costs (PickupGestureWiimoteZ: 12.8k against 8.3k sorted and 13.0k random;
-    WatchExercise 195k against 181k and 243k; means over simulated epochs).
+    Where length gives the class away (`length_grouping`), each window is sorted by each
+    series' length quantile within its class (`within_class_quantiles`) instead. Sorted by length
+    alone, a batch there holds the classes of its lengths, its batch norm statistics tell the
+    network the class, and that cue is gone at inference. PickupGestureWiimoteZ (10 gestures,
+    29-361 steps, the shortest gestures whole classes): `resnet` 50.0% and 44.0% at seeds 0 and 1
+    sorted by length, 66.0% and 64.0% sorted within class, 68.0% and 62.0% in random batches.
+    Within class, a batch costs about what a random one costs there (12.8k series-steps an epoch,
+    against 8.3k sorted and 13.0k random; means over simulated epochs). Elsewhere sorted batches
+    are kept: they cost the least (the long tail of `benchmarks/unequal_lengths.py`: 322k
+    series-steps an epoch, 277k of them real, against 965k in random batches), and on
+    WatchExercise, whose lengths tell little of the class, they trained best (see
+    `_SORTED_BATCHES_CLASS_LIMIT`).
     """
-    key = _on_cpu(within_class_quantiles(bucket, y))
+    within_class, _ = length_grouping(bucket, y, batch_size)
+    key = _on_cpu(within_class_quantiles(bucket, y) if within_class else bucket.astype(np.float64))
     window = _LENGTH_WINDOW * batch_size
 
     def regroup(seed_key, number, indices):
         tie_seed, order_seed = _seeds(seed_key, 2, salt=-1 - number)  # samplers salt from 0 up
         noise = tf.random.stateless_uniform(tf.shape(indices), tie_seed, dtype=tf.float64)
-        # Within a class, distinct quantiles differ by 1 / its count or more, far above the noise's 1e-9.
+        # Distinct keys differ by 1 (lengths) or 1 / a class's count (quantiles) or more, far above 1e-9.
         by_length = tf.gather(indices, tf.argsort(tf.gather(key, indices) + 1e-9 * noise))
         count = tf.size(indices, out_type=tf.int64)
         starts = tf.random.experimental.stateless_shuffle(tf.range(0, count, batch_size), order_seed)

@@ -353,8 +353,13 @@ def solves_head(config: dict) -> bool:
     return config["model"].get("name") in RANDOM_KERNEL_MODELS and config["model"].get("head") == "ridge"
 
 
-def summary(config: dict, *, num_train: int, num_validation: int) -> str:
-    """The one line a run prints before training: the data's size and every value that shapes training."""
+def summary(config: dict, *, num_train: int, num_validation: int,
+            length_grouping: tuple[bool, float] | None = None) -> str:
+    """The one line a run prints before training: the data's size and every value that shapes training.
+
+    `length_grouping`, for a model trained on series of unequal lengths, is
+    `kseq.data.pipeline.length_grouping`'s answer: how its batches group them, and why.
+    """
     train, sampler, opt = config["train"], config["sampler"], config["optimizer"]
     steps_per_epoch = math.ceil(num_train / int(sampler["batch_size"]))
     solved = solves_head(config)
@@ -384,6 +389,11 @@ def summary(config: dict, *, num_train: int, num_validation: int) -> str:
         f"sampler={sampler['kind']}" + (" (as weights in the ridge)" if solved and sampler["kind"] != "none" else ""),
         selection,
     ]
+    if length_grouping is not None:
+        within_class, information = length_grouping
+        parts.insert(-1, f"batches by length within each class (sorted by length alone they would tell "
+                         f"{information:.2f} of the class)" if within_class else
+                         f"batches sorted by length (they tell {information:.2f} of the class)")
     folds = config["decisions"]["folds"]
     if folds and not num_validation:
         parts.append(f"decisions on out-of-fold predictions ({folds} folds)")

@@ -26,7 +26,7 @@ from kseq.callbacks import (AnnealOnPlateau, PeriodicBackup, ResumableEarlyStopp
                             StepTimer, StopOnNonFiniteLoss, WarmupCosineDecay)
 from kseq.config import CHOICES, load_config
 from kseq.data.loading import check_filled, load_datasets, stratified_split_index
-from kseq.data.pipeline import length_order, make_eval_dataset, make_train_dataset
+from kseq.data.pipeline import bucket_lengths, length_grouping, length_order, make_eval_dataset, make_train_dataset
 from kseq.data.preprocess import fill_gaps, fit_feature_transform, windows_to_examples
 from kseq.data.sampling import expected_weights
 from kseq.data.sequence_set import SequenceSet, Splits, signal_lengths
@@ -143,13 +143,19 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
     config = {**config, "preprocess": {**config["preprocess"],
                                        "normalize": recipe.resolve_normalize(config, x_fit)}}
     config = recipe.resolve_imbalance(config, fit_set.y, validation=val_set is not None)
-    real_steps = float(fit_set.real_lengths().mean()) if takes_any_length(config, x_fit) else None
+    any_length = takes_any_length(config, x_fit)
+    real_steps = float(fit_set.real_lengths().mean()) if any_length else None
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
                             validation=val_set is not None, real_steps=real_steps,
                             native_bfloat16=mixed_precision.native_bfloat16())
     if announce:
-        print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set)),
-              flush=True)
+        lengths = fit_set.real_lengths()
+        grouping = None
+        if any_length and not recipe.solves_head(config) and lengths.min() < lengths.max():
+            bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
+            grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
+        print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set),
+                             length_grouping=grouping), flush=True)
     return config
 
 
