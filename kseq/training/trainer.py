@@ -149,11 +149,12 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
                             validation=val_set is not None, real_steps=real_steps,
                             native_bfloat16=mixed_precision.native_bfloat16())
     if announce:
-        lengths = fit_set.real_lengths()
         grouping = None
-        if any_length and not recipe.solves_head(config) and lengths.min() < lengths.max():
-            bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
-            grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
+        if any_length and not recipe.solves_head(config):  # batches grouped by length: say how
+            lengths = fit_set.real_lengths()
+            if lengths.min() < lengths.max():
+                bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
+                grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
         print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set),
                              length_grouping=grouping), flush=True)
     return config
