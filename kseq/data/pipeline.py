@@ -348,8 +348,10 @@ _LENGTH_WINDOW = 32
 # at seeds 0 and 1, against 66.0% and 64.0% grouped within class); WatchExercise's tell 0.12 (batch
 # size 9), and sorted batches trained better than any mixing tried (92.9, 92.9, 90.5% at seeds 0-2,
 # against 88.1, 88.1, 85.7% within class and 90.5, 88.1% in random batches); JapaneseVowels' tell
-# 0.13 (batch size 27; 98.9% sorted, 98.4% within class, seed 0). The limit lies between; no set
-# between 0.13 and 0.43 has been measured.
+# 0.13 (batch size 27; 98.9% sorted, 98.4% within class, seed 0). The limit lies between, on the
+# cautious side: on synthetic sets (experiments/README.md, "Beyond the dev sets") sorting cost
+# 37-74 points at 0.92, nothing at 0.27, and gained 3-6 points at 0.57, where the true signal
+# was easy; a leak costs far more than a mixed batch does.
 _SORTED_BATCHES_CLASS_LIMIT = 0.25
 # Random orders `sorted_batches_class_information` averages over (from a fixed generator).
 _INFORMATION_DRAWS = 8
@@ -405,7 +407,8 @@ def sorted_batches_class_information(bucket: np.ndarray, y: np.ndarray, batch_si
     one class however many batches there are (the default, their mean, would score two classes in
     a hundred pure batches 0.25). The batches are those `group_by_length` makes
     sorting by the rounded lengths `bucket`: a random order cut into windows of `_LENGTH_WINDOW`
-    batches, each window sorted with ties in random order. The mean over `_INFORMATION_DRAWS`
+    batches, each window sorted with ties in random order (the plain sampler's epoch; the
+    resampling samplers draw other series, sorted alike). The mean over `_INFORMATION_DRAWS`
     orders from a fixed generator, so the same data gives the same answer.
 
     Chance moves it most on the smallest sets: over labels drawn at random, its standard deviation
