@@ -291,7 +291,7 @@ def test_the_budget_counts_real_steps_of_series_cut_to_their_length():
 
 
 @pytest.mark.parametrize("tied, expected", [
-    (True, "batches by length within each class (sorted by length alone they would tell"),
+    (True, "random batches (sorted by length they would tell"),
     (False, "batches sorted by length (they tell")])
 def test_resolved_line_says_how_batches_group_unequal_lengths(tied, expected, capsys):
     """Class 1 all longer than class 0 (tied), or lengths drawn apart from the class: the line names

@@ -88,9 +88,9 @@ def make_train_dataset(
             `tf.distribute.Strategy.distribute_datasets_from_function` (its own files, per-replica
             batches; see `shards.train_dataset`).
         lengths: each series' real steps `(N,)` (arrays in memory only), for a model that takes
-            any length: batches then group series of similar length (within each class, where
-            length gives the class away) and are cut to their longest member
-            (`group_by_length`), so a batch costs what its real steps cost.
+            any length: batches then group series of similar length (unless that would give the
+            class away) and are cut to their longest member (`group_by_length`), so a batch
+            costs what its real steps cost.
 
     Returns:
         A dataset whose every iteration is one fresh epoch (or, with `epochs`, the epochs from
@@ -334,24 +334,24 @@ def _gather(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
 #
 # A batch padded to the longest series of the whole set costs that length for every member. With
 # lengths known, the indices a sampler draws for an epoch are regrouped, a window of batches at a
-# time, so that series of similar length within each class share a batch, and each batch is cut
-# to its longest member. The sampler alone still decides which series an epoch holds and how
-# often; only their grouping into batches changes.
+# time, so that series of similar length share a batch (unless their batches would then tell the
+# class), and each batch is cut to its longest member. The sampler alone still decides which
+# series an epoch holds and how often; only their grouping into batches changes.
 
 # Batches regrouped together: the wider, the closer each batch's lengths, but the more alike the
 # batches of successive epochs. 32 batches keep each batch within one bucket of lengths on data
 # with a long tail (benchmarks/unequal_lengths.py) while any batch can still meet any series.
 _LENGTH_WINDOW = 32
 # Sorted by length alone, batches whose class information (`sorted_batches_class_information`)
-# passes this are grouped within each class instead. Measured with `resnet`: PickupGestureWiimoteZ's
-# sorted batches tell 0.43 of the class (batch size 5), and batch norm learned it (50.0% and 44.0%
-# at seeds 0 and 1, against 66.0% and 64.0% grouped within class); WatchExercise's tell 0.12 (batch
-# size 9), and sorted batches trained better than any mixing tried (92.9, 92.9, 90.5% at seeds 0-2,
-# against 88.1, 88.1, 85.7% within class and 90.5, 88.1% in random batches); JapaneseVowels' tell
-# 0.13 (batch size 27; 98.9% sorted, 98.4% within class, seed 0). The limit lies between, on the
-# cautious side: on synthetic sets (experiments/README.md, "Beyond the dev sets") sorting cost
-# 37-74 points at 0.92, nothing at 0.27, and gained 3-6 points at 0.57, where the true signal
-# was easy; a leak costs far more than a mixed batch does.
+# passes this keep the sampler's random batches instead. Measured with `resnet`:
+# PickupGestureWiimoteZ's sorted batches tell 0.43 of the class (batch size 5), and batch norm
+# learned it (50.0% and 44.0% at seeds 0 and 1, against 68.0% and 62.0% in random batches);
+# WatchExercise's tell 0.12 (batch size 9), and sorted batches trained better than any mixing tried
+# (92.9, 92.9, 90.5% at seeds 0-2, against 90.5, 88.1% in random batches and 88.1, 88.1, 85.7%
+# sorted within class); JapaneseVowels' tell 0.13 (batch size 27; 98.9% sorted, seed 0). The limit
+# lies between, on the cautious side: on synthetic sets (experiments/README.md, "Beyond the dev
+# sets") sorting cost 37-74 points at 0.92, nothing at 0.27, and gained 3-6 points at 0.57, where
+# the true signal was easy; a leak costs far more than a mixed batch does.
 _SORTED_BATCHES_CLASS_LIMIT = 0.25
 # Random orders `sorted_batches_class_information` averages over (from a fixed generator).
 _INFORMATION_DRAWS = 8
@@ -383,22 +383,6 @@ def length_order(lengths) -> np.ndarray:
     return np.argsort(np.asarray(lengths), kind="stable")
 
 
-def within_class_quantiles(bucket: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each series' length quantile among the series of its own class: `(rank - 0.5) / count`, equal
-    lengths sharing their mean rank. The key `group_by_length` sorts by where length gives the class away.
-
-    >>> within_class_quantiles(np.array([10, 20, 100, 200, 200]), np.array([0, 0, 1, 1, 1])).tolist()
-    [0.25, 0.75, 0.16666666666666666, 0.6666666666666666, 0.6666666666666666]
-    """
-    key = np.zeros(len(y))
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        _, inverse, counts = np.unique(bucket[members], return_inverse=True, return_counts=True)
-        mean_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based, over each distinct length's series
-        key[members] = (mean_rank[inverse] - 0.5) / len(members)
-    return key
-
-
 def sorted_batches_class_information(bucket: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """How much of a series' class its batch would tell, were batches sorted by length alone.
 
@@ -413,8 +397,8 @@ def sorted_batches_class_information(bucket: np.ndarray, y: np.ndarray, batch_si
 
     Chance moves it most on the smallest sets: over labels drawn at random, its standard deviation
     is 0.003 on 1,000 series in batches of 64, 0.04 on 50 in batches of 5, 0.12 on 30 in batches
-    of 3. Where chance alone passes `_SORTED_BATCHES_CLASS_LIMIT`, the batches are grouped within
-    class, the grouping that cannot leak the class.
+    of 3. Where chance alone passes `_SORTED_BATCHES_CLASS_LIMIT`, the batches stay random, which
+    cannot leak the class.
 
     >>> y = np.repeat([0, 1], 8)
     >>> round(sorted_batches_class_information(np.arange(16), y, 8), 2)  # short class 0, long class 1
@@ -435,11 +419,11 @@ def sorted_batches_class_information(bucket: np.ndarray, y: np.ndarray, batch_si
 
 
 def length_grouping(bucket: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[bool, float]:
-    """How `group_by_length` groups these series: whether it sorts by length within each class, and
-    why, the class information of batches sorted by length alone (`sorted_batches_class_information`),
-    which passes `_SORTED_BATCHES_CLASS_LIMIT` exactly where it does."""
+    """How `group_by_length` groups these series: whether it sorts them by length, and why, the
+    class information of batches sorted by length (`sorted_batches_class_information`), which
+    stays within `_SORTED_BATCHES_CLASS_LIMIT` exactly where it does."""
     information = sorted_batches_class_information(bucket, y, batch_size)
-    return information > _SORTED_BATCHES_CLASS_LIMIT, information
+    return information <= _SORTED_BATCHES_CLASS_LIMIT, information
 
 
 def group_by_length(one_epoch, key_count: int, bucket: np.ndarray, y: np.ndarray, batch_size: int, steps: int):
@@ -450,27 +434,29 @@ def group_by_length(one_epoch, key_count: int, bucket: np.ndarray, y: np.ndarray
     batches, whose order within the window is shuffled. The random draws come from the epoch's
     first key (with salts its sampler never uses), so the same seed gives the same batches.
 
-    Where length gives the class away (`length_grouping`), each window is sorted by each
-    series' length quantile within its class (`within_class_quantiles`) instead. Sorted by length
-    alone, a batch there holds the classes of its lengths, its batch norm statistics tell the
-    network the class, and that cue is gone at inference. PickupGestureWiimoteZ (10 gestures,
-    29-361 steps, the shortest gestures whole classes): `resnet` 50.0% and 44.0% at seeds 0 and 1
-    sorted by length, 66.0% and 64.0% sorted within class, 68.0% and 62.0% in random batches.
-    Within class, a batch costs about what a random one costs there (12.8k series-steps an epoch,
-    against 8.3k sorted and 13.0k random; means over simulated epochs). Elsewhere sorted batches
-    are kept: they cost the least (the long tail of `benchmarks/unequal_lengths.py`: 322k
-    series-steps an epoch, 277k of them real, against 965k in random batches), and on
-    WatchExercise, whose lengths tell little of the class, they trained best (see
-    `_SORTED_BATCHES_CLASS_LIMIT`).
+    Where length gives the class away (`length_grouping`), the sampler's batches are kept as it
+    draws them, at random (each still cut to its longest member). Sorted by length, a batch there
+    holds the classes of its lengths, its batch norm statistics tell the network the class, and
+    that cue is gone at inference. PickupGestureWiimoteZ (10 gestures, 29-361 steps, the shortest
+    gestures whole classes): `resnet` 50.0% and 44.0% at seeds 0 and 1 sorted by length, 68.0% and
+    62.0% in random batches. Random batches cost about what any grouping that mixes the classes
+    costs there (13.0k series-steps an epoch, against 8.3k sorted and 12.8k sorted within each
+    class; means over simulated epochs). Sorted within each class, the grouping shipped before,
+    did no better there (66.0%, 64.0%) and worse on synthetic sets (experiments/README.md, "Beyond
+    the dev sets"). Elsewhere sorted batches are kept: they cost the least (the long tail of
+    `benchmarks/unequal_lengths.py`: 322k series-steps an epoch, 277k of them real, against 965k in
+    random batches), and on WatchExercise, whose lengths tell little of the class, they trained
+    best (see `_SORTED_BATCHES_CLASS_LIMIT`).
     """
-    within_class, _ = length_grouping(bucket, y, batch_size)
-    key = _on_cpu(within_class_quantiles(bucket, y) if within_class else bucket.astype(np.float64))
+    if not length_grouping(bucket, y, batch_size)[0]:
+        return one_epoch
+    key = _on_cpu(bucket.astype(np.float64))
     window = _LENGTH_WINDOW * batch_size
 
     def regroup(seed_key, number, indices):
         tie_seed, order_seed = _seeds(seed_key, 2, salt=-1 - number)  # samplers salt from 0 up
         noise = tf.random.stateless_uniform(tf.shape(indices), tie_seed, dtype=tf.float64)
-        # Distinct keys differ by 1 (lengths) or 1 / a class's count (quantiles) or more, far above 1e-9.
+        # Distinct lengths differ by 1 or more, far above 1e-9.
         by_length = tf.gather(indices, tf.argsort(tf.gather(key, indices) + 1e-9 * noise))
         count = tf.size(indices, out_type=tf.int64)
         starts = tf.random.experimental.stateless_shuffle(tf.range(0, count, batch_size), order_seed)

@@ -390,10 +390,9 @@ def summary(config: dict, *, num_train: int, num_validation: int,
         selection,
     ]
     if length_grouping is not None:
-        within_class, information = length_grouping
-        parts.insert(-1, f"batches by length within each class (sorted by length alone they would tell "
-                         f"{information:.2f} of the class)" if within_class else
-                         f"batches sorted by length (they tell {information:.2f} of the class)")
+        by_length, information = length_grouping
+        parts.insert(-1, f"batches sorted by length (they tell {information:.2f} of the class)" if by_length else
+                         f"random batches (sorted by length they would tell {information:.2f} of the class)")
     folds = config["decisions"]["folds"]
     if folds and not num_validation:
         parts.append(f"decisions on out-of-fold predictions ({folds} folds)")
