@@ -183,15 +183,61 @@ def test_single_requests_on_xla_are_safe_to_share_between_threads(recurrent_mode
     np.testing.assert_allclose(np.stack(got), expected, atol=1e-5)
 
 
-def test_the_compiled_signature_is_xla_compiled_for_one_request(recurrent_model_and_dir):
-    _, path = recurrent_model_and_dir
+def test_the_compiled_function_is_xla_compiled_whole_for_one_request(recurrent_model_and_dir):
+    model, path = recurrent_model_and_dir
     loaded = tf.saved_model.load(str(path))
-    compiled = loaded.signatures[export.COMPILED_SIGNATURE]
-    assert compiled.structured_input_signature[1]["sequence"].shape.as_list() == [1, 15, 2]
-    inner = [f for f in compiled.graph.as_graph_def().library.function if "_XlaMustCompile" in f.attr]
-    assert inner and all(f.attr["_XlaMustCompile"].b for f in inner)
+    spec = loaded.signatures[export.COMPILED_SIGNATURE].structured_input_signature[1]["sequence"]
+    assert spec.shape.as_list() == [1, 15, 2]
+    # Compiled at its top, so that an eager call runs one XLA program on the calling thread.
+    compiled = getattr(loaded, export.COMPILED_SIGNATURE).get_concrete_function(spec)
+    assert compiled.function_def.attr["_XlaMustCompile"].b
+    x = np.random.default_rng(6).normal(size=(1, 15, 2)).astype(np.float32)
+    outputs = compiled(tf.constant(x))
+    assert sorted(outputs) == ["class_id", "probabilities"]  # names: assets/class_names.txt
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
+    assert outputs["class_id"].numpy().tolist() == [expected.argmax()]
     plain = loaded.signatures["serving_default"]
     assert not any("_XlaMustCompile" in f.attr for f in plain.graph.as_graph_def().library.function)
+
+
+def test_an_export_of_earlier_versions_still_serves_compiled(recurrent_model_and_dir, tmp_path):
+    """Before, `serving_compiled` was an uncompiled function answering the class names around a
+    compiled one; such an export serves on XLA as it did, with the same answers."""
+    model, _ = recurrent_model_and_dir
+    names = tf.constant(["a", "b", "c"])
+    compiled = tf.function(lambda x: tf.nn.softmax(model(x, training=False)), jit_compile=True, autograph=False)
+
+    def serve(sequence):
+        probabilities = compiled(sequence)
+        class_id = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
+
+    archive = keras.export.ExportArchive()
+    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None, 15, 2], tf.float32,
+                                                                                   name="sequence")])
+    archive.add_endpoint(export.COMPILED_SIGNATURE, serve,
+                         input_signature=[tf.TensorSpec([1, 15, 2], tf.float32, name="sequence")])
+    archive.write_out(str(tmp_path / "old"), verbose=False)
+    (tmp_path / "old" / "assets").mkdir(exist_ok=True)
+    (tmp_path / "old" / "assets" / export.CLASS_NAMES_FILE).write_text("a\nb\nc\n")
+    serving = runtime.ServingFunction(tmp_path / "old")
+    assert (serving.runtime, serving.runtime_batch_size) == ("xla", 1)
+    x = np.random.default_rng(7).normal(size=(1, 15, 2)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
+    single = serving(x)
+    np.testing.assert_allclose(single["probabilities"], expected, atol=1e-5)
+    assert [n.decode() for n in single["class_name"]] == [["a", "b", "c"][expected[0].argmax()]]
+
+
+def test_without_its_class_names_the_compiled_function_is_not_used(recurrent_model_and_dir, tmp_path):
+    _, path = recurrent_model_and_dir
+    copy = tmp_path / "serving"
+    shutil.copytree(path, copy)
+    (copy / "assets" / export.CLASS_NAMES_FILE).unlink()
+    with pytest.warns(UserWarning, match="serving on LiteRT, not XLA: serving_compiled answers class ids, and their "
+                                         "names cannot be read"):
+        assert runtime.ServingFunction(copy).runtime == "litert"
 
 
 def test_a_batch_1_runtime_that_disagrees_is_not_used(recurrent_model_and_dir, tmp_path):

@@ -21,6 +21,7 @@ from kseq.models.random_kernels import holds_random_kernels
 from kseq.utils.files import new_folder, write_atomically, write_text
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
 COMPILED_SIGNATURE = "serving_compiled"  # loop-bound exports: `serving_default` compiled by XLA, batch 1
+CLASS_NAMES_FILE = "class_names.txt"  # in the SavedModel's `assets` folder: one name a line, in class id order
 
 
 def export_serving(model: keras.Model, path, class_names, decision: Decision | None = None) -> None:
@@ -56,7 +57,7 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
                        max_steps=max_steps)
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
-    write_text(assets / "class_names.txt", "\n".join(class_names) + "\n")
+    write_text(assets / CLASS_NAMES_FILE, "\n".join(class_names) + "\n")
     if not recurrent:
         export_litert(path)
     elif fixed_shape:
@@ -76,14 +77,19 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
     them with trailing zeros to the model's fixed length (`_padded_to`); `serving_compiled` keeps
     the fixed length, and `kseq.serving.runtime.ServingFunction` pads before calling it.
 
-    With `compiled`, also `serving_compiled`: the same signature for a batch of 1, with `scores`
-    compiled by XLA (`jit_compile=True`; the class-name lookup, a string op, stays outside) on its
-    first call. It is for single requests to models whose computation is a loop over time: XLA fuses a
-    recurrent step's small matmuls and gate arithmetic into a few kernels, where TensorFlow's runtime
-    dispatches every op of every step (benchmarks/README.md, section vs_pytorch); a random-kernel
-    transform's LSPV loop runs on LiteRT op by op, several times slower than compiled
-    (benchmarks/README.md, section vs_aeon). `serving_default` stays uncompiled, for
-    servers without XLA and for the LiteRT converter.
+    With `compiled`, also `serving_compiled`: `scores` for a batch of 1, the whole function
+    compiled by XLA (`jit_compile=True`) on its first call, answering `probabilities` and
+    `class_id` (the class names, a string lookup XLA cannot compile, are row `class_id` of
+    `assets/class_names.txt`). It is for single requests to models whose computation is a loop
+    over time: XLA fuses a recurrent step's small matmuls and gate arithmetic into a few kernels,
+    where TensorFlow's runtime dispatches every op of every step (benchmarks/README.md, section
+    vs_pytorch); a random-kernel transform's LSPV loop runs on LiteRT op by op, several times
+    slower than compiled (benchmarks/README.md, section vs_aeon). Compiled whole, its loaded
+    function called eagerly runs as one XLA program on the caller's thread
+    (`kseq.serving.runtime.ServingFunction`); a compiled function nested in an uncompiled one, as
+    the string lookup needs, runs through TensorFlow's graph executor on its thread pool, 0.9 ms
+    slower per `multirocket_hydra` request of about 6 ms (benchmarks/README.md, section vs_aeon).
+    `serving_default` stays uncompiled, for servers without XLA and for the LiteRT converter.
     """
     shape = [batch_size, *model.input_shape[1:]]
     spec = tf.TensorSpec(shape if max_steps is None else [batch_size, None, *shape[2:]], tf.float32, name="sequence")
@@ -103,9 +109,14 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
     archive.add_endpoint("serving_default", signature(scores if max_steps is None else _padded_to(max_steps, scores)),
                          input_signature=[spec])
     if compiled:  # one shape, so XLA compiles once
+        def numeric(sequence):
+            probabilities, class_id = scores(sequence)
+            return {"probabilities": probabilities, "class_id": class_id}
+
         single = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="sequence")
-        archive.add_endpoint(COMPILED_SIGNATURE, signature(tf.function(scores, jit_compile=True, autograph=False)),
-                             input_signature=[single])
+        # A `tf.function` given whole is saved as it is (compiled at the top), not wrapped in another.
+        archive.add_endpoint(COMPILED_SIGNATURE, tf.function(numeric, input_signature=[single], jit_compile=True,
+                                                             autograph=False))
     archive.write_out(str(path), verbose=False)
 
 

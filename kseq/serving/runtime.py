@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kseq.serving.export import COMPILED_SIGNATURE, LITERT_MODEL
+from kseq.serving.export import CLASS_NAMES_FILE, COMPILED_SIGNATURE, LITERT_MODEL
 
 # Sizes the probe gives a variable (None) input dimension, one per probe batch.
 _PROBE_SIZES = (16, 40)
@@ -83,9 +83,10 @@ class ServingFunction:
     kseq export: `probabilities`, `class_id`, `class_name`). `self.runtime` says what answers the
     calls of `self.runtime_batch_size` (None: every call); other calls run on TensorFlow:
 
-    - `"xla"`: the export's `serving_compiled` signature, the same computation compiled by XLA
+    - `"xla"`: the export's `serving_compiled` function, the same computation compiled by XLA
       for single requests (`kseq.serving.export`; recurrent and random-kernel models with a fixed
-      time axis).
+      time axis), called eagerly, so that it runs on the calling thread; class names from the
+      export's `assets` (`kseq.serving.export.CLASS_NAMES_FILE`).
     - `"litert"`: the export's LiteRT model `model.tflite` (`kseq.serving.export.export_litert`): every
       batch size for models without recurrent layers, batch 1 for recurrent ones.
     - `"tensorflow"`: the SavedModel's `serving_default` on TensorFlow's runtime.
@@ -192,13 +193,30 @@ class ServingFunction:
         if signature != "serving_default" or COMPILED_SIGNATURE not in self.loaded.signatures:
             raise _Unavailable(f"the export has no {COMPILED_SIGNATURE!r} signature "
                                "(recurrent and random-kernel models only)")
-        compiled = self.loaded.signatures[COMPILED_SIGNATURE]
-        batch = compiled.structured_input_signature[1][self._input_name].shape[0]
-        if self.max_steps is None:
-            return (lambda x: self._answer(compiled, x)), batch, COMPILED_SIGNATURE
-        # Shorter series get the trailing zeros `serving_default` gives them in its graph.
-        return (lambda x: self._answer(compiled, np.pad(x, [(0, 0), (0, self.max_steps - x.shape[1]), (0, 0)]))), \
-            batch, COMPILED_SIGNATURE
+        spec = self.loaded.signatures[COMPILED_SIGNATURE].structured_input_signature[1][self._input_name]
+        # The saved function itself, not its signature: called eagerly, a function compiled at the
+        # top runs as one XLA program on this thread, where a signature wraps it in an uncompiled
+        # function that TensorFlow's graph executor runs on its thread pool (`kseq.serving.export`).
+        compiled = getattr(self.loaded, COMPILED_SIGNATURE).get_concrete_function(spec)
+        names = self._class_names()
+
+        def run(x):
+            if self.max_steps is not None:  # the trailing zeros `serving_default` gives them in its graph
+                x = np.pad(x, [(0, 0), (0, self.max_steps - x.shape[1]), (0, 0)])
+            outputs = {name: value.numpy() for name, value in compiled(tf.constant(x)).items()}
+            return {**outputs, "class_name": names[outputs["class_id"]]}
+
+        return run, spec.shape[0], COMPILED_SIGNATURE
+
+    def _class_names(self) -> np.ndarray:
+        """The export's class names as `serving_default` answers them (bytes), indexed by class id:
+        `serving_compiled` answers ids only (`kseq.serving.export`)."""
+        try:
+            lines = (self.path / "assets" / CLASS_NAMES_FILE).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise _Unavailable(f"{COMPILED_SIGNATURE} answers class ids, and their names cannot be read: {e}",
+                               present=True) from None
+        return np.array([line.encode() for line in lines], dtype=object)
 
     def _load_litert(self, signature: str, num_threads: int | None):
         """`(runner, batch size, file)` of the export's LiteRT model."""
