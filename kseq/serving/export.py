@@ -94,20 +94,18 @@ def _write_saved_model(model: keras.Model, scores, class_names, batch_size: int 
     shape = [batch_size, *model.input_shape[1:]]
     spec = tf.TensorSpec(shape if max_steps is None else [batch_size, None, *shape[2:]], tf.float32, name="sequence")
     names = tf.constant(list(class_names))
+    any_length = scores if max_steps is None else _padded_to(max_steps, scores)
 
-    def signature(scorer):
-        def serve(sequence):
-            probabilities, class_id = scorer(sequence)
-            return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
-        return serve
+    def serve(sequence):
+        probabilities, class_id = any_length(sequence)
+        return {"probabilities": probabilities, "class_id": class_id, "class_name": tf.gather(names, class_id)}
 
     # Not `archive.track(model)`: the endpoints' traces already hold every variable they read, and
     # tracking the model as well saves each variable twice (keras-team/keras#23553: twice the
     # folder, twice the memory of every server that loads it) and has TensorFlow trace the whole
     # model once more for a signature of Keras' own that nothing here serves.
     archive = keras.export.ExportArchive()
-    archive.add_endpoint("serving_default", signature(scores if max_steps is None else _padded_to(max_steps, scores)),
-                         input_signature=[spec])
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
     if compiled:  # one shape, so XLA compiles once
         def numeric(sequence):
             probabilities, class_id = scores(sequence)

@@ -184,7 +184,7 @@ class ServingFunction:
         return self._answer(self.signature, x)
 
     def _answer(self, function, x: np.ndarray) -> dict[str, np.ndarray]:
-        """A SavedModel signature's outputs for `x`, as NumPy arrays."""
+        """The outputs of a SavedModel signature or saved function for `x`, as NumPy arrays."""
         outputs = function(**{self._input_name: tf.constant(x)})
         return {name: value.numpy() for name, value in outputs.items()}
 
@@ -203,7 +203,7 @@ class ServingFunction:
         def run(x):
             if self.max_steps is not None:  # the trailing zeros `serving_default` gives them in its graph
                 x = np.pad(x, [(0, 0), (0, self.max_steps - x.shape[1]), (0, 0)])
-            outputs = {name: value.numpy() for name, value in compiled(tf.constant(x)).items()}
+            outputs = self._answer(compiled, x)
             return {**outputs, "class_name": names[outputs["class_id"]]}
 
         return run, spec.shape[0], COMPILED_SIGNATURE
