@@ -110,6 +110,24 @@ def test_minirocket_ppv_of_a_hand_computed_kernel_dilation_and_bias():
     assert numpy(layer(impulse))[0, 0] == pytest.approx(3 / 20)
 
 
+def test_minirocket_ppv_of_multivariate_series_sums_each_kernels_channels():
+    # Multivariate series pool kernel-major outputs by products (`MiniRocket.time_major`), the
+    # univariate ones above in the pass over time: the same definition, written out per channel.
+    x = np.random.default_rng(4).normal(size=(2, 20, 3)).astype("float32")
+    x[1, 15:] = 0.0  # 15 real steps
+    layer = MiniRocket(num_features=84, seed=1)
+    layer.build((None, 20, 3))
+    biases = np.linspace(-2, 2, 84).astype("float32")
+    layer.biases[0].assign(biases)
+    selection = numpy(layer.selections[0])[0]  # (channels, 84)
+    features = numpy(layer(x))
+    for i, length in ((0, 20), (1, 15)):
+        for k in range(NUM_KERNELS):
+            c = sum(selection[f, k] * convolve(x[i, :length, f], kernel_weights()[:, k], 1) for f in range(3))
+            start, end = pooled_region(k, 0, 1, length)
+            assert features[i, k] == pytest.approx(np.mean(c[start:end] > biases[k]), abs=1e-6)
+
+
 def test_minirocket_ppv_of_series_shorter_than_a_kernel():
     # 6 steps and 4 (padded): a kernel spans 9, so the kernels that trim their region by half a
     # span pool no step, PPV 0, and the others pool every real step.
@@ -272,17 +290,18 @@ def test_hydra_kernels_are_zero_mean_with_unit_l1_norm():
     assert (numpy(layer.mixing).sum(axis=2) == 2).all()
 
 
+@pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("make", [lambda: MiniRocket(num_features=336, seed=0),
                                   lambda: MultiRocket(num_features=168, seed=0),
                                   lambda: Hydra(num_kernels=4, num_groups=8, seed=0)],
                          ids=["MiniRocket", "MultiRocket", "Hydra"])
-def test_features_do_not_depend_on_padding(make):
+def test_features_do_not_depend_on_padding(make, channels):
     rng = np.random.default_rng(8)
     layer = make()
-    train = rng.normal(size=(10, 48, 2)).astype("float32")
+    train = rng.normal(size=(10, 48, channels)).astype("float32")
     if hasattr(layer, "adapt"):
         layer.adapt(train)
-    series = rng.normal(size=(3, 35, 2)).astype("float32")
+    series = rng.normal(size=(3, 35, channels)).astype("float32")
     padded = [np.pad(series, ((0, 0), (0, extra), (0, 0))) for extra in (13, 40)]  # 48 and 75 steps
     short, long_ = (numpy(layer(p)) for p in padded)
     np.testing.assert_allclose(short, long_, atol=1e-5)
