@@ -111,8 +111,8 @@ def test_minirocket_ppv_of_a_hand_computed_kernel_dilation_and_bias():
 
 
 def test_minirocket_ppv_of_multivariate_series_sums_each_kernels_channels():
-    # Multivariate series pool kernel-major outputs by products (`MiniRocket.time_major`), the
-    # univariate ones above in the pass over time: the same definition, written out per channel.
+    # Each kernel sums the outputs of the channels its combination draws: the definition above,
+    # written out per channel.
     x = np.random.default_rng(4).normal(size=(2, 20, 3)).astype("float32")
     x[1, 15:] = 0.0  # 15 real steps
     layer = MiniRocket(num_features=84, seed=1)
