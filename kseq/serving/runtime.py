@@ -201,7 +201,8 @@ class ServingFunction:
         names = self._class_names()
 
         def run(x):
-            if self.max_steps is not None:  # the trailing zeros `serving_default` gives them in its graph
+            # Shorter series get the trailing zeros `serving_default` gives them in its graph.
+            if self.max_steps is not None and x.shape[1] < self.max_steps:
                 x = np.pad(x, [(0, 0), (0, self.max_steps - x.shape[1]), (0, 0)])
             outputs = self._answer(compiled, x)
             return {**outputs, "class_name": names[outputs["class_id"]]}
