@@ -158,8 +158,7 @@ def pairwise(values, combine):
     return values[0]
 
 
-SINGLE_SERIES_UNROLL = 50  # steps per iteration of `pooled_in_one_pass` for one series
-CHUNK_UNROLL = 25  # ... and for a chunk of series
+UNROLL = 25  # steps per iteration of `pooled_in_one_pass`, for one series and for a chunk of series
 
 
 def pooled_in_one_pass(blocks):
@@ -169,11 +168,13 @@ def pooled_in_one_pass(blocks):
     The pass carries, for every block at once, five sums per output and bias: the current run's
     length and the longest, the count of positive steps, their sum of `conv - bias` and their sum
     of indices. Each loop iteration reads a window of steps of every block (`time_major_windows`),
-    -inf past the series. An iteration costs a fixed overhead (its fusions' launches) on top of
-    its arithmetic: one series' iteration is mostly overhead, so it takes `SINGLE_SERIES_UNROLL`
-    steps; a chunk's is mostly arithmetic, whose intermediates grow with the steps, so it takes
-    `CHUNK_UNROLL` (MultiRocket on 500 steps, 2 threads: one series 3.1 ms at 25 steps, 2.8 at
-    50; 64 series 1.7 ms a series at 25, 2.4 at 50; benchmarks/README.md, section vs_aeon). The
+    -inf past the series. An iteration takes `UNROLL` steps: a chunk's iteration is mostly
+    arithmetic, whose intermediates grow with the steps (64 series of 500: 1.7 ms a series at 25
+    steps, 2.4 at 50), and for one series, where a fixed overhead per iteration weighs more, 25
+    serves as fast as 50 or faster (one served `multirocket_hydra` request: 4.8-5.0 ms against
+    4.8-5.2 on AVX-512, about 7% less on AVX2) and traces a smaller graph: the export's signatures
+    hold the pass several times and LiteRT's converter lowers it op by op (a `multirocket_hydra`
+    on 500 steps exported in 32 s against 39; benchmarks/README.md, section vs_aeon). The
     sums are carried bias-major, (B, n, rows), so that a step compares its outputs with each
     bias row by row, both contiguous: with rows outermost, (B, rows, n), each output is
     broadcast to its n biases inside the loop, and XLA's loop does not vectorise.
@@ -182,22 +183,21 @@ def pooled_in_one_pass(blocks):
     with one column (`sum_over_time`) on kernel-major outputs, in one program, and LSPV a loop on
     time-major outputs in another: on 16 series of 500 steps their poolings took 54 ms to this
     pass's 43, and each program convolved the series again (benchmarks/README.md, section vs_aeon)."""
-    unroll = SINGLE_SERIES_UNROLL if blocks[0].steps.shape[0] == 1 else CHUNK_UNROLL
-    iterations, windows = zip(*(block.windows(unroll) for block in blocks))
+    iterations, windows = zip(*(block.windows(UNROLL) for block in blocks))
     biases = [ops.transpose(block.bias)[None] for block in blocks]  # (1, n, rows)
     sums = tuple(ops.zeros_like(block.steps[:, None, :] - bias) for block, bias in zip(blocks, biases))
     runs = tuple(ops.cast(each, "int32") for each in sums)  # integer runs: a shorter chain of latencies
 
     def step(i, state):
         state = [list(each) for each in state]  # run, longest, count, above, index_sum: [(B, n, rows) per block]
-        first = ops.cast(i * unroll, "float32")
+        first = ops.cast(i * UNROLL, "float32")
         for b, bias in enumerate(biases):
             outputs = windows[b](i)
             run, longest, count, above, index_sum = (each[b] for each in state)
-            excess = [outputs[u][:, None, :] - bias for u in range(unroll)]  # -inf outside the pooled steps
+            excess = [outputs[u][:, None, :] - bias for u in range(UNROLL)]  # -inf outside the pooled steps
             positive = [each > 0.0 for each in excess]
             lengths = []
-            for u in range(unroll):
+            for u in range(UNROLL):
                 run = ops.where(positive[u], run + 1, 0)
                 lengths.append(run)
             # The sums of the iteration's steps as trees, not chains, so that their additions overlap.
