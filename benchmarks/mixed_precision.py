@@ -2,11 +2,12 @@
 
     python benchmarks/mixed_precision.py [--steps 10] [--models cnn fcn resnet inception_time] [--seed 0]
 
-What `train.dtype_policy = "auto"` rests on (`kseq/training/recipe.py`): on this CPU (AVX-512 BF16),
-which networks train faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Five
-batches shaped like the dev sets' (random values; the arithmetic does not depend on them), the
-first two under the recipe's threshold of 1,000 series-steps a batch
-(`MIXED_PRECISION_MIN_BATCH_STEPS`), where it keeps float32:
+What `train.dtype_policy = "mixed_bfloat16"` buys (`kseq/training/mixed_precision.py`; the
+generic recipes chose it for `fcn` and `resnet` on hardware with native bfloat16 until 2026-12-06,
+and train in float32 since, `kseq/training/recipe.py` says why): on this CPU, which networks train
+faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Five batches shaped like the
+dev sets' (random values; the arithmetic does not depend on them), the first two under 1,000
+series-steps a batch, where a step is mostly per-step overhead:
 
 - `tiny`: 2 series x 24 steps x 1 channel (Chinatown_subset's batch);
 - `small`: 2 x 286 x 1 (Coffee's);
@@ -23,9 +24,8 @@ machine hits both alike. A row gives the median step of each and float32's over 
 The `cnn` is built for the batch's length (it takes one length); the others for any length.
 
 Last line: `long_series_speedup=<x> short_series_speedup=<x> small_batch_speedup=<x>`: the
-geometric mean of float32's step over `mixed_bfloat16`'s for the networks the recipe trains in it
-(`MIXED_PRECISION_MODELS`), over the two long shapes, on the short one, and over the two under
-the threshold.
+geometric mean of float32's step over `mixed_bfloat16`'s for `fcn` and `resnet`
+(`BFLOAT16_CANDIDATES`), over the two long shapes, on the short one, and over the two small ones.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from machine import describe
 
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.config import load_config
-from kseq.training.recipe import MIXED_PRECISION_MODELS
 from kseq.training.trainer import build_window_model
 
+BFLOAT16_CANDIDATES = ("fcn", "resnet")  # the networks the generic recipes once trained in bfloat16
 SHAPES = {"tiny": (2, 24, 1), "small": (2, 286, 1), "short": (10, 275, 1), "long": (10, 2000, 1),
           "multichannel": (9, 1500, 6)}
 CLASSES = 7
@@ -98,7 +98,7 @@ def main(argv=None) -> None:
             speedups[name, shape_name] = t["float32"] / t["mixed_bfloat16"]
             print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.1f} ms "
                   f"| {1000 * t['mixed_bfloat16']:.1f} ms | {speedups[name, shape_name]:.2f}x |", flush=True)
-    recipe_models = [name for name in args.models if name in MIXED_PRECISION_MODELS]
+    recipe_models = [name for name in args.models if name in BFLOAT16_CANDIDATES]
     long_ = geometric_mean([speedups[name, s] for name in recipe_models for s in ("long", "multichannel")])
     short = geometric_mean([speedups[name, "short"] for name in recipe_models])
     small = geometric_mean([speedups[name, s] for name in recipe_models for s in ("tiny", "small")])

@@ -1,4 +1,4 @@
-"""`kseq.training.mixed_precision`: bfloat16 where the hardware has it, a float32 model after training."""
+"""`kseq.training.mixed_precision`: bfloat16 on request, a float32 model after training."""
 
 import json
 
@@ -11,24 +11,6 @@ from kseq.config import load_config
 from kseq.serving.export import LITERT_MODEL
 from kseq.training import mixed_precision
 from kseq.training.trainer import train
-
-CPUINFO = """processor\t: {n}
-vendor_id\t: AuthenticAMD
-flags\t\t: fpu sse2 avx2 avx512f {extra}
-vmx flags\t: {vmx}
-"""
-
-
-@pytest.mark.parametrize("extra, vmx, expected", [
-    ("avx512_bf16 avx512_vnni", "", True),
-    ("amx_bf16 amx_tile", "", True),
-    ("avx512_vnni", "", False),
-    ("avx512_vnni", "avx512_bf16", False),  # another line's words are not the CPU's flags
-])
-def test_native_bfloat16_is_read_from_the_cpu_flags(extra, vmx, expected):
-    text = "\n".join(CPUINFO.format(n=n, extra=extra, vmx=vmx) for n in range(2))
-    assert mixed_precision.cpu_has_bfloat16(text) is expected
-
 
 def test_policy_scope_restores_the_global_policy_after_an_error():
     with pytest.raises(RuntimeError), mixed_precision.policy_scope("mixed_bfloat16"):

@@ -146,8 +146,7 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
     any_length = takes_any_length(config, x_fit)
     real_steps = float(fit_set.real_lengths().mean()) if any_length else None
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
-                            validation=val_set is not None, real_steps=real_steps,
-                            native_bfloat16=mixed_precision.native_bfloat16())
+                            validation=val_set is not None, real_steps=real_steps)
     if announce:
         grouping = None
         if any_length and not recipe.solves_head(config):  # batches grouped by length: say how
