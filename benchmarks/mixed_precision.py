@@ -98,10 +98,10 @@ def main(argv=None) -> None:
             speedups[name, shape_name] = t["float32"] / t["mixed_bfloat16"]
             print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.1f} ms "
                   f"| {1000 * t['mixed_bfloat16']:.1f} ms | {speedups[name, shape_name]:.2f}x |", flush=True)
-    recipe_models = [name for name in args.models if name in BFLOAT16_CANDIDATES]
-    long_ = geometric_mean([speedups[name, s] for name in recipe_models for s in ("long", "multichannel")])
-    short = geometric_mean([speedups[name, "short"] for name in recipe_models])
-    small = geometric_mean([speedups[name, s] for name in recipe_models for s in ("tiny", "small")])
+    candidates = [name for name in args.models if name in BFLOAT16_CANDIDATES]
+    long_ = geometric_mean([speedups[name, s] for name in candidates for s in ("long", "multichannel")])
+    short = geometric_mean([speedups[name, "short"] for name in candidates])
+    small = geometric_mean([speedups[name, s] for name in candidates for s in ("tiny", "small")])
     print(f"long_series_speedup={long_:.2f} short_series_speedup={short:.2f} small_batch_speedup={small:.2f}")
 
 
