@@ -1,6 +1,7 @@
 """Mixed bfloat16 against float32: the training step of each convolutional network, side by side.
 
     python benchmarks/mixed_precision.py [--steps 10] [--models cnn fcn resnet inception_time] [--seed 0]
+    python benchmarks/mixed_precision.py --kernels
 
 What `train.dtype_policy = "mixed_bfloat16"` buys (`kseq/training/mixed_precision.py`; the
 generic recipes chose it for `fcn` and `resnet` on hardware with native bfloat16 until 2026-12-06,
@@ -16,6 +17,11 @@ series-steps a batch, where a step is mostly per-step overhead:
 - `multichannel`: 9 x 1,500 x 6 channels, seen as 12 (`series+channel`; WatchExercise's batch at
   about its mean length).
 
+A bfloat16 step is only worth its speed where it computes what float32 does: each row also says
+whether this machine computes every convolution and dense layer of the bfloat16 model right
+(`kseq.training.mixed_precision.wrong_in_bfloat16`, the check the trainer refuses the policy by),
+or which it computes wrong and how far off.
+
 For each network and shape, one process builds the model twice with the trainer's own
 `kseq.training.trainer.build_window_model`, from the network's generic experiment config with
 `train.dtype_policy` set (the network in the policy, its normalisation in float32), warms both up
@@ -26,6 +32,12 @@ The `cnn` is built for the batch's length (it takes one length); the others for 
 Last line: `long_series_speedup=<x> short_series_speedup=<x> small_batch_speedup=<x>`: the
 geometric mean of float32's step over `mixed_bfloat16`'s for `fcn` and `resnet`
 (`BFLOAT16_CANDIDATES`), over the two long shapes, on the short one, and over the two small ones.
+
+`--kernels` times nothing: it checks one bfloat16 `Conv1D` of 64 filters ('same' padding, on 2
+series of 256 steps) for every width of `KERNEL_WIDTHS` over every channel count of
+`KERNEL_CHANNELS` against the same layer in float32, prints each one's error (the largest
+difference over the float32 output's largest magnitude; `mixed_precision.TOLERANCE` separates
+rounding from a wrong kernel), and ends with `wrong_bfloat16_kernels=<wrong>/<checked>`.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from machine import describe
 
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.config import load_config
+from kseq.training import mixed_precision
 from kseq.training.trainer import build_window_model
 
 BFLOAT16_CANDIDATES = ("fcn", "resnet")  # the networks the generic recipes once trained in bfloat16
@@ -46,6 +59,8 @@ SHAPES = {"tiny": (2, 24, 1), "small": (2, 286, 1), "short": (10, 275, 1), "long
           "multichannel": (9, 1500, 6)}
 CLASSES = 7
 POLICIES = ("float32", "mixed_bfloat16")
+KERNEL_WIDTHS = (1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 16, 20, 40)  # the generic networks' widths among them
+KERNEL_CHANNELS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 24, 32, 64, 128)
 
 
 def recipe_model(name: str, policy: str, x: np.ndarray, seed: int) -> keras.Model:
@@ -60,12 +75,15 @@ def recipe_model(name: str, policy: str, x: np.ndarray, seed: int) -> keras.Mode
     return model
 
 
-def step_times(name: str, shape: tuple, steps: int, seed: int) -> dict[str, float]:
-    """Median seconds of a training step in each policy, the two models' steps taken in turn."""
+def step_times(name: str, shape: tuple, steps: int, seed: int) -> tuple[dict[str, float], str]:
+    """Median seconds of a training step in each policy, the two models' steps taken in turn, and
+    whether this machine computes the bfloat16 model's layers right."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype("float32")
     y = rng.integers(0, CLASSES, shape[0])
     models = {policy: recipe_model(name, policy, x, seed) for policy in POLICIES}
+    wrong = mixed_precision.wrong_in_bfloat16(models["mixed_bfloat16"])
+    kernels = "right" if not wrong else "wrong: " + ", ".join(f"`{layer.name}` {error:.0%}" for layer, error in wrong)
     for model in models.values():
         for _ in range(3):
             model.train_on_batch(x, y)
@@ -75,7 +93,27 @@ def step_times(name: str, shape: tuple, steps: int, seed: int) -> dict[str, floa
             started = time.perf_counter()
             model.train_on_batch(x, y)
             times[policy].append(time.perf_counter() - started)
-    return {policy: float(np.median(t)) for policy, t in times.items()}
+    return {policy: float(np.median(t)) for policy, t in times.items()}, kernels
+
+
+def kernel_errors(seed: int) -> None:
+    """Each bfloat16 `Conv1D` of `KERNEL_WIDTHS` x `KERNEL_CHANNELS` against float32, as a table."""
+    print("| channels \\ width | " + " | ".join(map(str, KERNEL_WIDTHS)) + " |")
+    print("|---" * (len(KERNEL_WIDTHS) + 1) + "|")
+    wrong = []
+    for channels in KERNEL_CHANNELS:
+        cells = []
+        for width in KERNEL_WIDTHS:
+            keras.utils.set_random_seed(seed)
+            with mixed_precision.policy_scope("mixed_bfloat16"):
+                model = keras.Sequential([keras.Input((256, channels)), keras.layers.Conv1D(64, width, padding="same")])
+            ((_, error),) = mixed_precision.bfloat16_errors(model, seed=seed)
+            if error > mixed_precision.TOLERANCE:
+                wrong.append(f"{width}x{channels}")
+            cells.append(f"**{error:.0%}**" if error > mixed_precision.TOLERANCE else f"{error:.1%}")
+        print(f"| {channels} | " + " | ".join(cells) + " |", flush=True)
+    print(f"wrong_bfloat16_kernels={len(wrong)}/{len(KERNEL_WIDTHS) * len(KERNEL_CHANNELS)}"
+          + (f" (width x channels: {' '.join(wrong)})" if wrong else ""))
 
 
 def geometric_mean(values) -> float:
@@ -87,17 +125,22 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--models", nargs="+", default=["cnn", "fcn", "resnet", "inception_time"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kernels", action="store_true", help="check bfloat16 convolutions against float32 only")
     args = parser.parse_args(argv)
     print(describe(), flush=True)
-    print("| network | batch (series x steps x channels) | float32 step | mixed_bfloat16 step | speedup |")
-    print("|---|---|---|---|---|")
+    if args.kernels:
+        kernel_errors(args.seed)
+        return
+    print("| network | batch (series x steps x channels) | float32 step | mixed_bfloat16 step | speedup "
+          "| bfloat16 kernels |")
+    print("|---|---|---|---|---|---|")
     speedups = {}
     for shape_name, shape in SHAPES.items():
         for name in args.models:
-            t = step_times(name, shape, args.steps, args.seed)
+            t, kernels = step_times(name, shape, args.steps, args.seed)
             speedups[name, shape_name] = t["float32"] / t["mixed_bfloat16"]
             print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.1f} ms "
-                  f"| {1000 * t['mixed_bfloat16']:.1f} ms | {speedups[name, shape_name]:.2f}x |", flush=True)
+                  f"| {1000 * t['mixed_bfloat16']:.1f} ms | {speedups[name, shape_name]:.2f}x | {kernels} |", flush=True)
     candidates = [name for name in args.models if name in BFLOAT16_CANDIDATES]
     long_ = geometric_mean([speedups[name, s] for name in candidates for s in ("long", "multichannel")])
     short = geometric_mean([speedups[name, "short"] for name in candidates])

@@ -81,7 +81,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             a validation split, the training loss gaining under 1e-3 counts as no gain
             (`kseq.training.recipe.FLAT_LOSS`).
         dtype_policy: "float32", "mixed_bfloat16", or "auto" (float32: `model_` is float32
-            either way, and a network trained in bfloat16 may answer otherwise in float32;
+            either way; `fit` refuses bfloat16, with a ValueError naming the layer, where this
+            machine computes one of the network's layers wrong in it;
             `kseq.training.mixed_precision`).
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:

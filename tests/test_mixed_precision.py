@@ -90,3 +90,70 @@ def test_an_interrupted_bfloat16_run_resumes_in_bfloat16_and_ends_as_the_uninter
     np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
     for got, expected in zip(resumed.model.get_weights(), whole.model.get_weights(), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+class OffInBfloat16(keras.layers.Dense):
+    """A dense layer whose bfloat16 kernel is wrong by `offset`, as a machine's can be (oneDNN's
+    AMX convolutions of width 8 over 8 or 12 channels, `kseq.training.mixed_precision`)."""
+
+    def __init__(self, units, offset=0.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.offset = offset
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        return outputs + self.offset if self.compute_dtype == "bfloat16" else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "offset": self.offset}
+
+
+@pytest.mark.parametrize("name", ["resnet", "fcn", "inception_time"])
+def test_the_generic_networks_compute_in_bfloat16_what_they_compute_in_float32(name):
+    from kseq.models import build_model
+
+    with mixed_precision.policy_scope("mixed_bfloat16"):
+        model = build_model(name, (None, 1), 3)
+    checked = [layer for layer in mixed_precision.leaf_layers(model) if getattr(layer, "kernel", None) is not None]
+    assert any(isinstance(layer, keras.layers.Conv1D) and layer.compute_dtype == "bfloat16" for layer in checked)
+    assert mixed_precision.wrong_in_bfloat16(model) == []
+
+
+def test_a_layer_computed_wrong_in_bfloat16_is_found_with_its_error():
+    with mixed_precision.policy_scope("mixed_bfloat16"):
+        inputs = keras.Input((5,))
+        hidden = keras.layers.Dense(4, name="right")(inputs)
+        model = keras.Model(inputs, OffInBfloat16(3, offset=0.5, name="wrong")(hidden))
+    (layer, error), = mixed_precision.wrong_in_bfloat16(model)
+    assert layer.name == "wrong"
+    # Its check input: standard normal from the seed, after the first layer's.
+    rng = np.random.default_rng(0)
+    rng.standard_normal((2, 5))
+    x = rng.standard_normal((2, 4)).astype("float32")
+    kernel, bias = layer.get_weights()
+    expected = x @ kernel + bias
+    assert error == pytest.approx(0.5 / np.abs(expected).max(), rel=0.05)  # the offset, up to bfloat16's rounding
+
+
+def test_a_run_refuses_bfloat16_where_this_machine_computes_a_layer_wrong(tmp_path, monkeypatch):
+    from kseq.models import registry
+    from kseq.utils.errors import InputError
+
+    def build_off(input_shape, num_classes, **hp):
+        inputs = keras.Input(input_shape, name="sequence")
+        pooled = keras.layers.GlobalAveragePooling1D()(inputs)
+        logits = OffInBfloat16(num_classes, offset=1.0, name="off")(pooled)
+        return keras.Model(inputs, keras.layers.Activation("linear", dtype="float32", name="logits")(logits))
+
+    for table in ("_BUILDERS", "_RENAMED", "_REPURPOSED"):  # registered for this test only
+        monkeypatch.setattr(registry, table, dict(getattr(registry, table)))
+    registry.register_model("off_in_bfloat16")(build_off)
+    rng = np.random.default_rng(0)
+    data = tmp_path / "noise.npz"
+    np.savez(data, x_train=rng.normal(size=(20, 16, 1)).astype("float32"), y_train=np.arange(20) % 2,
+             x_test=rng.normal(size=(6, 16, 1)).astype("float32"), y_test=np.arange(6) % 2)
+    overrides = [f"data.path={json.dumps(str(data))}", 'data.source="npz"', 'model.name="off_in_bfloat16"',
+                 "train.steps=2", "train.verbose=0"]
+    with pytest.raises(InputError, match=r"train.dtype_policy = 'mixed_bfloat16'.* off \(OffInBfloat16"):
+        train(load_config("resnet", [*overrides, 'train.dtype_policy="mixed_bfloat16"']), tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*"))  # refused before training: no partial run folder left

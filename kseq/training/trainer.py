@@ -340,6 +340,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
             # Whole executions per epoch, whatever the config asks (`recipe.whole_executions`).
             steps_per_execution=recipe.whole_executions(steps_per_epoch, train_cfg["steps_per_execution"]),
         )
+    if train_cfg["dtype_policy"] != "float32":  # served in float32: its bfloat16 kernels must compute the same
+        mixed_precision.refuse_wrong_kernels(model)
     def batches(input_context=None):
         # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
         return make_train_dataset(
