@@ -108,14 +108,25 @@ class OffInBfloat16(keras.layers.Dense):
         return {**super().get_config(), "offset": self.offset}
 
 
-@pytest.mark.parametrize("name", ["resnet", "fcn", "inception_time"])
-def test_the_generic_networks_compute_in_bfloat16_what_they_compute_in_float32(name):
+@pytest.mark.parametrize("name, shape, checked", [
+    ("resnet", (None, 1), {"Conv1D", "BatchNormalization"}),
+    ("fcn", (None, 1), {"Conv1D", "BatchNormalization"}),
+    ("inception_time", (None, 1), {"Conv1D", "BatchNormalization"}),
+    ("cnn", (40, 2), {"Conv1D", "Dense"}),
+    ("hybrid", (None, 3), {"Conv1D", "BatchNormalization", "Bidirectional"}),
+    ("attention", (None, 3), {"Bidirectional", "AttentionPooling1D"}),
+])
+def test_the_networks_compute_in_bfloat16_what_they_compute_in_float32(name, shape, checked):
+    """Each layer with weights is checked against a copy of itself in float32, a wrapped recurrent
+    layer's and a custom layer's sublayers included (a copy left in bfloat16 would agree exactly,
+    error 0), and agrees within bfloat16's rounding."""
     from kseq.models import build_model
 
     with mixed_precision.policy_scope("mixed_bfloat16"):
-        model = build_model(name, (None, 1), 3)
-    checked = [layer for layer in mixed_precision.leaf_layers(model) if getattr(layer, "kernel", None) is not None]
-    assert any(isinstance(layer, keras.layers.Conv1D) and layer.compute_dtype == "bfloat16" for layer in checked)
+        model = build_model(name, shape, 3)
+    errors = mixed_precision.bfloat16_errors(model)
+    assert {type(layer).__name__ for layer, _ in errors} == checked
+    assert all(0 < error < 0.03 for _, error in errors), errors
     assert mixed_precision.wrong_in_bfloat16(model) == []
 
 
@@ -157,3 +168,17 @@ def test_a_run_refuses_bfloat16_where_this_machine_computes_a_layer_wrong(tmp_pa
     with pytest.raises(InputError, match=r"train.dtype_policy = 'mixed_bfloat16'.* off \(OffInBfloat16"):
         train(load_config("resnet", [*overrides, 'train.dtype_policy="mixed_bfloat16"']), tmp_path / "out")
     assert not list((tmp_path / "out").rglob("*"))  # refused before training: no partial run folder left
+
+
+def test_a_random_kernel_model_is_refused_bfloat16_with_a_line_naming_it(tmp_path):
+    from kseq.utils.errors import InputError
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "noise.npz"
+    np.savez(data, x_train=rng.normal(size=(20, 16, 1)).astype("float32"), y_train=np.arange(20) % 2,
+             x_test=rng.normal(size=(6, 16, 1)).astype("float32"), y_test=np.arange(6) % 2)
+    config = load_config("minirocket", [f"data.path={json.dumps(str(data))}", 'data.source="npz"',
+                                        'train.dtype_policy="mixed_bfloat16"'])
+    with pytest.raises(InputError, match=r"train.dtype_policy = 'mixed_bfloat16': model.name = 'minirocket'"):
+        train(config, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*"))

@@ -12,6 +12,14 @@ from keras import ops
 from kseq.models.arguments import non_negative
 
 
+def all_layers(model: keras.Model):
+    """Every layer of `model`, in order, each nested model followed by its own layers."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
 def kernel_regularizer(l1=0.0, l2=0.0):
     """The `L1L2(l1, l2)` penalty every builder puts on its kernels, or None when both are 0."""
     l1, l2 = non_negative("l1", l1), non_negative("l2", l2)

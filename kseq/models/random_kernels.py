@@ -40,6 +40,7 @@ from kseq.models.arguments import one_of, positive_int
 from kseq.models.head import encoder_classifier, hidden_widths
 from kseq.models.hydra import Hydra
 from kseq.models.inference import predict_arrays
+from kseq.models.layers import all_layers
 from kseq.models.registry import register_model
 from kseq.models.ridge import ridge_classifier
 from kseq.models.rocket import MiniRocket, MultiRocket
@@ -172,16 +173,9 @@ def _encoder_input(model: keras.Model, x: np.ndarray, batch_size: int):
     raise ValueError(f"model {model.name!r} holds no random-kernel transform")
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
 def holds_random_kernels(model: keras.Model) -> bool:
     """Whether `model` (or a model inside it) has a MiniRocket, MultiRocket or Hydra layer."""
-    return any(isinstance(layer, TRANSFORMS) for layer in _all_layers(model))
+    return any(isinstance(layer, TRANSFORMS) for layer in all_layers(model))
 
 
 def adapt_and_fit_head(model: keras.Model, x: np.ndarray, y: np.ndarray, head: str, *, seed: int = 0,

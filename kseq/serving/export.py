@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kseq.config import dump_config
 from kseq.models.decision import Decision
+from kseq.models.layers import all_layers
 from kseq.models.random_kernels import holds_random_kernels
 from kseq.utils.files import new_folder, write_atomically, write_text
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
@@ -154,12 +155,10 @@ def export_litert(saved_model_dir, destination=None) -> Path | None:
     return path
 
 
-def _has_recurrent_layer(layer) -> bool:
-    """True for recurrent layers, in wrappers or nested models too: LiteRT's converter lowers
-    Keras' recurrent loops only at a fixed batch size, so such models get a batch-1 LiteRT model."""
-    if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
-        return True
-    return any(_has_recurrent_layer(child) for child in getattr(layer, "layers", ()))
+def _has_recurrent_layer(model: keras.Model) -> bool:
+    """True for a model with recurrent layers, in wrappers or nested models too: LiteRT's converter
+    lowers Keras' recurrent loops only at a fixed batch size, so such models get a batch-1 LiteRT model."""
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)) for layer in all_layers(model))
 
 
 def write_model(folder: Path, model: keras.Model, class_names, decision: Decision | None = None) -> None:

@@ -17,7 +17,7 @@ benchmarks/mixed_precision.py --kernels`). A WatchExercise `resnet` (its first c
 33.3% of the test series served in float32 (`kseq.training.recipe`). With oneDNN kept off AMX
 (`ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16` set before TensorFlow starts) all 169 were right, and
 bfloat16 steps took longer than float32's (benchmarks/README.md, section mixed_precision).
-`wrong_in_bfloat16` checks each of a model's convolutions and dense layers before it trains, and
+`wrong_in_bfloat16` checks each of a model's layers with weights before it trains, and
 the trainer refuses the policy where one is wrong (`refuse_wrong_kernels`). The generic recipes
 train in float32; this policy is for a user who asks for it.
 
@@ -36,9 +36,10 @@ import contextlib
 import keras
 import numpy as np
 
+from kseq.models.layers import all_layers
 from kseq.utils.errors import InputError
 
-TOLERANCE = 0.1  # of a layer's largest float32 output: bfloat16's rounding stays within 0.01, wrong kernels were 1.0-1.6 off
+TOLERANCE = 0.1  # of a layer's largest float32 output: rounding moved layers by 0.002-0.02, wrong kernels by 1.0-1.6
 CHECK_STEPS = 64  # time steps of the random input a layer built for any length is checked on
 
 
@@ -54,30 +55,43 @@ def policy_scope(name: str):
 
 
 def bfloat16_errors(model: keras.Model, *, seed: int = 0) -> list[tuple[keras.layers.Layer, float]]:
-    """Each layer of `model`'s graph (nested models' too) with a kernel (convolutions, dense
-    layers; not recurrent cells, nor layers inside a custom layer) that computes in bfloat16, with
-    how far its answer to a random input is from the same layer's in float32: the largest
-    difference over the float32 output's largest magnitude.
+    """Each layer of `model`'s graph (nested models' too) that has weights and computes in
+    bfloat16, with how far its answer to a random input is from the same layer's in float32: the
+    largest difference over the float32 output's largest magnitude.
 
     Each layer is checked alone, on standard normal input of its own input shape (batch 2, and
     `CHECK_STEPS` steps where its length is free), against a float32 copy of itself with the same
-    weights: alone, bfloat16's rounding of its input and kernel moves its output by well under 1%,
-    while a whole network's difference grows with depth and would blur a wrong kernel's 100%.
+    weights (`in_float32`): alone, bfloat16's rounding of its input and weights moved its output
+    by 0.2-0.7% (convolutions, dense layers, batch norm) to 2% (a recurrent layer over 2,000
+    steps), while a whole network's difference grows with depth and would blur a wrong kernel's
+    100%.
     """
     rng = np.random.default_rng(seed)
     errors = []
-    for layer in leaf_layers(model):
-        if getattr(layer, "kernel", None) is None or layer.compute_dtype != "bfloat16":
+    for layer in all_layers(model):
+        if isinstance(layer, keras.Model) or not layer.weights or layer.compute_dtype != "bfloat16":
             continue
-        shape = (2, *(size or CHECK_STEPS for size in layer.input.shape[1:]))
+        shape = (2, *(size or CHECK_STEPS for size in keras.tree.flatten(layer.input)[0].shape[1:]))
         x = rng.standard_normal(shape).astype("float32")
-        reference = type(layer).from_config({**layer.get_config(), "dtype": "float32"})
+        reference = type(layer).from_config(in_float32(layer.get_config()))
         reference.build(shape)
         reference.set_weights(layer.get_weights())
         expected = keras.ops.convert_to_numpy(reference(x))
         got = keras.ops.convert_to_numpy(keras.ops.cast(layer(x), "float32"))
         errors.append((layer, float(np.abs(got - expected).max() / max(float(np.abs(expected).max()), 1e-12))))
     return errors
+
+
+def in_float32(config):
+    """A layer's config with every dtype policy in it, its wrapped layers' too, float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy":
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: "float32" if key == "dtype" and isinstance(value, str) else in_float32(value)
+                for key, value in config.items()}
+    if isinstance(config, list):
+        return [in_float32(value) for value in config]
+    return config
 
 
 def wrong_in_bfloat16(model: keras.Model) -> list[tuple[keras.layers.Layer, float]]:
@@ -102,14 +116,5 @@ def refuse_wrong_kernels(model: keras.Model) -> None:
         layers = ", ".join(f"{layer.name} ({type(layer).__name__}, kernel {tuple(layer.kernel.shape)}: "
                            f"{error:.0%} of its output's range off)" for layer, error in wrong)
         raise InputError(f"train.dtype_policy = 'mixed_bfloat16': this machine computes {layers} wrong in bfloat16, "
-                         "where rounding moves a layer's output by under 1%, and the model is served in float32: "
+                         "where rounding moves a layer's output by 2% at most, and the model is served in float32: "
                          "train in 'float32'")
-
-
-def leaf_layers(layer):
-    """`layer`'s layers, those of nested models flattened, in order."""
-    for child in getattr(layer, "layers", ()):
-        if getattr(child, "layers", None):
-            yield from leaf_layers(child)
-        else:
-            yield child
