@@ -549,6 +549,34 @@ def test_features_of_a_batch_are_those_of_its_series_whatever_its_size(batch, mo
     np.testing.assert_allclose(graph(x).numpy(), features, atol=1e-6)
 
 
+def test_univariate_batches_pool_in_one_pass_and_the_export_traces_the_products_equal_to_the_bit():
+    """A univariate `MiniRocket` pools a batch in one pass over time in process and by products
+    with one column where it is exported (`traced_for_export`) or given one series; the two give
+    the same features, to the bit, padding and all (the products are checked against written-out
+    PPVs and aeon above)."""
+    from kseq.models import xla_programs
+    from kseq.models.xla_programs import traced_for_export
+
+    assert MiniRocket.time_major((64, 100, 1))
+    assert not MiniRocket.time_major((1, 100, 1)) and not MiniRocket.time_major((64, 100, 3))
+    with traced_for_export():
+        assert not MiniRocket.time_major((64, 100, 1))
+    assert MiniRocket.time_major((64, 100, 1))  # the context ends with its block
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(37, 64, 1)).astype("float32")
+    for i, length in enumerate(rng.integers(10, 65, 37)):
+        x[i, length:] = 0
+    layer = MiniRocket(num_features=840, seed=0)
+    layer.adapt(x)
+    in_process = numpy(layer(x))
+    assert any(key[:2] == (MiniRocket, True) for key in xla_programs._PROGRAMS)  # the pass ran
+    with traced_for_export():
+        exported = tf.function(layer.call, input_signature=[tf.TensorSpec([None, 64, 1], tf.float32)])
+        served = exported.get_concrete_function()
+    np.testing.assert_array_equal(served(tf.constant(x)).numpy(), in_process)
+    np.testing.assert_array_equal(numpy(layer(x[5:6])), in_process[5:6])
+
+
 def test_chunks_hold_a_bounded_number_of_values_however_long_the_series():
     """Series per chunk: at most `CHUNK_ELEMENTS` (2**25) over steps x rows, between 1 and 256, in
     as few chunks as a batch of 256 needs, filled up by fewer series than there are chunks."""

@@ -18,12 +18,13 @@ kernels at once.
 Speed: the transform is compiled by XLA, in chunks of one static shape, sized so that their
 intermediates stay within a bound however long the series (`kseq.models.xla_programs`),
 with the kernels' outputs pooled in a few blocks, one per bias count (`blocks_by_bias_count`),
-not dilation by dilation. MiniRocket's PPV is a product with one column (`sum_over_time`), which
-XLA fuses with the comparison into one vectorised pass, over outputs convolved kernel-major, each
-block's dilations by one batched product that writes the block in place
-(`kernel_major_convolutions`); MultiRocket's four poolings are one loop over time for all blocks
+not dilation by dilation. MultiRocket's four poolings are one loop over time for all blocks
 (`pooled_in_one_pass`), on outputs convolved time-major, a univariate series' window by window
-inside the loop (`time_major_windows`). Measured against aeon's numba loops in
+inside the loop (`time_major_windows`); so is a univariate MiniRocket's PPV on a batch. Elsewhere
+MiniRocket's PPV is a product with one column (`sum_over_time`), which XLA fuses with the
+comparison into one vectorised pass, over outputs convolved kernel-major, each block's dilations
+by one batched product that writes the block in place (`kernel_major_convolutions`).
+`MiniRocket.time_major` says where each. Measured against aeon's numba loops in
 benchmarks/README.md, section vs_aeon.
 
 Padding is not data: a series' length is its last step with a nonzero channel (or the Keras
@@ -50,7 +51,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kseq.models.xla_programs import in_compiled_batches, shared_program
+from kseq.models.xla_programs import in_compiled_batches, shared_program, tracing_for_export
 
 KERNEL_LENGTH = 9
 # The three taps of weight +2 of each of the 84 kernels (the other six weigh -1).
@@ -161,14 +162,22 @@ def pairwise(values, combine):
 UNROLL = 25  # steps per iteration of `pooled_in_one_pass`, for one series and for a chunk of series
 
 
-def pooled_in_one_pass(blocks):
-    """{operator: [(B, rows, n) per `Block`]}: MultiRocket's four poolings of time-major blocks
-    (see `MultiRocket`), from one pass over time.
+# The sums `pooled_in_one_pass` carries for each operator.
+PASS_SUMS = {"ppv": ("count",), "mpv": ("count", "above"), "mipv": ("count", "index_sum"), "lspv": ("run", "longest")}
 
-    The pass carries, for every block at once, five sums per output and bias: the current run's
-    length and the longest, the count of positive steps, their sum of `conv - bias` and their sum
-    of indices. Each loop iteration reads a window of steps of every block (`time_major_windows`),
-    -inf past the series. An iteration takes `UNROLL` steps: a chunk's iteration is mostly
+
+def pooled_in_one_pass(blocks, operators=("ppv", "mpv", "mipv", "lspv")):
+    """{operator: [(B, rows, n) per `Block`]}: the poolings `operators` (of MultiRocket's four,
+    see `MultiRocket`) of time-major blocks, from one pass over time.
+
+    The pass carries, for every block at once, the sums per output and bias that `operators`
+    read (`PASS_SUMS`): the current run's length and the longest, the count of positive steps,
+    their sum of `conv - bias` and their sum of indices. Only those are traced: MiniRocket's PPV
+    alone, traced as all five sums (which XLA then dropped), compiled in 6.2 s for a chunk,
+    against 4.6 s as the count alone, at the same speed (benchmarks/README.md, section vs_aeon).
+
+    Each loop iteration reads a window of steps of every block (`time_major_windows`), -inf past
+    the series. An iteration takes `UNROLL` steps: a chunk's iteration is mostly
     arithmetic, whose intermediates grow with the steps (64 series of 500: 1.7 ms a series at 25
     steps, 2.4 at 50), and for one series, where a fixed overhead per iteration weighs more, 25
     serves as fast as 50 or faster (one served `multirocket_hydra` request: 4.8-5.0 ms against
@@ -185,43 +194,53 @@ def pooled_in_one_pass(blocks):
     pass's 43, and each program convolved the series again (benchmarks/README.md, section vs_aeon)."""
     iterations, windows = zip(*(block.windows(UNROLL) for block in blocks))
     biases = [ops.transpose(block.bias)[None] for block in blocks]  # (1, n, rows)
-    sums = tuple(ops.zeros_like(block.steps[:, None, :] - bias) for block, bias in zip(blocks, biases))
-    runs = tuple(ops.cast(each, "int32") for each in sums)  # integer runs: a shorter chain of latencies
+    needed = {name for op in operators for name in PASS_SUMS[op]}
+    zeros = tuple(ops.zeros_like(block.steps[:, None, :] - bias) for block, bias in zip(blocks, biases))
+    # Each sum: (B, n, rows) per block; runs in integers, a shorter chain of latencies.
+    state = {name: tuple(ops.cast(each, "int32") for each in zeros) if name in ("run", "longest") else zeros
+             for name in sorted(needed)}
 
     def step(i, state):
-        state = [list(each) for each in state]  # run, longest, count, above, index_sum: [(B, n, rows) per block]
+        state = {name: list(each) for name, each in state.items()}
         first = ops.cast(i * UNROLL, "float32")
         for b, bias in enumerate(biases):
             outputs = windows[b](i)
-            run, longest, count, above, index_sum = (each[b] for each in state)
             excess = [outputs[u][:, None, :] - bias for u in range(UNROLL)]  # -inf outside the pooled steps
             positive = [each > 0.0 for each in excess]
-            lengths = []
-            for u in range(UNROLL):
-                run = ops.where(positive[u], run + 1, 0)
-                lengths.append(run)
             # The sums of the iteration's steps as trees, not chains, so that their additions overlap.
-            longest = ops.maximum(longest, pairwise(lengths, ops.maximum))
-            count = count + pairwise([ops.cast(each, "float32") for each in positive], ops.add)
-            above = above + pairwise([ops.relu(each) for each in excess], ops.add)
-            indices = [ops.where(each, first + u, 0.0) for u, each in enumerate(positive)]
-            index_sum = index_sum + pairwise(indices, ops.add)
-            for each, value in zip(state, (run, longest, count, above, index_sum)):
-                each[b] = value
-        return tuple(tuple(each) for each in state)
+            if "run" in state:
+                run, lengths = state["run"][b], []
+                for each in positive:
+                    run = ops.where(each, run + 1, 0)
+                    lengths.append(run)
+                state["run"][b] = run
+                state["longest"][b] = ops.maximum(state["longest"][b], pairwise(lengths, ops.maximum))
+            if "count" in state:
+                state["count"][b] += pairwise([ops.cast(each, "float32") for each in positive], ops.add)
+            if "above" in state:
+                state["above"][b] += pairwise([ops.relu(each) for each in excess], ops.add)
+            if "index_sum" in state:
+                indices = [ops.where(each, first + u, 0.0) for u, each in enumerate(positive)]
+                state["index_sum"][b] += pairwise(indices, ops.add)
+        return {name: tuple(each) for name, each in state.items()}
 
-    final = ops.fori_loop(0, iterations[0], step, (runs, runs, sums, sums, sums))[1:]  # all but the current runs
-    longest, count, above, index_sum = ([ops.transpose(ops.cast(v, "float32"), (0, 2, 1)) for v in each]
-                                        for each in final)
-    pooled = {op: [] for op in ("ppv", "mpv", "mipv", "lspv")}
-    for block, lspv, count, above, index_sum in zip(blocks, longest, count, above, index_sum):
-        nonempty = count > 0
-        safe_count = ops.maximum(count, 1.0)
-        mipv = (index_sum - block.start[None, :, None].astype("float32") * count) / safe_count
-        pooled["ppv"].append(count / block.steps[:, :, None])
-        pooled["mpv"].append(ops.where(nonempty, above / safe_count, 0.0))
-        pooled["mipv"].append(ops.where(nonempty, mipv, -1.0))
-        pooled["lspv"].append(lspv)
+    final = ops.fori_loop(0, iterations[0], step, state)
+    sums = {name: [ops.transpose(ops.cast(v, "float32"), (0, 2, 1)) for v in each]  # (B, rows, n) per block
+            for name, each in final.items() if name != "run"}
+    pooled = {op: [] for op in operators}
+    for b, block in enumerate(blocks):
+        for op in operators:
+            if op == "lspv":
+                pooled[op].append(sums["longest"][b])
+                continue
+            count = sums["count"][b]
+            if op == "ppv":
+                pooled[op].append(count / block.steps[:, :, None])
+            elif op == "mpv":
+                pooled[op].append(ops.where(count > 0, sums["above"][b] / ops.maximum(count, 1.0), 0.0))
+            else:  # mipv
+                mipv = sums["index_sum"][b] - block.start[None, :, None].astype("float32") * count
+                pooled[op].append(ops.where(count > 0, mipv / ops.maximum(count, 1.0), -1.0))
     return pooled
 
 
@@ -435,7 +454,6 @@ class MiniRocket(layers.Layer):
 
     use_difference = False
     operators = ("ppv",)
-    time_major = False  # PPV: products with one column over kernel-major outputs (`sum_over_time`)
 
     def __init__(self, num_features: int = 10_000, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -473,8 +491,8 @@ class MiniRocket(layers.Layer):
         x = ops.cast(inputs, "float32")
         lengths = series_lengths(x, mask)
         weights = [v.value for v in self.selections], [v.value for v in self.biases]
-        return in_compiled_batches(lambda x, lengths: self._program()(x, lengths, *weights), x, lengths,
-                                   self.output_size, self.rows_per_step)
+        return in_compiled_batches(lambda x, lengths: self._program(self.time_major(x.shape))(x, lengths, *weights),
+                                   x, lengths, self.output_size, self.rows_per_step)
 
     @property
     def rows_per_step(self) -> int:
@@ -482,28 +500,38 @@ class MiniRocket(layers.Layer):
         representation (what `kseq.models.xla_programs.chunk_size` bounds)."""
         return NUM_KERNELS * sum(len(dilations) for dilations, _ in self._plans)
 
-    def _program(self):
-        """The compiled `_features` for this layer's plan (`shared_program`)."""
+    @staticmethod
+    def time_major(shape) -> bool:
+        """Whether a program for series of `shape` (B, T, F) pools in one pass over time-major
+        outputs (`pooled_in_one_pass`), else by products with one column over kernel-major ones
+        (`sum_over_time`). Features equal to the bit either way.
+
+        Batches of univariate series take the pass, in process: their outputs are convolved
+        window by window inside it, never written out whole, and 500-step series took 1.0 ms a
+        series against the products' 1.8 ms on AVX2 (benchmarks/README.md, section vs_aeon).
+        The products elsewhere: multivariate outputs are one product over all steps either way,
+        and the pass read them 10-15% slower; one series, where the pass's fixed cost per
+        iteration weighs most; and what the export traces (`traced_for_export`), since LiteRT's
+        converter lowers the pass's unrolled loop op by op (a `minirocket` export 7 -> 25 s)."""
+        return shape[2] == 1 and shape[0] != 1 and not tracing_for_export()
+
+    def _program(self, time_major: bool):
+        """The compiled `_features` for this layer's plan and layout (`shared_program`)."""
         layer_type, plans = type(self), self._plans
-        key = (layer_type, tuple(tuple(map(tuple, plan)) for plan in plans))
+        key = (layer_type, time_major, tuple(tuple(map(tuple, plan)) for plan in plans))
         return shared_program(key, lambda: lambda x, lengths, selections, biases: layer_type._features(
-            plans, x, lengths, selections, biases))
+            plans, time_major, x, lengths, selections, biases))
 
     @classmethod
-    def _features(cls, plans, x, lengths, selections, biases):
+    def _features(cls, plans, time_major, x, lengths, selections, biases):
         """(B, features), ordered by operator, representation, dilation, kernel and bias."""
         blocks, order = blocks_by_bias_count(plans, x, lengths, selections, biases, cls.use_difference,
-                                             time_major=cls.time_major)
-        pooled = cls._pool(blocks)
+                                             time_major=time_major)
+        pooled = pooled_in_one_pass(blocks, cls.operators) if time_major else {"ppv": [
+            by_series(sum_over_time(above(block.outputs, block.bias))) / block.steps[:, :, None] for block in blocks]}
         batch = ops.shape(x)[0]
         return ops.concatenate([ops.take(ops.concatenate([ops.reshape(v, (batch, -1)) for v in pooled[op]], axis=1),
                                          order, axis=1) for op in cls.operators], axis=-1)
-
-    @staticmethod
-    def _pool(blocks):
-        """{operator: [(B, rows, n) per block]} for `blocks` (`Block`)."""
-        return {"ppv": [by_series(sum_over_time(above(block.outputs, block.bias))) / block.steps[:, :, None]
-                        for block in blocks]}
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask is consumed: pooling leaves no time axis
@@ -562,11 +590,11 @@ class MultiRocket(MiniRocket):
 
     use_difference = True
     operators = ("ppv", "mpv", "mipv", "lspv")
-    time_major = True  # its pass over time reads the outputs step by step
 
     def __init__(self, num_features: int = 6_250, max_dilations_per_kernel: int = 32, seed: int = 0, **kwargs):
         super().__init__(num_features, max_dilations_per_kernel, seed, **kwargs)
 
     @staticmethod
-    def _pool(blocks):
-        return pooled_in_one_pass(blocks)
+    def time_major(shape) -> bool:
+        """Always one pass: it reads each output once for all four poolings, LSPV's runs among them."""
+        return True

@@ -11,6 +11,8 @@ however long the series (`chunk_size`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
@@ -95,3 +97,24 @@ def shared_program(key: tuple, make):
     if key not in _PROGRAMS:
         _PROGRAMS[key] = compiled(make())
     return _PROGRAMS[key]
+
+
+_FOR_EXPORT = contextvars.ContextVar("kseq_traced_for_export", default=False)
+
+
+@contextlib.contextmanager
+def traced_for_export():
+    """Within it, a layer traces the form of its program that an export holds, where the form a
+    process runs fastest would export badly: a univariate `MiniRocket` traces products, not its
+    pass over time, whose unrolled loop LiteRT's converter lowers op by op
+    (`kseq.models.rocket.MiniRocket.time_major`). `kseq.serving.export` traces its signatures in it."""
+    token = _FOR_EXPORT.set(True)
+    try:
+        yield
+    finally:
+        _FOR_EXPORT.reset(token)
+
+
+def tracing_for_export() -> bool:
+    """True inside `traced_for_export`."""
+    return _FOR_EXPORT.get()

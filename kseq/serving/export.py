@@ -19,6 +19,7 @@ from kseq.config import dump_config
 from kseq.models.decision import Decision
 from kseq.models.layers import all_layers
 from kseq.models.random_kernels import holds_random_kernels
+from kseq.models.xla_programs import traced_for_export
 from kseq.utils.files import new_folder, write_atomically, write_text
 LITERT_MODEL = "model.tflite"  # inside the SavedModel folder: the same signature, compiled for LiteRT
 COMPILED_SIGNATURE = "serving_compiled"  # loop-bound exports: `serving_default` compiled by XLA, batch 1
@@ -43,6 +44,8 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     axis (`export_litert`). Those recurrent models, and the random-kernel ones
     (`kseq.models.random_kernels`), also get `serving_compiled`, the signature for a batch of 1
     compiled by XLA, which `kseq.serving.runtime.ServingFunction` sends single requests to.
+    The signatures are traced `traced_for_export` (`kseq.models.xla_programs`): a layer whose
+    fastest form in process would export badly traces its other form, equal to the bit.
     """
     def scores(sequence):
         logits = model(sequence, training=False)
@@ -54,8 +57,9 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     recurrent, fixed_shape = _has_recurrent_layer(model), None not in model.input_shape[1:]
     random_kernels = fixed_shape and holds_random_kernels(model)
     max_steps = model.input_shape[1] if random_kernels else None
-    _write_saved_model(model, scores, class_names, None, path, compiled=fixed_shape and (recurrent or random_kernels),
-                       max_steps=max_steps)
+    with traced_for_export():  # the forms of the layers' programs that export compactly
+        _write_saved_model(model, scores, class_names, None, path,
+                           compiled=fixed_shape and (recurrent or random_kernels), max_steps=max_steps)
     assets = Path(path) / "assets"
     assets.mkdir(exist_ok=True)
     write_text(assets / CLASS_NAMES_FILE, "\n".join(class_names) + "\n")
@@ -64,7 +68,7 @@ def export_serving(model: keras.Model, path, class_names, decision: Decision | N
     elif fixed_shape:
         # The converter lowers a recurrent loop to LiteRT's built-in WHILE op only when every
         # shape in it is known: a batch-1 copy of the signature, converted from a scratch folder.
-        with tempfile.TemporaryDirectory(prefix="kseq-litert-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="kseq-litert-") as scratch, traced_for_export():
             _write_saved_model(model, scores, class_names, 1, scratch)
             export_litert(scratch, destination=path)
 
