@@ -18,7 +18,7 @@ series-steps a batch, where a step is mostly per-step overhead:
   about its mean length).
 
 A bfloat16 step is only worth its speed where it computes what float32 does: each row also says
-whether this machine computes every convolution and dense layer of the bfloat16 model right
+whether this machine computes every layer with weights of the bfloat16 model right
 (`kseq.training.mixed_precision.wrong_in_bfloat16`, the check the trainer refuses the policy by),
 or which it computes wrong and how far off.
 

@@ -93,8 +93,8 @@ def test_an_interrupted_bfloat16_run_resumes_in_bfloat16_and_ends_as_the_uninter
 
 
 class OffInBfloat16(keras.layers.Dense):
-    """A dense layer whose bfloat16 kernel is wrong by `offset`, as a machine's can be (oneDNN's
-    AMX convolutions of width 8 over 8 or 12 channels, `kseq.training.mixed_precision`)."""
+    """A dense layer whose bfloat16 kernel is wrong by `offset`, as a machine's can be (some of
+    oneDNN's AMX convolutions, `kseq.training.mixed_precision`)."""
 
     def __init__(self, units, offset=0.0, **kwargs):
         super().__init__(units, **kwargs)
@@ -144,6 +144,28 @@ def test_a_layer_computed_wrong_in_bfloat16_is_found_with_its_error():
     kernel, bias = layer.get_weights()
     expected = x @ kernel + bias
     assert error == pytest.approx(0.5 / np.abs(expected).max(), rel=0.05)  # the offset, up to bfloat16's rounding
+
+
+class NormOffInBfloat16(keras.layers.BatchNormalization):
+    """A batch norm, a layer with weights but no kernel, wrong in bfloat16 by 1."""
+
+    def call(self, inputs, training=None, mask=None):
+        outputs = super().call(inputs, training=training, mask=mask)
+        return outputs + 1.0 if self.compute_dtype == "bfloat16" else outputs
+
+
+def test_the_refusal_names_each_wrong_layer_with_its_kernel_where_it_has_one():
+    with mixed_precision.policy_scope("mixed_bfloat16"):
+        inputs = keras.Input((16, 2))
+        x = NormOffInBfloat16(name="norm")(keras.layers.Conv1D(4, 3, name="right")(inputs))
+        model = keras.Model(inputs, OffInBfloat16(3, offset=0.5, name="dense")(x))
+    from kseq.utils.errors import InputError
+
+    with pytest.raises(InputError) as refused:
+        mixed_precision.refuse_wrong_kernels(model)
+    message = str(refused.value)
+    assert "norm (NormOffInBfloat16: " in message and "dense (OffInBfloat16, kernel (4, 3): " in message
+    assert "right" not in message
 
 
 def test_a_run_refuses_bfloat16_where_this_machine_computes_a_layer_wrong(tmp_path, monkeypatch):

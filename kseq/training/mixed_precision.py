@@ -113,8 +113,15 @@ def refuse_wrong_kernels(model: keras.Model) -> None:
     and be served, in float32, without it."""
     wrong = wrong_in_bfloat16(model)
     if wrong:
-        layers = ", ".join(f"{layer.name} ({type(layer).__name__}, kernel {tuple(layer.kernel.shape)}: "
-                           f"{error:.0%} of its output's range off)" for layer, error in wrong)
+        layers = ", ".join(f"{layer.name} ({_described(layer)}: {error:.0%} of its output's range off)"
+                           for layer, error in wrong)
         raise InputError(f"train.dtype_policy = 'mixed_bfloat16': this machine computes {layers} wrong in bfloat16, "
                          "where rounding moves a layer's output by 2% at most, and the model is served in float32: "
                          "train in 'float32'")
+
+
+def _described(layer) -> str:
+    """A checked layer's class, and its kernel's shape where it has one (a batch norm or a
+    wrapped recurrent layer has none)."""
+    kernel = getattr(layer, "kernel", None)
+    return type(layer).__name__ + ("" if kernel is None else f", kernel {tuple(kernel.shape)}")

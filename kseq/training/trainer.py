@@ -198,11 +198,12 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
             model = build_model(name, network_input, num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
-    if config["train"]["dtype_policy"] != "float32" and holds_random_kernels(model):
+    random_kernels = holds_random_kernels(model)
+    if random_kernels and config["train"]["dtype_policy"] != "float32":
         raise InputError(f"train.dtype_policy = {config['train']['dtype_policy']!r}: model.name = {name!r} holds "
                          "random-kernel transforms, which compute in float32 (their features count comparisons "
                          "with biases that bfloat16 would round); use 'float32'")
-    if streamed and holds_random_kernels(model):
+    if random_kernels and streamed:
         raise InputError(f"model.name = {name!r} fits its random kernels (and a ridge head) on series in memory; "
                          "sharded data streams from disk: pass the data file itself as --data, or train a "
                          "network (resnet, inception_time, ...) on the shards")
