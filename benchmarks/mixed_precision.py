@@ -3,12 +3,11 @@
     python benchmarks/mixed_precision.py [--steps 10] [--models cnn fcn resnet inception_time] [--seed 0]
     python benchmarks/mixed_precision.py --kernels
 
-What `train.dtype_policy = "mixed_bfloat16"` buys (`kseq/training/mixed_precision.py`; the
-generic recipes chose it for `fcn` and `resnet` on hardware with native bfloat16 until 2026-12-06,
-and train in float32 since, `kseq/training/recipe.py` says why): on this CPU, which networks train
-faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Five batches shaped like the
-dev sets' (random values; the arithmetic does not depend on them), the first two under 1,000
-series-steps a batch, where a step is mostly per-step overhead:
+What `train.dtype_policy = "auto"` rests on (`kseq/training/recipe.py`): on this CPU, which
+networks train faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Five batches
+shaped like the dev sets' (random values; the arithmetic does not depend on them), the first two
+under the recipe's threshold of 1,000 series-steps a batch (`MIXED_PRECISION_MIN_BATCH_STEPS`),
+where it keeps float32:
 
 - `tiny`: 2 series x 24 steps x 1 channel (Chinatown_subset's batch);
 - `small`: 2 x 286 x 1 (Coffee's);
@@ -17,10 +16,10 @@ series-steps a batch, where a step is mostly per-step overhead:
 - `multichannel`: 9 x 1,500 x 6 channels, seen as 12 (`series+channel`; WatchExercise's batch at
   about its mean length).
 
-A bfloat16 step is only worth its speed where it computes what float32 does: each row also says
-whether this machine computes every layer with weights of the bfloat16 model right
-(`kseq.training.mixed_precision.wrong_in_bfloat16`, the check the trainer refuses the policy by),
-or which it computes wrong and how far off.
+A bfloat16 step is only worth its speed where it computes what float32 does: the bfloat16 model is
+the one the trainer trains, each layer this machine computes wrong in bfloat16 moved to float32
+(`kseq.training.mixed_precision.float32_where_wrong`), and each row says which were and how far
+off they were ("right" where none).
 
 For each network and shape, one process builds the model twice with the trainer's own
 `kseq.training.trainer.build_window_model`, from the network's generic experiment config with
@@ -30,8 +29,9 @@ machine hits both alike. A row gives the median step of each and float32's over 
 The `cnn` is built for the batch's length (it takes one length); the others for any length.
 
 Last line: `long_series_speedup=<x> short_series_speedup=<x> small_batch_speedup=<x>`: the
-geometric mean of float32's step over `mixed_bfloat16`'s for `fcn` and `resnet`
-(`BFLOAT16_CANDIDATES`), over the two long shapes, on the short one, and over the two small ones.
+geometric mean of float32's step over `mixed_bfloat16`'s for the networks the recipe trains in it
+(`MIXED_PRECISION_MODELS`), over the two long shapes, on the short one, and over the two under
+the threshold.
 
 `--kernels` times nothing: it checks one bfloat16 `Conv1D` of 64 filters ('same' padding, on 2
 series of 256 steps) for every width of `KERNEL_WIDTHS` over every channel count of
@@ -52,9 +52,9 @@ from machine import describe
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.config import load_config
 from kseq.training import mixed_precision
+from kseq.training.recipe import MIXED_PRECISION_MODELS
 from kseq.training.trainer import build_window_model
 
-BFLOAT16_CANDIDATES = ("fcn", "resnet")  # the networks the generic recipes once trained in bfloat16
 SHAPES = {"tiny": (2, 24, 1), "small": (2, 286, 1), "short": (10, 275, 1), "long": (10, 2000, 1),
           "multichannel": (9, 1500, 6)}
 CLASSES = 7
@@ -83,7 +83,8 @@ def step_times(name: str, shape: tuple, steps: int, seed: int) -> tuple[dict[str
     y = rng.integers(0, CLASSES, shape[0])
     models = {policy: recipe_model(name, policy, x, seed) for policy in POLICIES}
     wrong = mixed_precision.wrong_in_bfloat16(models["mixed_bfloat16"])
-    kernels = "right" if not wrong else "wrong: " + ", ".join(f"`{layer.name}` {error:.0%}" for layer, error in wrong)
+    mixed_precision.float32_where_wrong(models["mixed_bfloat16"])  # as the trainer trains it
+    kernels = "right" if not wrong else "in float32: " + ", ".join(f"`{layer.name}` {error:.0%}" for layer, error in wrong)
     for model in models.values():
         for _ in range(3):
             model.train_on_batch(x, y)
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
             speedups[name, shape_name] = t["float32"] / t["mixed_bfloat16"]
             print(f"| `{name}` | {shape_name}: {' x '.join(map(str, shape))} | {1000 * t['float32']:.1f} ms "
                   f"| {1000 * t['mixed_bfloat16']:.1f} ms | {speedups[name, shape_name]:.2f}x | {kernels} |", flush=True)
-    candidates = [name for name in args.models if name in BFLOAT16_CANDIDATES]
+    candidates = [name for name in args.models if name in MIXED_PRECISION_MODELS]
     long_ = geometric_mean([speedups[name, s] for name in candidates for s in ("long", "multichannel")])
     short = geometric_mean([speedups[name, "short"] for name in candidates])
     small = geometric_mean([speedups[name, s] for name in candidates for s in ("tiny", "small")])

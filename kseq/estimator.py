@@ -80,10 +80,10 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         early_stopping_patience: epochs, or "auto" (a quarter of the budget's epochs). Without
             a validation split, the training loss gaining under 1e-3 counts as no gain
             (`kseq.training.recipe.FLAT_LOSS`).
-        dtype_policy: "float32", "mixed_bfloat16", or "auto" (float32: `model_` is float32
-            either way; `fit` refuses bfloat16, with a ValueError naming the layer, where this
-            machine computes one of the network's layers wrong in it;
-            `kseq.training.mixed_precision`).
+        dtype_policy: "float32", "mixed_bfloat16", or "auto" (mixed bfloat16 for `fcn` and
+            `resnet` when a batch computes at least 1,000 series-steps, where the hardware
+            computes it natively; a layer this machine computes wrong in bfloat16 computes in
+            float32: `kseq.training.mixed_precision`); `model_` is float32 either way.
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:
             "macro_f1" (per-class offsets maximising macro-F1) or "none" (the argmax), and

@@ -1,4 +1,4 @@
-"""`kseq.training.mixed_precision`: bfloat16 on request, a float32 model after training."""
+"""`kseq.training.mixed_precision`: bfloat16 where the hardware has it, checked layer by layer, a float32 model after training."""
 
 import json
 
@@ -11,6 +11,24 @@ from kseq.config import load_config
 from kseq.serving.export import LITERT_MODEL
 from kseq.training import mixed_precision
 from kseq.training.trainer import train
+
+CPUINFO = """processor\t: {n}
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu sse2 avx2 avx512f {extra}
+vmx flags\t: {vmx}
+"""
+
+
+@pytest.mark.parametrize("extra, vmx, expected", [
+    ("avx512_bf16 avx512_vnni", "", True),
+    ("amx_bf16 amx_tile", "", True),
+    ("avx512_vnni", "", False),
+    ("avx512_vnni", "avx512_bf16", False),  # another line's words are not the CPU's flags
+])
+def test_native_bfloat16_is_read_from_the_cpu_flags(extra, vmx, expected):
+    text = "\n".join(CPUINFO.format(n=n, extra=extra, vmx=vmx) for n in range(2))
+    assert mixed_precision.cpu_has_bfloat16(text) is expected
+
 
 def test_policy_scope_restores_the_global_policy_after_an_error():
     with pytest.raises(RuntimeError), mixed_precision.policy_scope("mixed_bfloat16"):
@@ -154,27 +172,38 @@ class NormOffInBfloat16(keras.layers.BatchNormalization):
         return outputs + 1.0 if self.compute_dtype == "bfloat16" else outputs
 
 
-def test_the_refusal_names_each_wrong_layer_with_its_kernel_where_it_has_one():
+def test_each_wrong_layer_computes_in_float32_and_is_named_with_its_kernel_where_it_has_one():
     with mixed_precision.policy_scope("mixed_bfloat16"):
         inputs = keras.Input((16, 2))
         x = NormOffInBfloat16(name="norm")(keras.layers.Conv1D(4, 3, name="right")(inputs))
         model = keras.Model(inputs, OffInBfloat16(3, offset=0.5, name="dense")(x))
-    from kseq.utils.errors import InputError
+    x = np.random.default_rng(1).standard_normal((3, 16, 2)).astype("float32")
+    reference = keras.Model.from_config(mixed_precision.in_float32(model.get_config()), custom_objects={
+        "NormOffInBfloat16": NormOffInBfloat16, "OffInBfloat16": OffInBfloat16})
+    reference.set_weights(model.get_weights())
+    wrong_before = np.abs(np.asarray(model(x), "float32") - np.asarray(reference(x))).max()
 
-    with pytest.raises(InputError) as refused:
-        mixed_precision.refuse_wrong_kernels(model)
-    message = str(refused.value)
+    message = mixed_precision.float32_where_wrong(model)
     assert "norm (NormOffInBfloat16: " in message and "dense (OffInBfloat16, kernel (4, 3): " in message
     assert "right" not in message
+    assert {layer.name: layer.compute_dtype for layer in model.layers[1:]} == {
+        "right": "bfloat16", "norm": "float32", "dense": "float32"}
+    assert mixed_precision.wrong_in_bfloat16(model) == []
+    assert mixed_precision.float32_where_wrong(model) is None  # nothing left to move
+    # The model now answers as its float32 copy does, up to the right layer's rounding.
+    wrong_after = np.abs(np.asarray(model(x), "float32") - np.asarray(reference(x))).max()
+    assert wrong_before > 0.4 and wrong_after < 0.05 * np.abs(np.asarray(reference(x))).max()
 
 
-def test_a_run_refuses_bfloat16_where_this_machine_computes_a_layer_wrong(tmp_path, monkeypatch):
+def test_a_run_trains_a_layer_this_machine_computes_wrong_in_bfloat16_in_float32(tmp_path, monkeypatch, capsys):
+    """The wrong layer trains in float32 and the others in bfloat16: the float32 model served
+    answers as the trained one did."""
     from kseq.models import registry
-    from kseq.utils.errors import InputError
 
     def build_off(input_shape, num_classes, **hp):
         inputs = keras.Input(input_shape, name="sequence")
-        pooled = keras.layers.GlobalAveragePooling1D()(inputs)
+        hidden = keras.layers.Conv1D(4, 3, name="conv")(inputs)
+        pooled = keras.layers.GlobalAveragePooling1D()(hidden)
         logits = OffInBfloat16(num_classes, offset=1.0, name="off")(pooled)
         return keras.Model(inputs, keras.layers.Activation("linear", dtype="float32", name="logits")(logits))
 
@@ -183,13 +212,29 @@ def test_a_run_refuses_bfloat16_where_this_machine_computes_a_layer_wrong(tmp_pa
     registry.register_model("off_in_bfloat16")(build_off)
     rng = np.random.default_rng(0)
     data = tmp_path / "noise.npz"
+    x_test = rng.normal(size=(6, 16, 1)).astype("float32")
     np.savez(data, x_train=rng.normal(size=(20, 16, 1)).astype("float32"), y_train=np.arange(20) % 2,
-             x_test=rng.normal(size=(6, 16, 1)).astype("float32"), y_test=np.arange(6) % 2)
+             x_test=x_test, y_test=np.arange(6) % 2)
     overrides = [f"data.path={json.dumps(str(data))}", 'data.source="npz"', 'model.name="off_in_bfloat16"',
-                 "train.steps=2", "train.verbose=0"]
-    with pytest.raises(InputError, match=r"train.dtype_policy = 'mixed_bfloat16'.* off \(OffInBfloat16"):
-        train(load_config("resnet", [*overrides, 'train.dtype_policy="mixed_bfloat16"']), tmp_path / "out")
-    assert not list((tmp_path / "out").rglob("*"))  # refused before training: no partial run folder left
+                 "train.steps=2", "train.verbose=2", 'train.dtype_policy="mixed_bfloat16"']
+    seen = AnswersAtTheEnd(x_test)
+    run = train(load_config("resnet", overrides), tmp_path / "out", callbacks=[seen])
+    assert seen.dtypes["conv"] == "bfloat16" and seen.dtypes["off"] == "float32"
+    assert "mixed_bfloat16: this machine computes off (OffInBfloat16, kernel (4, 2): " in capsys.readouterr().out
+    assert {layer.compute_dtype for layer in run.model._flatten_layers()} == {"float32"}
+    np.testing.assert_allclose(np.asarray(run.model(x_test)), seen.answers, atol=0.02)
+
+
+class AnswersAtTheEnd(Dtypes):
+    """`Dtypes`, and the training model's logits for `x` when training ends."""
+
+    def __init__(self, x):
+        super().__init__()
+        self.x = x
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.answers = np.asarray(self.model(self.x), "float32")
 
 
 def test_a_random_kernel_model_is_refused_bfloat16_with_a_line_naming_it(tmp_path):

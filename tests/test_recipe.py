@@ -1,5 +1,6 @@
 """`kseq.training.recipe`: every "auto" value resolved by the documented rule, checked by hand-computed cases."""
 
+import functools
 import math
 
 import numpy as np
@@ -57,26 +58,54 @@ def test_batch_size_and_step_budget(n, length, real_steps, batch, steps):
     assert config["train"]["epochs"] * per_epoch == steps
 
 
-@pytest.mark.parametrize("name, n, length", [
-    ("resnet", 104, 2000),  # long series: where bfloat16 would be fastest
-    ("fcn", 104, 2000),
-    ("resnet", 80000, 187),  # 80,000 heartbeats
-    ("inception_time", 20, 24),
-])
-def test_auto_dtype_policy_is_float32_the_precision_the_model_is_served_in(name, n, length):
-    """A model trained in bfloat16 is served in float32 (`trainer.float32_copy`) and may answer
-    otherwise there, so the generic recipes train in float32 whatever the hardware."""
-    config = recipe.resolve(load_config(name), num_train=n, sequence_length=length, validation=False)
-    assert config["train"]["dtype_policy"] == "float32"
-    assert "dtype_policy=float32" in recipe.summary(config, num_train=n, num_validation=0)
+@pytest.mark.parametrize(
+    "name, n, length, native, policy",
+    [
+        # 104 series of 2,000 steps: batches of 10 x 2,000 series-steps are arithmetic.
+        ("resnet", 104, 2000, True, "mixed_bfloat16"),
+        ("fcn", 104, 2000, True, "mixed_bfloat16"),
+        # inception_time gained too little in it (and the seeds' cnn nothing).
+        ("inception_time", 104, 2000, True, "float32"),
+        # The same data without native bfloat16: emulated, slower than float32.
+        ("resnet", 104, 2000, False, "float32"),
+        # Trace's shape: 10 x 275 = 2,750 series-steps a batch; Covid3Month_disc's 14 x 84 = 1,176.
+        ("resnet", 100, 275, True, "mixed_bfloat16"),
+        ("fcn", 140, 84, True, "mixed_bfloat16"),
+        # Coffee's 2 x 286 = 572 and Chinatown_subset's 2 x 24 = 48: under the threshold.
+        ("resnet", 28, 286, True, "float32"),
+        ("resnet", 20, 24, True, "float32"),
+        # 99 series of 84 steps: batches of 9 x 84 = 756, just under the threshold of 1,000.
+        ("resnet", 99, 84, True, "float32"),
+        # 80,000 heartbeats: 64 x 187 = 11,968 series-steps a batch.
+        ("resnet", 80000, 187, True, "mixed_bfloat16"),
+        # A recurrent model on long series keeps float32 (not measured in bfloat16).
+        ("gru", 104, 2000, True, "float32"),
+    ],
+)
+def test_mixed_bfloat16_only_for_large_network_batches_on_native_hardware(name, n, length, native, policy):
+    config = recipe.resolve(load_config(name), num_train=n, sequence_length=length, validation=False,
+                            native_bfloat16=native)
+    assert config["train"]["dtype_policy"] == policy
+    assert f"dtype_policy={policy}" in recipe.summary(config, num_train=n, num_validation=0)
+
+
+def test_mixed_bfloat16_threshold_counts_real_steps_not_padding():
+    """Series padded to 2,000 steps that hold 80 real steps each cost batches of 10 x 80 = 800
+    series-steps when batches are cut to their longest member: float32. At 120 real steps, 1,200."""
+    resolve = functools.partial(recipe.resolve, load_config("resnet"), num_train=100, sequence_length=2000,
+                                validation=False, native_bfloat16=True)
+    assert resolve(real_steps=80)["train"]["dtype_policy"] == "float32"
+    assert resolve(real_steps=120)["train"]["dtype_policy"] == "mixed_bfloat16"
+    assert resolve()["train"]["dtype_policy"] == "mixed_bfloat16"  # padded: 10 x 2,000
 
 
 def test_a_set_dtype_policy_and_the_fixed_recipes_float32_are_kept():
     config = generic()
     config["train"]["dtype_policy"] = "mixed_bfloat16"
-    resolved = recipe.resolve(config, num_train=20, sequence_length=24, validation=False)
+    resolved = recipe.resolve(config, num_train=20, sequence_length=24, validation=False, native_bfloat16=False)
     assert resolved["train"]["dtype_policy"] == "mixed_bfloat16"
-    resolved = recipe.resolve(load_config("ecg_cnn"), num_train=1000, sequence_length=5000, validation=True)
+    resolved = recipe.resolve(load_config("ecg_cnn"), num_train=1000, sequence_length=5000, validation=True,
+                              native_bfloat16=True)
     assert resolved["train"]["dtype_policy"] == "float32"
 
 

@@ -1,10 +1,12 @@
-"""Mixed bfloat16 precision: a model built in it, on request.
+"""Mixed bfloat16 precision: where hardware computes it natively, and a model built in it.
 
 `train.dtype_policy = "mixed_bfloat16"` builds the network (not its normalisation in front) with
 Keras' `mixed_bfloat16` dtype policy: variables stay float32, the convolutions and matrix
-products run in bfloat16. On a CPU with AVX-512 BF16 a ResNet's training step on long series
-took about two thirds of its float32 time (`benchmarks/mixed_precision.py`); without native
-bfloat16 (AVX2 CPUs, GPUs before Ampere) the same arithmetic is emulated and slower.
+products run in bfloat16. On a CPU with AVX-512 BF16 or AMX a ResNet's training step on long
+series took about two thirds of its float32 time (`benchmarks/mixed_precision.py`); without
+native bfloat16 (AVX2 CPUs, GPUs before Ampere) the same arithmetic is emulated and slower, so
+`"auto"` asks for it only where `native_bfloat16()` says the hardware has it
+(`kseq.training.recipe.resolve`).
 
 A trained model is served in float32 (`kseq.training.trainer.float32_copy`): LiteRT's converter
 has no bfloat16 kernels, and a user's answers should not depend on the machine that trained. So
@@ -12,14 +14,14 @@ a network trained in bfloat16 must compute what its float32 copy computes, up to
 a machine's bfloat16 kernels may not: on an Intel Xeon with AMX (TensorFlow 2.21, oneDNN), 11
 of 169 bfloat16 convolutions (widths 8, 16, 20 and 40 over 4 to 12 channels) answered 103-126%
 of their output's range away from float32, the others within 0.7% (`python
-benchmarks/mixed_precision.py --kernels`). A WatchExercise `resnet` (its first convolution: width
-8 over 12 channels) trained around such a kernel to 100% of its training series and answered
-33.3% of the test series served in float32 (`kseq.training.recipe`). With oneDNN kept off AMX
-(`ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16` set before TensorFlow starts) all 169 were right, and
-bfloat16 steps took longer than float32's (benchmarks/README.md, section mixed_precision).
-`wrong_in_bfloat16` checks each of a model's layers with weights before it trains, and
-the trainer refuses the policy where one is wrong (`refuse_wrong_kernels`). The generic recipes
-train in float32; this policy is for a user who asks for it.
+benchmarks/mixed_precision.py --kernels`); their gradients were right. A WatchExercise `resnet`
+(its first convolution: width 8 over 12 channels) trained around such a kernel to 100% of its
+training series and answered 33.3% of the test series served in float32. So before a model
+trains, `float32_where_wrong` checks each of its layers with weights on this machine
+(`wrong_in_bfloat16`) and has each wrong one compute in float32, as Keras' mixed policies already
+keep a softmax in float32: the model trains and serves with the same kernels, and the other
+layers keep bfloat16's speed (that `resnet` step: 304 ms in float32, 225 ms with its first
+convolution alone in float32).
 
 Example:
 
@@ -32,15 +34,42 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kseq.models.layers import all_layers
-from kseq.utils.errors import InputError
 
 TOLERANCE = 0.1  # of a layer's largest float32 output: rounding moved layers by 0.002-0.02, wrong kernels by 1.0-1.6
 CHECK_STEPS = 64  # time steps of the random input a layer built for any length is checked on
+CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo's names for native bfloat16 arithmetic
+MIN_GPU_CAPABILITY = (8, 0)  # Ampere: bfloat16 tensor cores
+
+
+def cpu_has_bfloat16(cpuinfo: str) -> bool:
+    """Whether `/proc/cpuinfo`'s text names a bfloat16 instruction set on its `flags` lines."""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return any(flag in flags for flag in CPU_FLAGS)
+
+
+def native_bfloat16() -> bool:
+    """Whether this process trains on hardware that computes bfloat16 natively: every visible GPU
+    of compute capability 8.0 or more when there is a GPU, else a CPU with AVX-512 BF16 or AMX
+    (Linux's `/proc/cpuinfo`; elsewhere False, float32 being the safe answer)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return all(tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
+                   >= MIN_GPU_CAPABILITY for gpu in gpus)
+    try:
+        return cpu_has_bfloat16(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -107,17 +136,30 @@ def wrong_in_bfloat16(model: keras.Model) -> list[tuple[keras.layers.Layer, floa
     return [(layer, error) for layer, error in bfloat16_errors(model) if error > TOLERANCE]
 
 
-def refuse_wrong_kernels(model: keras.Model) -> None:
-    """Raise `InputError` naming `train.dtype_policy` when this machine computes one of `model`'s
-    layers wrong in bfloat16 (`wrong_in_bfloat16`): the model would train around the wrong kernel
-    and be served, in float32, without it."""
+def float32_where_wrong(model: keras.Model) -> str | None:
+    """Have each layer of `model` that this machine computes wrong in bfloat16 (`wrong_in_bfloat16`)
+    compute in float32, and say which, or None where every layer is right.
+
+    Call it before the model trains: a network trained around a wrong kernel is served, in
+    float32, without it. Its variables are float32 already, and the layers after it cast its
+    float32 output to bfloat16 as they cast any input.
+
+    Example:
+
+        >>> with policy_scope("mixed_bfloat16"):
+        ...     model = keras.Sequential([keras.Input((32, 3)), keras.layers.Conv1D(4, 5)])
+        >>> float32_where_wrong(model) is None
+        True
+    """
     wrong = wrong_in_bfloat16(model)
-    if wrong:
-        layers = ", ".join(f"{layer.name} ({_described(layer)}: {error:.0%} of its output's range off)"
-                           for layer, error in wrong)
-        raise InputError(f"train.dtype_policy = 'mixed_bfloat16': this machine computes {layers} wrong in bfloat16, "
-                         "where rounding moves a layer's output by 2% at most, and the model is served in float32: "
-                         "train in 'float32'")
+    for layer, _ in wrong:
+        layer.dtype_policy = "float32"
+    if not wrong:
+        return None
+    layers = ", ".join(f"{layer.name} ({_described(layer)}: {error:.0%} of its output's range off)"
+                       for layer, error in wrong)
+    return (f"mixed_bfloat16: this machine computes {layers} wrong in bfloat16, where rounding moves a layer's "
+            "output by 2% at most: computed in float32")
 
 
 def _described(layer) -> str:

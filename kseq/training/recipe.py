@@ -32,19 +32,39 @@ The rules, in the order they apply:
   ResNet reference's `min(N / 10, 16)`). The same compute then takes more, smaller steps, which
   is what a run short of its budget's updates lacks; data large enough for the epoch floor to
   decide keeps its batch.
-- `train.dtype_policy`: `float32`. Mixed bfloat16 trains long series 1.3-1.5x faster on
-  hardware that computes it natively (`benchmarks/mixed_precision.py`), and `auto` chose it for
-  `fcn` and `resnet` there until 2026-12-06, but the trained model is evaluated and served in
-  float32 (`kseq.training.trainer.float32_copy`), so it must compute the same in both. On an
-  Intel machine with AMX, `resnet` on WatchExercise trained in bfloat16 to a model that answered
-  88.1% of the test series in bfloat16 and 33.3% as served, in float32 (27.6% of its own training
-  series), where the same run in float32 gave 90.5% (experiments/README.md): that machine computes
-  some bfloat16 convolutions wrong, the network's first among them, and the network had trained
-  around the wrong kernel (`kseq.training.mixed_precision`, which now refuses such a model
-  before it trains). A default whose precision, speed and figures depend on the machine's
-  kernels is not one to hand a user, and the float32 rows lost nothing (of the four rows that
-  changed, three went up and one down by one test series); `mixed_bfloat16` stays for a user
-  who sets it.
+- `train.dtype_policy`: `mixed_bfloat16` where a step is arithmetic rather than per-step
+  overhead, a batch computing at least `MIXED_PRECISION_MIN_BATCH_STEPS` series-steps (batch x
+  real steps), for the networks (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16
+  natively (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. bfloat16 halves the
+  arithmetic's memory traffic and doubles its vector width, but not the op dispatch that most of
+  a step of a few tiny series costs. Whole `resnet` runs on an AMD AVX-512 BF16 machine, the
+  same test figures either way: WatchExercise (9 x about 1,500 real steps a batch) 592 -> 396 s,
+  PigCVP (10 x 2,000) 492 -> 380 s, Trace (10 x 275) 173 -> 120 s, Covid3Month_disc (14 x 84)
+  97 -> 78 s (`fcn`: the same figures on WatchExercise, 288 -> 212 s, and Trace, 91 -> 66 s;
+  PigCVP 51.0% -> 52.4%, three test series of 208, 265 -> 180 s; Covid3Month_disc 65.6% ->
+  62.3%, 59 -> 42 s, but 65.0% against 64.5% over seeds 0-2). Below the threshold, whole runs by
+  hand: Coffee (2 x 286) 59 -> 59 s, nothing; Chinatown_subset (2 x 24) 40 -> 34 s, but one test
+  series of 22 lost. A step of either network ran 1.3-1.5x faster in bfloat16 from Trace's batch
+  up, 1.2x on those two (`benchmarks/mixed_precision.py`), so below the threshold the gain is
+  smallest and was not shown to keep the figures. The threshold lies between the measured shapes
+  (572 and 1,176 series-steps) and was not tuned further. `inception_time` steps gained as
+  much, but its WatchExercise run lost one test series of 42 (90.5% -> 88.1%) for 529 -> 497 s,
+  so it keeps float32; the seeds' `cnn`, with steps of tens of milliseconds, gained 1.0-1.3x
+  and was never run whole in it. The recurrent models were not measured in it and keep float32;
+  the random-kernel models take no gradient steps. The trained model is evaluated and served in
+  float32 (`kseq.training.trainer.float32_copy`), so it must train on the kernels it is served
+  with: on an Intel machine with AMX some bfloat16 convolutions are wrong (a WatchExercise
+  `resnet` trained around its first one answered 33.3% as served, against 90.5% in float32), and
+  for a day the recipes trained in float32 everywhere because of it. Now each run checks every
+  layer on its machine before training and computes the wrong ones in float32
+  (`kseq.training.mixed_precision.float32_where_wrong`, a line in the run's output), which keeps
+  the speed and serves what trained. On that machine (AMX), against the float32 rows: `resnet`
+  WatchExercise 90.5% in 508 s -> 92.9% in 374 s (its first convolution in float32), PigCVP
+  90.4% in 488 s -> 88.9% in 358 s, Trace 100.0% in 124 -> 100 s, Covid3Month_disc 68.9% in 69 s
+  -> 67.2% in 72 s; `fcn` the same or better on all four in 0.61-0.84x the time
+  (benchmarks/README.md, section mixed_precision, "Back to bfloat16"). Over seeds 0-2: PigCVP 88.0% in
+  float32 against 87.3% in bfloat16 (one test series of 208 apart at seed 1, none at seed 2),
+  WatchExercise 90.5% against 92.1%.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
   a validation split the run ends on the best epoch by it, without one on its last.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
@@ -161,6 +181,8 @@ MAX_STEPS_PER_EXECUTION = 16
 MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
+MIXED_PRECISION_MODELS = ("fcn", "resnet")  # the networks bfloat16 made much faster, with the same figures
+MIXED_PRECISION_MIN_BATCH_STEPS = 1_000  # batch x real steps from which a step is arithmetic, not overhead
 IMBALANCE_RATIO = 9.0  # largest class over smallest from which the imbalance tools are used
 MAX_DECISION_FOLDS = 3
 Z_NORMALISED_TOLERANCE = 0.05  # |mean| and |std - 1| of every series' channel, for "already z-normalised"
@@ -266,12 +288,13 @@ def resolve_imbalance(config: dict, y_train: np.ndarray, *, validation: bool) ->
 
 
 def resolve(config: dict, *, num_train: int, sequence_length: int, validation: bool,
-            real_steps: float | None = None) -> dict:
+            real_steps: float | None = None, native_bfloat16: bool = False) -> dict:
     """Every remaining `"auto"` of `config` as a number, given the training examples' count and length.
 
     Returns a new config; `config` is left as it was. `validation` says whether a validation split
     exists (after `resolve_validation`). `real_steps`: the mean steps a training series costs when
     batches are cut to their longest member (default: `sequence_length`, every series padded).
+    `native_bfloat16`: whether the hardware computes bfloat16 natively (`train.dtype_policy`).
     """
     config = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
     sampler, train, model = config["sampler"], config["train"], config["model"]
@@ -296,7 +319,9 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
         train["epochs"] = math.ceil(int(train["steps"]) / steps_per_epoch)
         train["steps"] = train["epochs"] * steps_per_epoch
     if is_auto(train["dtype_policy"]):
-        train["dtype_policy"] = "float32"
+        arithmetic = batch_size * cost >= MIXED_PRECISION_MIN_BATCH_STEPS
+        mixed = native_bfloat16 and arithmetic and model.get("name") in MIXED_PRECISION_MODELS
+        train["dtype_policy"] = "mixed_bfloat16" if mixed else "float32"
     if is_auto(train["monitor"]):
         train["monitor"] = "val_macro_f1" if validation else "loss"
     if not validation and train["monitor"].startswith("val_"):

@@ -146,7 +146,8 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
     any_length = takes_any_length(config, x_fit)
     real_steps = float(fit_set.real_lengths().mean()) if any_length else None
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
-                            validation=val_set is not None, real_steps=real_steps)
+                            validation=val_set is not None, real_steps=real_steps,
+                            native_bfloat16=mixed_precision.native_bfloat16())
     if announce:
         grouping = None
         if any_length and not recipe.solves_head(config):  # batches grouped by length: say how
@@ -345,8 +346,10 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
             # Whole executions per epoch, whatever the config asks (`recipe.whole_executions`).
             steps_per_execution=recipe.whole_executions(steps_per_epoch, train_cfg["steps_per_execution"]),
         )
-    if train_cfg["dtype_policy"] != "float32":  # served in float32: its bfloat16 kernels must compute the same
-        mixed_precision.refuse_wrong_kernels(model)
+    if train_cfg["dtype_policy"] != "float32":  # served in float32: it must train on the kernels it is served with
+        moved = mixed_precision.float32_where_wrong(model)
+        if moved and train_cfg["verbose"] != 0:  # said once a run, not again by its out-of-fold models
+            print(moved, flush=True)
     def batches(input_context=None):
         # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
         return make_train_dataset(
