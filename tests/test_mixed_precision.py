@@ -172,22 +172,43 @@ class NormOffInBfloat16(keras.layers.BatchNormalization):
         return outputs + 1.0 if self.compute_dtype == "bfloat16" else outputs
 
 
+class Wrapping(keras.layers.Layer):
+    """A layer that calls another, as `Bidirectional` and `AttentionPooling1D` do: checked whole."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = OffInBfloat16(units, offset=0.5, dtype=self.dtype_policy, name="inner")
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+
+    def call(self, inputs):
+        return self.inner(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 def test_each_wrong_layer_computes_in_float32_and_is_named_with_its_kernel_where_it_has_one():
     with mixed_precision.policy_scope("mixed_bfloat16"):
         inputs = keras.Input((16, 2))
         x = NormOffInBfloat16(name="norm")(keras.layers.Conv1D(4, 3, name="right")(inputs))
-        model = keras.Model(inputs, OffInBfloat16(3, offset=0.5, name="dense")(x))
+        x = Wrapping(4, name="wrapping")(OffInBfloat16(4, offset=0.5, name="dense")(x))
+        model = keras.Model(inputs, keras.layers.Dense(3, name="last")(x))
     x = np.random.default_rng(1).standard_normal((3, 16, 2)).astype("float32")
     reference = keras.Model.from_config(mixed_precision.in_float32(model.get_config()), custom_objects={
-        "NormOffInBfloat16": NormOffInBfloat16, "OffInBfloat16": OffInBfloat16})
+        "NormOffInBfloat16": NormOffInBfloat16, "OffInBfloat16": OffInBfloat16, "Wrapping": Wrapping})
     reference.set_weights(model.get_weights())
     wrong_before = np.abs(np.asarray(model(x), "float32") - np.asarray(reference(x))).max()
 
     message = mixed_precision.float32_where_wrong(model)
-    assert "norm (NormOffInBfloat16: " in message and "dense (OffInBfloat16, kernel (4, 3): " in message
-    assert "right" not in message
+    assert "norm (NormOffInBfloat16: " in message and "dense (OffInBfloat16, kernel (4, 4): " in message
+    assert "wrapping (Wrapping: " in message
+    assert "right" not in message and "last" not in message
     assert {layer.name: layer.compute_dtype for layer in model.layers[1:]} == {
-        "right": "bfloat16", "norm": "float32", "dense": "float32"}
+        "right": "bfloat16", "norm": "float32", "dense": "float32", "wrapping": "float32", "last": "bfloat16"}
+    assert model.get_layer("wrapping").inner.compute_dtype == "float32"  # what it calls moved with it
     assert mixed_precision.wrong_in_bfloat16(model) == []
     assert mixed_precision.float32_where_wrong(model) is None  # nothing left to move
     # The model now answers as its float32 copy does, up to the right layer's rounding.

@@ -138,7 +138,7 @@ def wrong_in_bfloat16(model: keras.Model) -> list[tuple[keras.layers.Layer, floa
 
 def float32_where_wrong(model: keras.Model) -> str | None:
     """Have each layer of `model` that this machine computes wrong in bfloat16 (`wrong_in_bfloat16`)
-    compute in float32, and say which, or None where every layer is right.
+    compute in float32, with the layers it calls, and say which, or None where every layer is right.
 
     Call it before the model trains: a network trained around a wrong kernel is served, in
     float32, without it. Its variables are float32 already, and the layers after it cast its
@@ -153,7 +153,8 @@ def float32_where_wrong(model: keras.Model) -> str | None:
     """
     wrong = wrong_in_bfloat16(model)
     for layer, _ in wrong:
-        layer.dtype_policy = "float32"
+        for part in layer._flatten_layers():  # itself and what it calls: a `Bidirectional`'s two layers
+            part.dtype_policy = "float32"
     if not wrong:
         return None
     layers = ", ".join(f"{layer.name} ({_described(layer)}: {error:.0%} of its output's range off)"
