@@ -82,8 +82,7 @@ def step_times(name: str, shape: tuple, steps: int, seed: int) -> tuple[dict[str
     x = rng.standard_normal(shape).astype("float32")
     y = rng.integers(0, CLASSES, shape[0])
     models = {policy: recipe_model(name, policy, x, seed) for policy in POLICIES}
-    wrong = mixed_precision.wrong_in_bfloat16(models["mixed_bfloat16"])
-    mixed_precision.float32_where_wrong(models["mixed_bfloat16"])  # as the trainer trains it
+    wrong = mixed_precision.float32_where_wrong(models["mixed_bfloat16"])  # as the trainer trains it
     kernels = "right" if not wrong else "in float32: " + ", ".join(f"`{layer.name}` {error:.0%}" for layer, error in wrong)
     for model in models.values():
         for _ in range(3):

@@ -202,7 +202,7 @@ def test_each_wrong_layer_computes_in_float32_and_is_named_with_its_kernel_where
     reference.set_weights(model.get_weights())
     wrong_before = np.abs(np.asarray(model(x), "float32") - np.asarray(reference(x))).max()
 
-    message = mixed_precision.float32_where_wrong(model)
+    message = mixed_precision.described_in_float32(mixed_precision.float32_where_wrong(model))
     assert "norm (NormOffInBfloat16: " in message and "dense (OffInBfloat16, kernel (4, 4): " in message
     assert "wrapping (Wrapping: " in message
     assert "right" not in message and "last" not in message
@@ -210,7 +210,7 @@ def test_each_wrong_layer_computes_in_float32_and_is_named_with_its_kernel_where
         "right": "bfloat16", "norm": "float32", "dense": "float32", "wrapping": "float32", "last": "bfloat16"}
     assert model.get_layer("wrapping").inner.compute_dtype == "float32"  # what it calls moved with it
     assert mixed_precision.wrong_in_bfloat16(model) == []
-    assert mixed_precision.float32_where_wrong(model) is None  # nothing left to move
+    assert mixed_precision.float32_where_wrong(model) == []  # nothing left to move
     # The model now answers as its float32 copy does, up to the right layer's rounding.
     wrong_after = np.abs(np.asarray(model(x), "float32") - np.asarray(reference(x))).max()
     assert wrong_before > 0.4 and wrong_after < 0.05 * np.abs(np.asarray(reference(x))).max()

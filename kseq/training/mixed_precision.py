@@ -136,9 +136,10 @@ def wrong_in_bfloat16(model: keras.Model) -> list[tuple[keras.layers.Layer, floa
     return [(layer, error) for layer, error in bfloat16_errors(model) if error > TOLERANCE]
 
 
-def float32_where_wrong(model: keras.Model) -> str | None:
+def float32_where_wrong(model: keras.Model) -> list[tuple[keras.layers.Layer, float]]:
     """Have each layer of `model` that this machine computes wrong in bfloat16 (`wrong_in_bfloat16`)
-    compute in float32, with the layers it calls, and say which, or None where every layer is right.
+    compute in float32, with the layers it calls; returns those layers with their errors (`[]`
+    where every layer is right), which `described_in_float32` puts in a line.
 
     Call it before the model trains: a network trained around a wrong kernel is served, in
     float32, without it. Its variables are float32 already, and the layers after it cast its
@@ -148,17 +149,20 @@ def float32_where_wrong(model: keras.Model) -> str | None:
 
         >>> with policy_scope("mixed_bfloat16"):
         ...     model = keras.Sequential([keras.Input((32, 3)), keras.layers.Conv1D(4, 5)])
-        >>> float32_where_wrong(model) is None
-        True
+        >>> float32_where_wrong(model)
+        []
     """
     wrong = wrong_in_bfloat16(model)
     for layer, _ in wrong:
         for part in layer._flatten_layers():  # itself and what it calls: a `Bidirectional`'s two layers
             part.dtype_policy = "float32"
-    if not wrong:
-        return None
+    return wrong
+
+
+def described_in_float32(moved: list[tuple[keras.layers.Layer, float]]) -> str:
+    """The line a run prints for the layers `float32_where_wrong` moved."""
     layers = ", ".join(f"{layer.name} ({_described(layer)}: {error:.0%} of its output's range off)"
-                       for layer, error in wrong)
+                       for layer, error in moved)
     return (f"mixed_bfloat16: this machine computes {layers} wrong in bfloat16, where rounding moves a layer's "
             "output by 2% at most: computed in float32")
 

@@ -349,7 +349,7 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
     if train_cfg["dtype_policy"] != "float32":  # served in float32: it must train on the kernels it is served with
         moved = mixed_precision.float32_where_wrong(model)
         if moved and train_cfg["verbose"] != 0:  # said once a run, not again by its out-of-fold models
-            print(moved, flush=True)
+            print(mixed_precision.described_in_float32(moved), flush=True)
     def batches(input_context=None):
         # Epoch e's batches depend on (seed, e) only, so a resumed run continues the stream.
         return make_train_dataset(
