@@ -44,6 +44,7 @@ from sklearn.utils.validation import _check_sample_weight, check_array, check_is
 
 from kseq.config import check_values, load_config, merge_into
 from kseq.data.sequence_set import SequenceSet
+from kseq.models import accepts_any_length, model_names
 from kseq.utils.errors import InputError
 
 # The generic recipe the estimator's config starts from; its parameters then replace values.
@@ -60,7 +61,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             `model_params` names one) is ridge regression in closed form below 10,000 series and
             a trained logistic layer above (`kseq.models.random_kernels`); for those,
             `normalize="none"` and `validation_split=0.0` are what their experiments use.
-        model_params: the builder's keyword arguments (None: its defaults).
+        model_params: the builder's keyword arguments (None: its defaults, but for the models
+            built for any length, whose `length_feature` is "auto": on when the training series'
+            lengths differ, `kseq.training.recipe`).
         loss: "crossentropy", "focal" or "smoothed_crossentropy" (`kseq.get_loss`).
         loss_params: the loss's keyword arguments, e.g. `{"gamma": 2.0}`, or
             `{"class_weights": "balanced"}` for a class-weighted loss.
@@ -139,7 +142,10 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             "data": {"validation_split": self.validation_split},
             "preprocess": {"fill_gaps": self.fill_gaps, "normalize": self.normalize},
             "sampler": {"kind": self.sampler, "target": self.sampler_target, "batch_size": self.batch_size},
-            "model": {"name": self.model, **(self.model_params or {})},
+            # A model built for any length sees each series' length when lengths differ, as the
+            # generic experiments' does (`kseq.training.recipe`, `model.length_feature`).
+            "model": {"name": self.model, **({"length_feature": "auto"} if self._any_length() else {}),
+                      **(self.model_params or {})},
             "loss": {"name": self.loss, **(self.loss_params or {})},
             "optimizer": {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
                           "schedule": self.schedule},
@@ -150,6 +156,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         config = merge_into(config, updates, type(self).__name__)
         check_values(config, type(self).__name__)
         return config
+
+    def _any_length(self) -> bool:
+        return isinstance(self.model, str) and self.model in model_names() and accepts_any_length(self.model)
 
     def fit(self, X, y, validation_data=None, sample_weight=None):
         """Train on sequences `X` with labels `y`; returns self.

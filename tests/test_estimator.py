@@ -150,7 +150,7 @@ def test_set_params_then_fit_uses_them():
     clf = small().set_params(batch_size=8, model_params={"filters": [4], "kernel_sizes": [3]})
     clf.fit(x, y)
     assert clf.config_["sampler"]["batch_size"] == 8
-    assert clf.config_["model"] == {"name": "fcn", "filters": [4], "kernel_sizes": [3]}
+    assert clf.config_["model"] == {"name": "fcn", "filters": [4], "kernel_sizes": [3], "length_feature": False}
 
 
 # Checks that cannot hold for a sequence model, each with its reason (scikit-learn's own suite).
@@ -342,3 +342,18 @@ def test_readme_estimator_example_runs(readme_example):
     assert min(namespace["scores"]) > 0.8  # macro-F1 of chance on two balanced classes is about 0.5
     x_new = np.sin(2 * np.pi * np.arange(64) / np.array([4, 16])[:, None])  # a clean fast, then slow, rhythm
     assert namespace["best"].predict(x_new).tolist() == ["fast", "slow"]
+
+
+def test_series_of_unequal_lengths_give_the_model_their_length():
+    """As the generic experiments do, a model built for any length gets `length_feature` when the
+    training lengths differ (not when they are equal, nor for a fixed-length model), and
+    `model_params` can turn it off."""
+    x, y = two_rhythms(n=24)
+    assert tiny().fit(x, y).config_["model"]["length_feature"] is False
+    x[::3, 20:] = 0.0
+    fitted = tiny().fit(x, y)
+    assert fitted.config_["model"]["length_feature"] is True
+    assert "length_feature" in [layer.name for layer in fitted.model_.get_layer("fcn").layers]
+    off = SequenceClassifier("fcn", {**TINY, "length_feature": False}, steps=40, random_state=0)
+    assert off.fit(x, y).config_["model"]["length_feature"] is False
+    assert "length_feature" not in SequenceClassifier("cnn").to_config()["model"]

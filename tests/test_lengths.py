@@ -32,16 +32,20 @@ def padded(series: np.ndarray, steps: int) -> np.ndarray:
 
 
 @functools.cache
-def trained(name: str, features: int = 2) -> keras.Model:
+def trained(name: str, features: int = 2, length_feature: bool = False) -> keras.Model:
     """The generic recipe's model (per-series normalisation in front) after a few steps on
     unequal-length data, so that batch norm's moving statistics are not the initial 0 and 1.
+    With `length_feature`, its `LengthFeature` adapted on the training series, as the trainer does.
     Built once per module run: the tests only call it."""
     keras.utils.set_random_seed(0)
-    model = with_normalization(build_model(name, (None, features), 3, **SMALL[name]), "series")
+    network = build_model(name, (None, features), 3, length_feature=length_feature, **SMALL[name])
+    model = with_normalization(network, "series")
     model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 50, features)).astype(np.float32) - 1.5
     x[::2, 30:] = 0
+    if length_feature:
+        network.get_layer("length_feature").adapt(x)
     model.fit(x, np.arange(12) % 3, batch_size=4, epochs=2, verbose=0)
     return model
 
@@ -94,10 +98,10 @@ def test_series_normalization_uses_real_steps_only():
         np.testing.assert_array_equal(out[17:], 0)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_logits_do_not_depend_on_the_padding_after_a_series(name):
+@pytest.mark.parametrize("name, length_feature", [(name, False) for name in sorted(SMALL)] + [("resnet", True)])
+def test_logits_do_not_depend_on_the_padding_after_a_series(name, length_feature):
     assert accepts_any_length(name)
-    model = trained(name)
+    model = trained(name, length_feature=length_feature)
     rng = np.random.default_rng(2)
     worst = 0.0
     for length in (1, 2, 9, 33):
@@ -119,6 +123,22 @@ def test_training_batches_take_batch_norm_statistics_over_real_steps(name):
     long = np.concatenate([padded(s, 90) for s in series])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(short, training=True)),
                                keras.ops.convert_to_numpy(model(long, training=True)), atol=1e-5)
+
+
+def test_the_length_feature_gives_the_head_each_series_real_length():
+    """Beside the pooled features, the head sees `(log length - mean) / std` of each series (NumPy,
+    with the statistics `adapt` fitted on the training series: 30 and 50 steps), padded or not."""
+    model = trained("resnet", length_feature=True)
+    network = model.get_layer("resnet")
+    features = keras.Model(network.input, network.get_layer("features_and_length").output)
+    logs = np.log([30.0, 50.0])
+    rng = np.random.default_rng(5)
+    for length in (3, 30, 77):
+        series = rng.normal(size=(length, 2)).astype(np.float32)
+        for steps in (length, length + 11):
+            normalized = SeriesNormalization()(padded(series, steps))
+            got = keras.ops.convert_to_numpy(features(normalized))[0, -1]
+            np.testing.assert_allclose(got, (np.log(length) - logs.mean()) / logs.std(), rtol=1e-5)
 
 
 def test_cnn_keeps_its_fixed_length():

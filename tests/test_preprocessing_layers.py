@@ -211,3 +211,30 @@ def test_with_normalization_rejects_an_unknown_kind():
     inner = keras.Sequential([keras.Input((5, 1)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="unknown normalisation 'minmax'"):
         with_normalization(inner, "minmax")
+
+
+def test_length_feature_is_the_standardised_log_of_the_real_length():
+    """`LengthFeature` against NumPy: adapted on the log real lengths (trailing all-zero steps left
+    out), each series' feature is `(log length - mean) / std`, whatever padding follows it."""
+    from kseq.models.preprocessing import LengthFeature
+
+    x, lengths = padded_channels(2)
+    layer = LengthFeature()
+    layer.adapt(x)
+    logs = np.log(np.asarray(lengths, "float64"))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.mean), logs.mean(), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.std), logs.std(), rtol=1e-5)
+    expected = (logs - logs.mean()) / logs.std()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x))[:, 0], expected, atol=1e-5)
+    longer = np.pad(x, ((0, 0), (0, 9), (0, 0)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(longer))[:, 0], expected, atol=1e-5)
+
+
+def test_length_feature_of_equal_lengths_is_zero():
+    from kseq.models.preprocessing import LengthFeature
+
+    x = np.random.default_rng(0).normal(size=(4, 6, 2)).astype("float32")
+    layer = LengthFeature()
+    layer.adapt(x)
+    assert keras.ops.convert_to_numpy(layer.std) == 1.0
+    assert not keras.ops.convert_to_numpy(layer(x)).any()

@@ -310,3 +310,29 @@ def test_resolved_line_says_how_batches_group_unequal_lengths(tied, expected, ca
                                                    config["sampler"]["batch_size"])
     assert f"{expected} {information:.2f} of the class)" in line
     assert (information > 0.25) == tied
+
+
+def test_length_feature_only_where_the_training_lengths_differ():
+    """`model.length_feature`: on for a model trained on series of unequal lengths (the run's
+    `resolve_recipe` reads them from the data), off for equal lengths and for windows (one length);
+    a set value is kept, and the `resolved:` line names it."""
+    from kseq.data.sequence_set import SequenceSet
+    from kseq.training.trainer import resolve_recipe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 60, 1)).astype("float32")
+    data = SequenceSet(x, np.repeat([0, 1], 20), ("a", "b"))
+    assert resolve_recipe(generic(), data, None, announce=False)["model"]["length_feature"] is False
+    x[::3, 45:] = 0
+    unequal = SequenceSet(x, data.y, data.class_names)
+    config = resolve_recipe(generic(), unequal, None, announce=False)
+    assert config["model"]["length_feature"] is True
+    assert "length_feature (each series' log length" in recipe.summary(config, num_train=40, num_validation=0)
+    windows = generic()
+    windows["preprocess"]["window"] = 20
+    assert resolve_recipe(windows, unequal, None, announce=False)["model"]["length_feature"] is False
+    kept = generic()
+    kept["model"]["length_feature"] = False
+    assert resolve_recipe(kept, unequal, None, announce=False)["model"]["length_feature"] is False
+    assert "length_feature" not in recipe.resolve(load_config("cnn"), num_train=40, sequence_length=60,
+                                                  validation=False, unequal_lengths=True)["model"]

@@ -46,6 +46,7 @@ def build_fcn(
     dropout=0.0,
     l1=0.0,
     l2=0.0,
+    length_feature=False,
     name="fcn",
 ) -> keras.Model:
     """`fcn_encoder` -> the shared head (the paper: no hidden layer, no dropout).
@@ -54,6 +55,9 @@ def build_fcn(
         filters, kernel_sizes: one entry per convolution block (the paper: 128/256/128, 8/5/3).
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
+        length_feature: append each series' standardised log real length to the features
+            (`kseq.models.preprocessing.LengthFeature`), for data of unequal lengths.
     """
     return encoder_classifier(fcn_encoder, input_shape, num_classes, dense_units=dense_units, dropout=dropout,
-                              l1=l1, l2=l2, name=name, filters=filters, kernel_sizes=kernel_sizes)
+                              l1=l1, l2=l2, name=name, length_feature=length_feature, filters=filters,
+                              kernel_sizes=kernel_sizes)

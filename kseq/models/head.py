@@ -22,6 +22,7 @@ import keras
 
 from kseq.models.arguments import positive_int, positive_ints, rate
 from kseq.models.layers import kernel_regularizer
+from kseq.models.preprocessing import LengthFeature
 
 
 def hidden_widths(dense_units) -> tuple[int, ...]:
@@ -55,15 +56,21 @@ def classification_head(features, num_classes, *, dense_units=(), dropout=0.0, r
 
 
 def encoder_classifier(encoder, input_shape, num_classes, *, dense_units, dropout, l1, l2, name,
-                       **encoder_args) -> keras.Model:
+                       length_feature=False, **encoder_args) -> keras.Model:
     """The model every builder returns: input `sequence` -> `encoder` -> `classification_head` -> logits.
 
     `encoder(inputs, regularizer=..., **encoder_args)` gives the features; the L1/L2 penalty
-    (`l1`, `l2`) goes on every kernel of the encoder and the head alike.
+    (`l1`, `l2`) goes on every kernel of the encoder and the head alike. With `length_feature`,
+    each series' real length (`kseq.models.preprocessing.LengthFeature`, adapted on the training
+    series by `kseq.training.trainer.build_window_model`) joins the features: a model that pools
+    over real steps only sees no length otherwise.
     """
     regularizer = kernel_regularizer(l1, l2)
     inputs = keras.Input(shape=input_shape, name="sequence")
     features = encoder(inputs, regularizer=regularizer, **encoder_args)
+    if length_feature:
+        length = LengthFeature(name="length_feature")(inputs)
+        features = keras.layers.Concatenate(name="features_and_length")([features, length])
     logits = classification_head(features, num_classes, dense_units=dense_units, dropout=dropout,
                                  regularizer=regularizer)
     return keras.Model(inputs, logits, name=name)

@@ -96,6 +96,7 @@ def build_inception_time(
     dropout=0.0,
     l1=0.0,
     l2=0.0,
+    length_feature=False,
     name="inception_time",
 ) -> keras.Model:
     """`inception_time_encoder` -> the shared head (the paper: no hidden layer, no dropout).
@@ -110,8 +111,10 @@ def build_inception_time(
         residual_every: modules per residual block (0: no shortcuts).
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
+        length_feature: append each series' standardised log real length to the features
+            (`kseq.models.preprocessing.LengthFeature`), for data of unequal lengths.
     """
     return encoder_classifier(inception_time_encoder, input_shape, num_classes, dense_units=dense_units,
-                              dropout=dropout, l1=l1, l2=l2, name=name, filters=filters,
+                              dropout=dropout, l1=l1, l2=l2, name=name, length_feature=length_feature, filters=filters,
                               bottleneck_size=bottleneck_size, kernel_sizes=kernel_sizes, depth=depth,
                               residual_every=residual_every)

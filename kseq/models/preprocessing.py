@@ -256,6 +256,60 @@ class ChannelStandardization(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package="kseq")
+class LengthFeature(layers.Layer):
+    """(batch, time, features) -> (batch, 1): each series' real length, as a standardised log.
+
+    A model built for any length pools over a series' real steps only, so its features do not
+    depend on the padding after a series, and with it they lose the series' length, which on
+    data of unequal lengths can be part of what a class is (a gesture's duration, an appliance's
+    start-up). This layer hands the length back to the head as one feature: `(log(length) -
+    mean) / std`, where `length` counts the steps before the trailing padding (`real_steps`, at
+    least 1), so padding a series further does not change it. `adapt(x)` fits the mean and
+    standard deviation of the log lengths of the training sequences (trailing all-zero steps are
+    padding); equal lengths get standard deviation 1, so the feature is 0 for every series. The
+    statistics are non-trainable weights, saved with the model.
+
+    Example:
+        >>> layer = LengthFeature()
+        >>> layer.adapt(np.array([[[1.0], [0.0], [0.0]], [[1.0], [1.0], [1.0]]], dtype="float32"))
+        >>> x = np.array([[[2.0], [0.0], [0.0], [0.0]]], dtype="float32")  # 1 real step, padded to 4
+        >>> round(float(keras.ops.convert_to_numpy(layer(x))[0, 0]), 4)
+        -1.0
+    """
+
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        self.mean = self.add_weight(shape=(), initializer="zeros", trainable=False, name="mean")
+        self.std = self.add_weight(shape=(), initializer="ones", trainable=False, name="std")
+
+    def adapt(self, x) -> None:
+        """Fit the mean and standard deviation of the log real lengths of `x` (N, T, F)."""
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"LengthFeature.adapt expects (N, T, F) sequences; got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        logs = np.log(np.maximum(signal_mask(x).sum(axis=1), 1).astype("float64"))
+        std = logs.std()
+        self.mean.assign(np.float32(logs.mean()))
+        self.std.assign(np.float32(std if std > self.epsilon else 1.0))
+
+    def call(self, inputs):
+        length = ops.sum(ops.cast(real_steps(inputs), "float32"), axis=1, keepdims=True)
+        feature = (ops.log(length) - ops.cast(self.mean, "float32")) / ops.cast(self.std, "float32")
+        return ops.cast(feature, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
 # What `preprocess.normalize` puts in front of the model (see `kseq.training.recipe` for "auto").
 NORMALIZATIONS = ("none", "series", "channel", "series+channel")
 

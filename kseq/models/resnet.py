@@ -58,6 +58,7 @@ def build_resnet(
     dropout=0.0,
     l1=0.0,
     l2=0.0,
+    length_feature=False,
     name="resnet",
 ) -> keras.Model:
     """`resnet_encoder` -> the shared head (the paper: no hidden layer, no dropout).
@@ -67,7 +68,9 @@ def build_resnet(
         kernel_sizes: the convolutions inside every block (the paper: 8, 5, 3).
         dense_units, dropout: the head's hidden layers and dropout (`kseq.models.head`).
         l1, l2: L1/L2 penalties on every kernel.
+        length_feature: append each series' standardised log real length to the features
+            (`kseq.models.preprocessing.LengthFeature`), for data of unequal lengths.
     """
     return encoder_classifier(resnet_encoder, input_shape, num_classes, dense_units=dense_units,
-                              dropout=dropout, l1=l1, l2=l2, name=name, filters=filters,
+                              dropout=dropout, l1=l1, l2=l2, name=name, length_feature=length_feature, filters=filters,
                               kernel_sizes=kernel_sizes)

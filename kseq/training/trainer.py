@@ -38,7 +38,8 @@ from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model, model_names
 from kseq.models.inference import predict_batches
 from kseq.models.registry import model_arguments
-from kseq.models.preprocessing import (FeatureTransform, normalized_channels, sequence_classifier,
+from kseq.models.layers import all_layers
+from kseq.models.preprocessing import (FeatureTransform, LengthFeature, normalized_channels, sequence_classifier,
                                        with_feature_transform, with_normalization)
 from kseq.models.random_kernels import adapt_and_fit_head, holds_random_kernels
 
@@ -144,17 +145,17 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
                                        "normalize": recipe.resolve_normalize(config, x_fit)}}
     config = recipe.resolve_imbalance(config, fit_set.y, validation=val_set is not None)
     any_length = takes_any_length(config, x_fit)
-    real_steps = float(fit_set.real_lengths().mean()) if any_length else None
+    lengths = fit_set.real_lengths() if any_length else None
+    unequal = lengths is not None and lengths.min() < lengths.max()
+    real_steps = None if lengths is None else float(lengths.mean())
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
                             validation=val_set is not None, real_steps=real_steps,
-                            native_bfloat16=mixed_precision.native_bfloat16())
+                            native_bfloat16=mixed_precision.native_bfloat16(), unequal_lengths=unequal)
     if announce:
         grouping = None
-        if any_length and not recipe.solves_head(config):  # batches grouped by length: say how
-            lengths = fit_set.real_lengths()
-            if lengths.min() < lengths.max():
-                bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
-                grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
+        if unequal and not recipe.solves_head(config):  # batches grouped by length: say how
+            bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
+            grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
         print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set),
                              length_grouping=grouping), flush=True)
     return config
@@ -174,9 +175,9 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     feature transform when set.
 
     Raw input -> `FeatureTransform` -> normalisation -> model: all in-graph, so the saved model
-    takes raw sequences. The `"channel"` normalisations are adapted on `x_fit` (the raw training
-    examples, passed through the transform first); without it their statistics stay 0 and 1 (a
-    copy whose weights are set afterwards).
+    takes raw sequences. The `"channel"` normalisations and a `LengthFeature` (`model.length_feature`)
+    are adapted on `x_fit` (the raw training examples, passed through the transform first); without
+    it their statistics stay 0 and 1 (a copy whose weights are set afterwards).
     """
     hp = {k: v for k, v in config["model"].items() if k != "name"}
     name = config["model"]["name"]
@@ -199,6 +200,10 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
             model = build_model(name, network_input, num_classes, **hp)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"[model]: {e}") from None
+    if x_fit is not None and not streamed:
+        for layer in all_layers(model):
+            if isinstance(layer, LengthFeature):
+                layer.adapt(x_fit)
     random_kernels = holds_random_kernels(model)
     if random_kernels and config["train"]["dtype_policy"] != "float32":
         raise InputError(f"train.dtype_policy = {config['train']['dtype_policy']!r}: model.name = {name!r} holds "
