@@ -142,8 +142,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             "data": {"validation_split": self.validation_split},
             "preprocess": {"fill_gaps": self.fill_gaps, "normalize": self.normalize},
             "sampler": {"kind": self.sampler, "target": self.sampler_target, "batch_size": self.batch_size},
-            # A model built for any length sees each series' length when lengths differ, as the
-            # generic experiments' does (`kseq.training.recipe`, `model.length_feature`).
+            # A model built for any length sees each series' length when lengths differ, as in
+            # the generic experiments (`kseq.training.recipe`, `model.length_feature`).
             "model": {"name": self.model, **({"length_feature": "auto"} if self._any_length() else {}),
                       **(self.model_params or {})},
             "loss": {"name": self.loss, **(self.loss_params or {})},
