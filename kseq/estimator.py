@@ -44,7 +44,7 @@ from sklearn.utils.validation import _check_sample_weight, check_array, check_is
 
 from kseq.config import check_values, load_config, merge_into
 from kseq.data.sequence_set import SequenceSet
-from kseq.models import accepts_any_length, model_names
+from kseq.models import accepts_any_length
 from kseq.utils.errors import InputError
 
 # The generic recipe the estimator's config starts from; its parameters then replace values.
@@ -158,7 +158,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         return config
 
     def _any_length(self) -> bool:
-        return isinstance(self.model, str) and self.model in model_names() and accepts_any_length(self.model)
+        return isinstance(self.model, str) and accepts_any_length(self.model)
 
     def fit(self, X, y, validation_data=None, sample_weight=None):
         """Train on sequences `X` with labels `y`; returns self.

@@ -13,7 +13,7 @@ import numpy as np
 from keras import layers, ops
 
 from kseq.models.layers import real_steps
-from kseq.utils.padding import signal_mask
+from kseq.utils.padding import signal_lengths, signal_mask
 
 
 @keras.saving.register_keras_serializable(package="kseq")
@@ -293,7 +293,7 @@ class LengthFeature(layers.Layer):
             raise ValueError(f"LengthFeature.adapt expects (N, T, F) sequences; got shape {x.shape}")
         if not self.built:
             self.build(x.shape)
-        logs = np.log(np.maximum(signal_mask(x).sum(axis=1), 1).astype("float64"))
+        logs = np.log(np.maximum(signal_lengths(x), 1).astype("float64"))
         std = logs.std()
         self.mean.assign(np.float32(logs.mean()))
         self.std.assign(np.float32(std if std > self.epsilon else 1.0))
