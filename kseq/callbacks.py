@@ -124,17 +124,38 @@ class _Replay:
         self.model.stop_training = False
 
 
-class ResumableEarlyStopping(_Replay, keras.callbacks.EarlyStopping):
-    """`EarlyStopping` that counts its patience across a `--resume` (see `_Replay`)."""
+class _CertainPlateau(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that also stops once no epoch can improve on the best: `bound` is the best
+    value the monitor can take (0 for a loss, 1 for an accuracy or an F1 score; None: not known, Keras'
+    behaviour), and when even the monitor at its bound would not count as an improvement (the best
+    value within `min_delta` of it), the patience left can only run out, so waiting for it trains
+    epochs whose outcome is already decided. A training loss under `min_delta` (kseq's recipes:
+    `FLAT_LOSS`, 1e-3) is such a plateau, and so is a validation score of 1.0."""
+
+    def __init__(self, *args, bound: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bound = None if bound is None else float(bound)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if (self.bound is not None and self.best is not None and not self.model.stop_training
+                and not bool(self._is_improvement(self.bound, self.best))):
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+
+class ResumableEarlyStopping(_Replay, _CertainPlateau):
+    """`EarlyStopping` that counts its patience across a `--resume` (see `_Replay`) and stops as soon
+    as the plateau is certain (see `_CertainPlateau`, with `bound`)."""
 
 
 class ResumableReduceLROnPlateau(_Replay, keras.callbacks.ReduceLROnPlateau):
     """`ReduceLROnPlateau` that counts its patience across a `--resume` (see `_Replay`)."""
 
 
-class _FinishOnPlateau(keras.callbacks.EarlyStopping):
-    """`EarlyStopping` whose plateau finishes the learning-rate schedule instead of stopping at once
-    (`AnnealOnPlateau`)."""
+class _FinishOnPlateau(_CertainPlateau):
+    """`EarlyStopping` whose plateau, waited out or certain, finishes the learning-rate schedule
+    instead of stopping at once (`AnnealOnPlateau`)."""
 
     def __init__(self, schedule: "WarmupCosineDecay", steps_per_epoch: int, epochs: int, **kwargs):
         super().__init__(**kwargs)
@@ -164,9 +185,10 @@ class _FinishOnPlateau(keras.callbacks.EarlyStopping):
 
 class AnnealOnPlateau(_Replay, _FinishOnPlateau):
     """Early stopping for a run that keeps its final weights under `WarmupCosineDecay`: when
-    `monitor` has not improved for `patience` epochs, the rest of the schedule is followed over
-    `patience` more epochs times the share of the peak rate left (`WarmupCosineDecay.finish_early`;
-    at least one, at most to the budget's end), and the run ends there, annealed.
+    `monitor` has not improved for `patience` epochs, or cannot improve any more (`bound`, see
+    `_CertainPlateau`), the rest of the schedule is followed over `patience` more epochs times the
+    share of the peak rate left (`WarmupCosineDecay.finish_early`; at least one, at most to the
+    budget's end), and the run ends there, annealed.
 
     Why not stop at once: a plateau of the training loss can come while the rate is still high,
     where the loss is noisy (batches of two series on small data), and weights taken there are
@@ -182,7 +204,8 @@ class AnnealOnPlateau(_Replay, _FinishOnPlateau):
         schedule = WarmupCosineDecay(1e-3, warmup_steps=50, decay_steps=950)
         model.compile(optimizer=keras.optimizers.AdamW(schedule), loss="sparse_categorical_crossentropy")
         model.fit(x, y, epochs=100, steps_per_epoch=10,
-                  callbacks=[AnnealOnPlateau(schedule, steps_per_epoch=10, epochs=100, monitor="loss", patience=25)])
+                  callbacks=[AnnealOnPlateau(schedule, steps_per_epoch=10, epochs=100, monitor="loss", patience=25,
+                                             min_delta=1e-3, bound=0.0)])
     """
 
 

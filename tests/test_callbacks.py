@@ -264,11 +264,11 @@ def _plateau_model(rate=1.0):
 
 
 def _drive(callback, model, values, first_epoch=0):
-    """Epoch ends with `values` of `val_loss`, as `fit` calls them; the epoch it stopped at, or None."""
+    """Epoch ends with `values` of the callback's monitor, as `fit` calls them; the epoch it stopped at, or None."""
     callback.set_model(model)
     callback.on_train_begin()
     for epoch, value in enumerate(values, start=first_epoch):
-        callback.on_epoch_end(epoch, {"val_loss": value})
+        callback.on_epoch_end(epoch, {callback.monitor: value})
         if model.stop_training:
             return epoch
     return None
@@ -289,10 +289,10 @@ def test_resumed_early_stopping_counts_the_interrupted_epochs():
     assert plain != whole  # what the fix is for
 
 
-def _anneal(logged=(), patience=3, min_delta=0.0):
+def _anneal(logged=(), patience=3, min_delta=0.0, bound=None):
     schedule = WarmupCosineDecay(1.0, warmup_steps=5, decay_steps=95)  # 10 epochs of 10 steps
     callback = AnnealOnPlateau(schedule, steps_per_epoch=10, epochs=10, monitor="val_loss", patience=patience,
-                               min_delta=min_delta, logged=logged)
+                               min_delta=min_delta, bound=bound, logged=logged)
     return schedule, callback
 
 
@@ -338,6 +338,43 @@ def test_anneal_on_plateau_counts_gains_under_min_delta_as_a_flat_loss():
     # Resumed mid-way, the replayed epochs count against the same `min_delta`.
     schedule, callback = _anneal(logged=values[:3], min_delta=1e-3)
     assert _drive(callback, _plateau_model(), values[3:], first_epoch=3) == whole
+
+
+def test_a_loss_within_min_delta_of_zero_is_a_certain_plateau_and_anneals_at_once():
+    """Min_delta 1e-3, patience 3: epoch 2's loss 0.0008 leaves nothing an epoch could gain (an
+    improvement would need a loss under -0.0002), so with the bound 0 the plateau is epoch 2's and
+    the anneal takes ceil(3 x the rate left at step 30) epochs; without it the patience is waited
+    out to epoch 5 first. A run resumed after epoch 1 or after epoch 3 ends where the whole one does."""
+    values = [1.0, 0.1, 0.0008, 0.0007, 0.0006, 0.0005, 0.0004, 0.0003, 0.0002, 0.0001]
+    schedule, callback = _anneal(min_delta=1e-3)
+    share_at_6 = numpy_warmup_cosine(60, 1.0, 5, 95, 0.0, 0.0)
+    assert _drive(callback, _plateau_model(), values) == 5 + math.ceil(3 * share_at_6) == 7
+    schedule, callback = _anneal(min_delta=1e-3, bound=0.0)
+    share_at_3 = numpy_warmup_cosine(30, 1.0, 5, 95, 0.0, 0.0)  # 0.80 of the peak
+    whole = _drive(callback, _plateau_model(), values)
+    assert whole == 2 + math.ceil(3 * share_at_3) == 5
+    assert (schedule.finish_from, schedule.finish_at) == (30, 60)
+    for interrupted_after in (2, 4):
+        schedule, callback = _anneal(logged=values[:interrupted_after], min_delta=1e-3, bound=0.0)
+        assert _drive(callback, _plateau_model(), values[interrupted_after:], first_epoch=interrupted_after) == whole
+        assert (schedule.finish_from, schedule.finish_at) == (30, 60)
+    # A loss still 1e-3 or more above the bound can improve: the patience counts as before.
+    schedule, callback = _anneal(min_delta=1e-3, bound=0.0)
+    assert _drive(callback, _plateau_model(), [1.0, 0.1, 0.05, 0.0015, 0.0011, 0.0011, 0.0011]) is None
+
+
+def test_a_perfect_validation_score_stops_at_once_on_the_epoch_keras_would_keep():
+    """A validation macro-F1 of 1.0 cannot be beaten: with the bound 1, early stopping ends the
+    run on the epoch that reached it, which is the best epoch Keras' own `EarlyStopping` (which
+    waits out its patience first) keeps."""
+    values = [0.5, 0.9, 1.0, 1.0, 0.8, 1.0, 1.0, 1.0]
+    certain = ResumableEarlyStopping(monitor="val_macro_f1", mode="max", patience=3, bound=1.0)
+    plain = keras.callbacks.EarlyStopping(monitor="val_macro_f1", mode="max", patience=3)
+    assert _drive(certain, _plateau_model(), values) == 2
+    assert _drive(plain, _plateau_model(), values) == 5
+    assert certain.best_epoch == plain.best_epoch == 2
+    assert _drive(ResumableEarlyStopping(monitor="val_macro_f1", mode="max", patience=3, bound=1.0),
+                  _plateau_model(), [0.5, 0.9, 0.99, 0.98, 0.97, 0.96]) == 5  # under 1.0: patience as before
 
 
 def test_resumed_anneal_on_plateau_finishes_where_an_uninterrupted_run_does():

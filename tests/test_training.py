@@ -203,6 +203,33 @@ def test_a_plateau_of_the_training_loss_anneals_the_rate_to_zero_before_the_run_
     assert float(run.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("monitor,scores,overrides,epochs", [
+    ("val_macro_f1", [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [], 2),
+    ("loss", [1.0, 0.0005, 0.0004, 0.0003, 0.0002, 0.0001, 0.0001, 0.0001],
+     ["train.min_delta=1e-3", "optimizer.schedule='cosine'"], None)], ids=["validation score 1.0", "loss under min_delta"])
+def test_a_run_stops_waiting_once_its_monitor_cannot_improve(monitor, scores, overrides, epochs, tmp_path, monkeypatch):
+    """Patience 5 over 8 epochs, the best at epoch 1: Keras' `EarlyStopping` would wait until epoch
+    6. A validation macro-F1 of 1.0 ends the run at once, on that epoch; a training loss within
+    `min_delta` of zero starts the anneal at once (ceil(5 x the rate left) epochs), which ends
+    before the budget, with the rate at zero."""
+    from kseq.training import trainer
+
+    make_callbacks = trainer.make_callbacks
+    monkeypatch.setattr(trainer, "make_callbacks", lambda *args: [_ScriptedScore(monitor, scores), *make_callbacks(*args)])
+    epoch_weights = _EpochWeights()
+    config = load_config("ecg_cnn", [*TINY_ECG, "train.epochs=8", "train.early_stopping_patience=5",
+                                     f"train.monitor={monitor!r}", *overrides])
+    run = train(config, tmp_path, callbacks=[epoch_weights])
+    if epochs is not None:
+        assert run.metrics["epochs"] == len(epoch_weights.weights) == epochs
+        for got, expected in zip(run.model.get_weights(), epoch_weights.weights[1], strict=True):
+            np.testing.assert_array_equal(got, expected)
+    else:
+        # Waiting out the patience, the plateau would come at epoch 6 and its anneal reach the budget's end.
+        assert run.metrics["epochs"] < 8
+        assert float(run.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_every_epoch_runs_its_own_steps_whatever_the_steps_per_execution():
     """Keras runs whole executions of `steps_per_execution`: at 16 a call, epochs of 20 steps ran
     32, the next epoch's batches, and this budget of 60 steps took 92 optimizer steps."""

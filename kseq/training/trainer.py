@@ -276,6 +276,9 @@ def make_callbacks(config: dict, partial: Path, resuming: bool, rate: float | Wa
     on its last epoch."""
     train = config["train"]
     monitor, mode = train["monitor"], "min" if train["monitor"].endswith("loss") else "max"
+    # The best value each can take (losses are >= 0; accuracy, macro-F1 and balanced accuracy <= 1):
+    # reached within `min_delta`, the plateau is certain and the run stops waiting for it.
+    bound = 0.0 if mode == "min" else 1.0
     history_csv = partial / "history.csv"
     best_so_far, logged = None, []
     if resuming and history_csv.exists() and history_csv.stat().st_size:
@@ -290,10 +293,11 @@ def make_callbacks(config: dict, partial: Path, resuming: bool, rate: float | Wa
     callbacks = [
         PeriodicBackup(str(partial / "backup"), interval),
         AnnealOnPlateau(rate, steps_per_epoch, train["epochs"], monitor=monitor, mode=mode,
-                        patience=train["early_stopping_patience"], min_delta=train["min_delta"], logged=logged)
+                        patience=train["early_stopping_patience"], min_delta=train["min_delta"], bound=bound,
+                        logged=logged)
         if recipe.anneals_on_plateau(config) else
         ResumableEarlyStopping(monitor=monitor, mode=mode, patience=train["early_stopping_patience"],
-                               min_delta=train["min_delta"], logged=logged),
+                               min_delta=train["min_delta"], bound=bound, logged=logged),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
     if recipe.keeps_best_epoch(train):
