@@ -103,7 +103,8 @@ The rules, in the order they apply:
   length with low noise, visible to the network) and which can be part of a class (a gesture's
   duration). The standardised log length (`kseq.models.preprocessing.LengthFeature`, fitted on
   the training series) joins the pooled features, one more input to the head; padding still
-  changes nothing. Equal lengths would make it a constant: `false`. Measured with `resnet` on
+  changes nothing. Equal lengths would make it a constant: `false`; shards too, whose lengths
+  are not in memory to fit it on (`true` there is an error). Measured with `resnet` on
   PickupGestureWiimoteZ (aeon's copy, 29-361 steps, 10 classes, 50 test series), seeds 0-3:
   68.0 / 66.0 / 64.0 / 72.0% with it against 68.0 / 64.0 / 62.0 / 72.0% without (macro-F1 0.645
   against 0.627 on average); JapaneseVowels and WatchExercise in experiments/README.md.

@@ -190,6 +190,9 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     if streamed and "channel" in kind:
         raise InputError(f"preprocess.normalize = {kind!r} is fitted on sequences in memory; sharded "
                          "data streams from disk: use 'series' or 'none'")
+    if streamed and hp.get("length_feature"):
+        raise InputError("model.length_feature = true is fitted on the training series' lengths in memory; "
+                         "sharded data streams from disk: use false or 'auto'")
     if transform is not None:
         input_shape = (input_shape[0], len(transform["output_features"]))
         if x_fit is not None:
