@@ -124,13 +124,16 @@ def run_cell(config: dict, splits, test_set, method: str) -> dict:
     if decided and (splits.validation is not None or config["decisions"]["folds"]):
         if splits.validation is not None:
             held, y_held = trainer.predict_logits(fitted.model, splits.validation.x, batch_size), splits.validation.y
-            held_out = "validation"
+            held_out, folds = "validation", 1
         else:
             held, y_held = trainer.out_of_fold_logits(config, splits.fit, splits.transform), splits.fit.y
-            held_out = f"{config['decisions']['folds']}-fold"
+            folds = int(config["decisions"]["folds"])
+            held_out = f"{folds}-fold"
         _, fitted_decisions = decisions.decide(held, y_held, test_logits, test_set.y, test_set.class_names,
-                                               config["decisions"])
+                                               config["decisions"], folds=folds)
         served = fitted_decisions["decisions"]["test"]["macro_f1"]
+        if "offsets_skipped" in fitted_decisions["decisions"]:
+            held_out += " (temperature only)"  # too few held-out series of a class for offsets
     steps = "none (solved head)" if recipe.solves_head(config) else config["train"]["steps"]
     return {"argmax": argmax, "served": served, "sampler": config["sampler"]["kind"], "decisions": held_out,
             "steps": steps}

@@ -141,6 +141,26 @@ def test_offsets_are_skipped_below_the_minimum_validation_support():
     assert "offsets_skipped" not in out["decisions"] and set(out["decisions"]["offsets"].values()) != {0.0}
 
 
+def test_out_of_fold_offsets_need_the_minimum_support_in_every_fold():
+    """Out-of-fold predictions of 3 folds come from 3 models: a class needs 3 x 5 = 15 held-out
+    series for offsets (14: argmax kept, metrics say why in fold terms; 15: fitted). The same 14
+    series from one validation split clear the bar, 5."""
+    log_p, y = imbalanced_scores(400, 9)
+    rare = np.flatnonzero(y == 2)
+    assert len(rare) >= 15
+    keep = np.setdiff1d(np.arange(len(y)), rare[14:])
+    layer, out = decisions.decide(log_p[keep], y[keep], log_p, y, ("a", "b", "c"), SETTINGS, folds=3)
+    d = out["decisions"]
+    assert set(d["offsets"].values()) == {0.0} and layer.offsets == [0.0, 0.0, 0.0]
+    assert d["offsets_skipped"].startswith("'c' (14): fewer than 5 held-out series in each of 3 folds")
+    assert out["calibration"]["fitted"] and layer.temperature == pytest.approx(d["temperature"])  # still fitted
+    _, out = decisions.decide(log_p[keep], y[keep], log_p, y, ("a", "b", "c"), SETTINGS)
+    assert "offsets_skipped" not in out["decisions"] and set(out["decisions"]["offsets"].values()) != {0.0}
+    keep = np.setdiff1d(np.arange(len(y)), rare[15:])
+    _, out = decisions.decide(log_p[keep], y[keep], log_p, y, ("a", "b", "c"), SETTINGS, folds=3)
+    assert "offsets_skipped" not in out["decisions"] and set(out["decisions"]["offsets"].values()) != {0.0}
+
+
 def test_decide_without_a_test_split_gives_the_same_decision():
     val_log_p, y_val = imbalanced_scores(1000, 10)
     test_log_p, y_test = imbalanced_scores(1000, 11)

@@ -409,6 +409,9 @@ def test_generic_recipe_on_small_imbalanced_multichannel_data(tmp_path):
     assert written["preprocess"]["normalize"] == "series+channel"
     assert written["sampler"]["kind"] == "class_weight" and written["decisions"]["folds"] == 3  # small data
     assert run.metrics["decisions"]["fitted_on"] == "out-of-fold predictions of the training split (3 folds)"
+    # 3 minority series, 1 per fold: no offsets (the bar is 5 in every fold), the temperature fitted.
+    assert "fewer than 5 held-out series in each of 3 folds" in run.metrics["decisions"]["offsets_skipped"]
+    assert run.metrics["calibration"]["fitted"]
     reloaded = keras.saving.load_model(run.directory / "model.keras")
     standardize = next(layer for layer in reloaded._flatten_layers() if layer.name == "channel_standardization")
     steps = x_train.reshape(-1, 2).astype("float64")  # no padding: every step is signal

@@ -34,6 +34,11 @@ THRESHOLDS = ("macro_f1", "none")
 # Per-class offsets are fitted only when every class in the validation split has at least this
 # many series: below it one series moves a class's recall by more than 20 points, so the offsets
 # would fit noise (a single F beat at `data.scale=0.01`). Temperature, one number, is still fitted.
+# Out-of-fold predictions come from one model per fold, each judged on its own held-out part, so
+# there the bar holds in every fold: `folds` times as many series of each class in all. Below it,
+# offsets fitted to fold models that each saw two thirds of a seven-series minority over-corrected
+# the model trained on all seven: ten subsamples of Covid3Month_disc at imbalance ratio 10 lost
+# 0.052 test macro-F1 to the argmax (benchmarks/README.md#imbalance).
 MIN_VALIDATION_SUPPORT = 5
 
 
@@ -129,11 +134,12 @@ def fit_offsets(log_probabilities, y, recall_floor: dict | None = None) -> np.nd
 
 
 def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
-           fitted_on: str | None = None) -> tuple[Decision | None, dict]:
+           fitted_on: str | None = None, folds: int = 1) -> tuple[Decision | None, dict]:
     """Fit the `[decisions]` settings on the validation logits; report them on the test logits.
 
     `fitted_on` says where the held-out logits come from (default: the validation split; a run
-    without one passes out-of-fold predictions of the training split, `trainer.out_of_fold_logits`).
+    without one passes out-of-fold predictions of the training split, `trainer.out_of_fold_logits`,
+    from `folds` models).
 
     Returns the `Decision` layer for the export (None without a validation split: serving keeps
     the argmax) and `{"decisions": ..., "calibration": ...}` for `metrics.json`: the temperature,
@@ -142,7 +148,7 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
     (`kseq.reporting.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
     before and after temperature scaling with its reliability table. Offsets stay zero, and
     `offsets_skipped` says why, when a validation class has fewer than `MIN_VALIDATION_SUPPORT`
-    series. `test_logits=None` (an estimator's fit, which has no test split) leaves out the test figures.
+    series (in each of `folds` folds: `folds * MIN_VALIDATION_SUPPORT`). `test_logits=None` (an estimator's fit, which has no test split) leaves out the test figures.
     """
     if val_logits is None or len(y_val) == 0:
         reason = {"fitted": False, "reason": "no validation split"}
@@ -155,14 +161,15 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
     val_log_p = log_softmax(val_logits / temperature, axis=-1)
     floors = {list(class_names).index(name): float(v) for name, v in settings["recall_floor"].items()}
     support = np.bincount(y_val, minlength=num_classes)
-    scarce = np.flatnonzero((support > 0) & (support < MIN_VALIDATION_SUPPORT))
+    scarce = np.flatnonzero((support > 0) & (support < MIN_VALIDATION_SUPPORT * folds))
     offsets_skipped = None
     if settings["thresholds"] == "none":
         offsets = np.zeros(num_classes)
     elif len(scarce):
         offsets = np.zeros(num_classes)
+        where = "validation series" if folds == 1 else f"held-out series in each of {folds} folds"
         offsets_skipped = (f"{', '.join(f'{class_names[c]!r} ({support[c]})' for c in scarce)}: fewer than "
-                           f"{MIN_VALIDATION_SUPPORT} validation series; "
+                           f"{MIN_VALIDATION_SUPPORT} {where}; "
                            "per-class offsets need that many of every class, so the decision is the argmax")
     else:
         offsets = fit_offsets(val_log_p, y_val, floors)

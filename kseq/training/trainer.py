@@ -531,13 +531,15 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics = evaluate_on_test(test_logits, test_set)
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
     metrics["epochs"] = len(fitted.history.get("epoch", []))
-    val_logits, y_val, fitted_on = (None, None, None) if val_set is None else (
-        predict_logits(fitted.model, val_set.x, batch_size), val_set.y, None)
-    if val_set is None and config["decisions"]["folds"]:
+    val_logits, y_val, fitted_on, folds = None, None, None, 1
+    if val_set is not None:
+        val_logits, y_val = predict_logits(fitted.model, val_set.x, batch_size), val_set.y
+    elif config["decisions"]["folds"]:
+        folds = int(config["decisions"]["folds"])
         val_logits, y_val = out_of_fold_logits(config, fit_set, transform), fit_set.y
-        fitted_on = f"out-of-fold predictions of the training split ({config['decisions']['folds']} folds)"
+        fitted_on = f"out-of-fold predictions of the training split ({folds} folds)"
     decision, fitted_decisions = decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names,
-                                                  config["decisions"], fitted_on=fitted_on)
+                                                  config["decisions"], fitted_on=fitted_on, folds=folds)
     metrics.update(fitted_decisions)
     # Shards stream from disk: no sequences in memory to draw. Random-kernel features are step
     # functions of the input (counts of C > bias): no gradient for a saliency map to follow.
