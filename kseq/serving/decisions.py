@@ -148,7 +148,8 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
     (`kseq.reporting.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
     before and after temperature scaling with its reliability table. Offsets stay zero, and
     `offsets_skipped` says why, when a validation class has fewer than `MIN_VALIDATION_SUPPORT`
-    series (in each of `folds` folds: `folds * MIN_VALIDATION_SUPPORT`). `test_logits=None` (an estimator's fit, which has no test split) leaves out the test figures.
+    series (in each of `folds` folds: `folds * MIN_VALIDATION_SUPPORT`). `test_logits=None` (an
+    estimator's fit, which has no test split) leaves out the test figures.
     """
     if val_logits is None or len(y_val) == 0:
         reason = {"fitted": False, "reason": "no validation split"}
