@@ -109,7 +109,6 @@ def resolved_cell(experiment: str, train_set, test_set, method: str, steps: int 
 def run_cell(config: dict, splits, test_set, method: str) -> dict:
     """Train a resolved configuration; the test macro-F1 of the argmax and as served."""
     from kseq.reporting import evaluation
-    from kseq.serving import decisions
     from kseq.training import recipe, trainer
 
     batch_size = config["sampler"]["batch_size"]
@@ -122,15 +121,9 @@ def run_cell(config: dict, splits, test_set, method: str) -> dict:
     served, held_out = argmax, "argmax"
     decided = "decisions.folds=0" not in METHODS[method]  # the recipe resolves the decisions
     if decided and (splits.validation is not None or config["decisions"]["folds"]):
-        if splits.validation is not None:
-            held, y_held = trainer.predict_logits(fitted.model, splits.validation.x, batch_size), splits.validation.y
-            held_out, folds = "validation", 1
-        else:
-            held, y_held = trainer.out_of_fold_logits(config, splits.fit, splits.transform), splits.fit.y
-            folds = int(config["decisions"]["folds"])
-            held_out = f"{folds}-fold"
-        _, fitted_decisions = decisions.decide(held, y_held, test_logits, test_set.y, test_set.class_names,
-                                               config["decisions"], folds=folds)
+        held_out = "validation" if splits.validation is not None else f"{config['decisions']['folds']}-fold"
+        _, fitted_decisions = trainer.fit_decisions(config, fitted.model, splits.fit, splits.validation,
+                                                    splits.transform, test_logits, test_set)
         served = fitted_decisions["decisions"]["test"]["macro_f1"]
         if "offsets_skipped" in fitted_decisions["decisions"]:
             held_out += " (temperature only)"  # too few held-out series of a class for offsets

@@ -531,15 +531,7 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
     metrics = evaluate_on_test(test_logits, test_set)
     metrics.update(throughput(fitted.samples, fitted.fit_seconds, fitted.step_seconds))
     metrics["epochs"] = len(fitted.history.get("epoch", []))
-    val_logits, y_val, fitted_on, folds = None, None, None, 1
-    if val_set is not None:
-        val_logits, y_val = predict_logits(fitted.model, val_set.x, batch_size), val_set.y
-    elif config["decisions"]["folds"]:
-        folds = int(config["decisions"]["folds"])
-        val_logits, y_val = out_of_fold_logits(config, fit_set, transform), fit_set.y
-        fitted_on = f"out-of-fold predictions of the training split ({folds} folds)"
-    decision, fitted_decisions = decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names,
-                                                  config["decisions"], fitted_on=fitted_on, folds=folds)
+    decision, fitted_decisions = fit_decisions(config, fitted.model, fit_set, val_set, transform, test_logits, test_set)
     metrics.update(fitted_decisions)
     # Shards stream from disk: no sequences in memory to draw. Random-kernel features are step
     # functions of the input (counts of C > bias): no gradient for a saliency map to follow.
@@ -547,6 +539,22 @@ def train(config: dict, output_dir="saved_models", *, resume: Path | None = None
         saliency.plot_saliency(fitted.model, test_set, test_logits, partial / "plots" / "saliency.png")
     directory = run_folder.write_run(partial, fitted.model, metrics, fitted.history, fit_set.class_names, decision)
     return Run(directory=directory, config=config, metrics=metrics, history=fitted.history, model=fitted.model)
+
+
+def fit_decisions(config: dict, model: keras.Model, fit_set: SequenceSet, val_set: SequenceSet | None,
+                  transform: dict | None, test_logits: np.ndarray, test_set: SequenceSet):
+    """The run's decisions (`kseq.serving.decisions.decide`) fitted on held-out logits: `model`'s
+    on the validation split, else out-of-fold predictions of `fit_set` when `decisions.folds` is
+    set (each fold's model a training of its own), else none. Returns `decide`'s (layer, report)."""
+    val_logits, y_val, fitted_on, folds = None, None, None, 1
+    if val_set is not None:
+        val_logits, y_val = predict_logits(model, val_set.x, config["sampler"]["batch_size"]), val_set.y
+    elif config["decisions"]["folds"]:
+        folds = int(config["decisions"]["folds"])
+        val_logits, y_val = out_of_fold_logits(config, fit_set, transform), fit_set.y
+        fitted_on = f"out-of-fold predictions of the training split ({folds} folds)"
+    return decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names, config["decisions"],
+                            fitted_on=fitted_on, folds=folds)
 
 
 def out_of_fold_logits(config: dict, fit_set: SequenceSet, transform: dict | None) -> np.ndarray:
