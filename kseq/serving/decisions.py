@@ -134,12 +134,12 @@ def fit_offsets(log_probabilities, y, recall_floor: dict | None = None) -> np.nd
 
 
 def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
-           fitted_on: str | None = None, folds: int = 1) -> tuple[Decision | None, dict]:
+           folds: int | None = None) -> tuple[Decision | None, dict]:
     """Fit the `[decisions]` settings on the validation logits; report them on the test logits.
 
-    `fitted_on` says where the held-out logits come from (default: the validation split; a run
-    without one passes out-of-fold predictions of the training split, `trainer.out_of_fold_logits`,
-    from `folds` models).
+    The held-out logits are a validation split's (`folds=None`) or, for a run without one,
+    out-of-fold predictions of the training split from `folds` models (`trainer.out_of_fold_logits`);
+    `metrics.json` says which (`fitted_on`).
 
     Returns the `Decision` layer for the export (None without a validation split: serving keeps
     the argmax) and `{"decisions": ..., "calibration": ...}` for `metrics.json`: the temperature,
@@ -148,7 +148,7 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
     (`kseq.reporting.evaluation.report`; the top-level metrics stay the argmax's), and the test ECE
     before and after temperature scaling with its reliability table. Offsets stay zero, and
     `offsets_skipped` says why, when a validation class has fewer than `MIN_VALIDATION_SUPPORT`
-    series (in each of `folds` folds: `folds * MIN_VALIDATION_SUPPORT`). `test_logits=None` (an
+    series (in each of the `folds`: `folds * MIN_VALIDATION_SUPPORT` in all). `test_logits=None` (an
     estimator's fit, which has no test split) leaves out the test figures.
     """
     if val_logits is None or len(y_val) == 0:
@@ -162,13 +162,13 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
     val_log_p = log_softmax(val_logits / temperature, axis=-1)
     floors = {list(class_names).index(name): float(v) for name, v in settings["recall_floor"].items()}
     support = np.bincount(y_val, minlength=num_classes)
-    scarce = np.flatnonzero((support > 0) & (support < MIN_VALIDATION_SUPPORT * folds))
+    scarce = np.flatnonzero((support > 0) & (support < MIN_VALIDATION_SUPPORT * (folds or 1)))
     offsets_skipped = None
     if settings["thresholds"] == "none":
         offsets = np.zeros(num_classes)
     elif len(scarce):
         offsets = np.zeros(num_classes)
-        where = "validation series" if folds == 1 else f"held-out series in each of {folds} folds"
+        where = "validation series" if folds is None else f"held-out series in each of {folds} folds"
         offsets_skipped = (f"{', '.join(f'{class_names[c]!r} ({support[c]})' for c in scarce)}: fewer than "
                            f"{MIN_VALIDATION_SUPPORT} {where}; "
                            "per-class offsets need that many of every class, so the decision is the argmax")
@@ -180,7 +180,8 @@ def decide(val_logits, y_val, test_logits, y_test, class_names, settings: dict,
     val_tuned = objective(y_val, (val_log_p + offsets).argmax(1), num_classes, floor_vector)
     decisions = {
         "fitted": True,
-        "fitted_on": fitted_on or f"validation split ({len(y_val)} series)",
+        "fitted_on": (f"validation split ({len(y_val)} series)" if folds is None
+                      else f"out-of-fold predictions of the training split ({folds} folds)"),
         "thresholds": settings["thresholds"],
         "recall_floor": dict(settings["recall_floor"]),
         "temperature": temperature,

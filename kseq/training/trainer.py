@@ -546,15 +546,14 @@ def fit_decisions(config: dict, model: keras.Model, fit_set: SequenceSet, val_se
     """The run's decisions (`kseq.serving.decisions.decide`) fitted on held-out logits: `model`'s
     on the validation split, else out-of-fold predictions of `fit_set` when `decisions.folds` is
     set (each fold's model a training of its own), else none. Returns `decide`'s (layer, report)."""
-    val_logits, y_val, fitted_on, folds = None, None, None, 1
+    val_logits, y_val, folds = None, None, None
     if val_set is not None:
         val_logits, y_val = predict_logits(model, val_set.x, config["sampler"]["batch_size"]), val_set.y
     elif config["decisions"]["folds"]:
         folds = int(config["decisions"]["folds"])
         val_logits, y_val = out_of_fold_logits(config, fit_set, transform), fit_set.y
-        fitted_on = f"out-of-fold predictions of the training split ({folds} folds)"
     return decisions.decide(val_logits, y_val, test_logits, test_set.y, test_set.class_names, config["decisions"],
-                            fitted_on=fitted_on, folds=folds)
+                            folds=folds)
 
 
 def out_of_fold_logits(config: dict, fit_set: SequenceSet, transform: dict | None) -> np.ndarray:
