@@ -6,7 +6,7 @@
 What `train.dtype_policy = "auto"` rests on (`kseq/training/recipe.py`): on this CPU, which
 networks train faster in Keras' `mixed_bfloat16` policy, on which shapes of batch. Five batches
 shaped like the dev sets' (random values; the arithmetic does not depend on them), the first two
-under the recipe's threshold of 1,000 series-steps a batch (`MIXED_PRECISION_MIN_BATCH_STEPS`),
+under the recipe's threshold of 1,000 series-steps a batch (`ARITHMETIC_BATCH_STEPS`),
 where it keeps float32:
 
 - `tiny`: 2 series x 24 steps x 1 channel (Chinatown_subset's batch);

@@ -76,6 +76,9 @@ DEFAULTS: dict = {
         "strategy": "default",  # default | mirrored | multi_worker
         "steps_per_execution": 1,
         "dtype_policy": "float32",  # float32 | mixed_bfloat16 (kseq.training.mixed_precision)
+        # true: training steps compiled by XLA; "keras": Keras' own choice (XLA on a GPU for a model
+        # whose layers it compiles, never on a CPU); false: never.
+        "jit_compile": "keras",
         "verbose": "auto",
     },
     # Fitted on the validation split after training (kseq.serving.decisions); skipped without one.
@@ -100,6 +103,7 @@ CHOICES = {
     ("optimizer", "schedule"): ("constant", "cosine"),
     ("train", "strategy"): ("default", "mirrored", "multi_worker"),
     ("train", "dtype_policy"): ("float32", "mixed_bfloat16"),
+    ("train", "jit_compile"): ("keras",),  # or true / false
     ("decisions", "thresholds"): ("macro_f1", "none"),
 }
 # The ranges of the fixed numeric keys: (low, high, low_open, high_open, integer), None for no
@@ -128,7 +132,8 @@ RANGES = {
     ("train", "verbose"): (0, 2, False, False, True),
 }
 # Fixed keys whose value may take another type than their default's.
-_ALSO = {("preprocess", "groups"): dict, ("sampler", "target"): list, ("train", "verbose"): int}
+_ALSO = {("preprocess", "groups"): dict, ("sampler", "target"): list, ("train", "verbose"): int,
+         ("train", "jit_compile"): bool}
 CONFIG_DIR = resources.files("kseq.experiments") / "configs"
 ENSEMBLE_DIR = CONFIG_DIR / "ensembles"
 RUN_FILES = ("config.toml", "model.keras", "metrics.json")  # what a finished run folder holds
@@ -188,12 +193,16 @@ def check_values(config: dict, source: str = "config") -> None:
                 kinds += [int, float]
             if not any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds):
                 expected = " or ".join(dict.fromkeys(_type_name(k) for k in kinds))
+                if (section, key) in CHOICES:  # a choice, named: `train.jit_compile`'s strings and booleans
+                    booleans = ["true", "false"] if bool in kinds else []
+                    expected = "one of " + ", ".join([*CHOICES[section, key], *booleans])
                 if key in AUTO_KEYS.get(section, ()):
                     expected += ' or "auto"'
                 raise InputError(f"{source}: {section}.{key} = {value!r}; expected {expected}")
             choices = CHOICES.get((section, key))
-            if choices and value not in choices:
-                raise InputError(f"{source}: {section}.{key} = {value!r}; expected one of {', '.join(choices)}")
+            if choices and isinstance(value, str) and value not in choices:
+                expected = ", ".join([*choices, *(["true", "false"] if _ALSO.get((section, key)) is bool else [])])
+                raise InputError(f"{source}: {section}.{key} = {value!r}; expected one of {expected}")
     _check_ranges(config, source)
     for key, value in config["model"].items():
         if is_auto(value) and key not in AUTO_KEYS["model"]:

@@ -87,6 +87,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             `resnet` when a batch computes at least 1,000 series-steps, where the hardware
             computes it natively; a layer this machine computes wrong in bfloat16 computes in
             float32: `kseq.training.mixed_precision`); `model_` is float32 either way.
+        jit_compile: True (training steps compiled by XLA), False, "keras" (Keras' own choice: XLA
+            on a GPU, never on a CPU), or "auto" (XLA for the convolutional networks' steps that
+            are mostly per-step overhead, under 1,000 float32 series-steps a batch, on series of one
+            length; else Keras' choice, or False for series of unequal lengths, whose batches
+            each length would compile for: `kseq.training.recipe`).
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:
             "macro_f1" (per-class offsets maximising macro-F1) or "none" (the argmax), and
@@ -109,7 +114,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                  sampler="none", sampler_target="uniform", batch_size="auto", steps="auto",
                  learning_rate=1e-3, weight_decay=1e-4, schedule="cosine", normalize="auto",
                  fill_gaps="linear", validation_split="auto", early_stopping_patience="auto", dtype_policy="auto",
-                 thresholds="macro_f1", calibrate=True, channels_first=False, random_state=None, verbose=0):
+                 jit_compile="auto", thresholds="macro_f1", calibrate=True, channels_first=False, random_state=None,
+                 verbose=0):
         self.model = model
         self.model_params = model_params
         self.loss = loss
@@ -126,6 +132,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.validation_split = validation_split
         self.early_stopping_patience = early_stopping_patience
         self.dtype_policy = dtype_policy
+        self.jit_compile = jit_compile
         self.thresholds = thresholds
         self.calibrate = calibrate
         self.channels_first = channels_first
@@ -150,7 +157,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             "optimizer": {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
                           "schedule": self.schedule},
             "train": {"steps": self.steps, "seed": seed, "early_stopping_patience": self.early_stopping_patience,
-                      "dtype_policy": self.dtype_policy, "verbose": 2 if self.verbose else 0},
+                      "dtype_policy": self.dtype_policy, "jit_compile": self.jit_compile,
+                      "verbose": 2 if self.verbose else 0},
             "decisions": {"thresholds": self.thresholds, "calibrate": self.calibrate},
         }
         config = merge_into(config, updates, type(self).__name__)

@@ -5,6 +5,7 @@ import re
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -308,6 +309,7 @@ def test_sample_weight_draws_in_proportion():
     ({"model_params": {"nonsense": 1}}, "nonsense"),
     ({"steps": "soon"}, "train.steps"),
     ({"dtype_policy": "float16"}, "train.dtype_policy"),
+    ({"jit_compile": "xla"}, "train.jit_compile"),
 ])
 def test_bad_parameters_are_value_errors_naming_them(params, message):
     x, y = two_rhythms()
@@ -322,6 +324,25 @@ def test_dtype_policy_trains_in_bfloat16_and_predicts_with_a_float32_model():
     assert {layer.compute_dtype for layer in clf.model_._flatten_layers()} == {"float32"}
     logits = np.asarray(clf.model_(x[:8]))
     np.testing.assert_allclose(clf.predict_proba(x[:8]), softmax(logits, axis=1), rtol=1e-4, atol=1e-6)
+
+
+def test_jit_compile_trains_the_same_model_under_xla(monkeypatch):
+    """The tiny networks' steps are per-step overhead on one length: "auto" compiles them with XLA,
+    which is the same training in other kernels (the probabilities agree with a plain fit's)."""
+    x, y = two_rhythms()
+    asked = []
+    compile_ = keras.Model.compile
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("jit_compile", "auto"))
+        return compile_(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", spy)
+    xla = tiny().fit(x, y)
+    assert xla.config_["train"]["jit_compile"] is True and asked[0] is True  # the training compile
+    plain = tiny(jit_compile=False).fit(x, y)
+    assert plain.config_["train"]["jit_compile"] is False
+    np.testing.assert_allclose(xla.predict_proba(x), plain.predict_proba(x), atol=1e-3)
 
 
 def test_export_serves_like_predict_proba(fitted_small, tmp_path):

@@ -109,6 +109,46 @@ def test_a_set_dtype_policy_and_the_fixed_recipes_float32_are_kept():
     assert resolved["train"]["dtype_policy"] == "float32"
 
 
+@pytest.mark.parametrize(
+    "name, n, length, native, unequal, accelerator, expected",
+    [
+        # Chinatown_subset's 2 x 24 and Coffee's 2 x 286 series-steps a batch: per-step overhead,
+        # in float32 (under the bfloat16 threshold), one length: compiled, for each conv network.
+        ("resnet", 20, 24, True, False, False, True),
+        ("fcn", 28, 286, True, False, False, True),
+        ("inception_time", 20, 24, False, False, False, True),
+        ("cnn", 28, 286, False, False, False, True),
+        # 99 x 84 steps: batches of 9 x 84 = 756, under 1,000; 10 x 84 = 840 on 100 series too.
+        ("resnet", 99, 84, False, False, False, True),
+        # Trace's 10 x 275 = 2,750: arithmetic, which oneDNN's kernels already do (Keras' choice, off on a CPU).
+        ("inception_time", 100, 275, False, False, False, "keras"),
+        ("resnet", 100, 275, True, False, False, "keras"),  # and in bfloat16 there
+        # Series of unequal lengths: batches in several lengths, each of which XLA would compile.
+        ("resnet", 20, 24, True, True, False, False),
+        ("resnet", 104, 2000, True, True, True, False),
+        # A recurrent model (XLA slowed its training, benchmarks/README.md) and a GPU: Keras' choice.
+        ("gru", 20, 24, False, False, False, "keras"),
+        ("resnet", 20, 24, False, False, True, "keras"),
+    ],
+)
+def test_xla_for_overhead_bound_network_steps_of_one_length(name, n, length, native, unequal, accelerator,
+                                                            expected):
+    config = recipe.resolve(load_config(name), num_train=n, sequence_length=length, validation=False,
+                            native_bfloat16=native, unequal_lengths=unequal, accelerator=accelerator)
+    assert config["train"]["jit_compile"] is expected if isinstance(expected, bool) else \
+        config["train"]["jit_compile"] == expected
+    assert ("training steps compiled by XLA" in recipe.summary(config, num_train=n, num_validation=0)) is \
+        (expected is True)
+
+
+def test_a_set_jit_compile_and_the_fixed_recipes_keras_choice_are_kept():
+    config = generic()
+    config["train"]["jit_compile"] = False
+    assert recipe.resolve(config, num_train=20, sequence_length=24, validation=False)["train"]["jit_compile"] is False
+    resolved = recipe.resolve(load_config("ecg_cnn"), num_train=20, sequence_length=24, validation=True)
+    assert resolved["train"]["jit_compile"] == "keras"
+
+
 def test_monitor_patience_and_steps_per_execution():
     without = recipe.resolve(generic(), num_train=100, sequence_length=100, validation=False)
     assert without["train"]["monitor"] == "loss"

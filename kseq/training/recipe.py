@@ -33,7 +33,7 @@ The rules, in the order they apply:
   is what a run short of its budget's updates lacks; data large enough for the epoch floor to
   decide keeps its batch.
 - `train.dtype_policy`: `mixed_bfloat16` where a step is arithmetic rather than per-step
-  overhead, a batch computing at least `MIXED_PRECISION_MIN_BATCH_STEPS` series-steps (batch x
+  overhead, a batch computing at least `ARITHMETIC_BATCH_STEPS` series-steps (batch x
   real steps), for the networks (`MIXED_PRECISION_MODELS`), on hardware that computes bfloat16
   natively (`kseq.training.mixed_precision.native_bfloat16`); else `float32`. bfloat16 halves the
   arithmetic's memory traffic and doubles its vector width, but not the op dispatch that most of
@@ -65,6 +65,27 @@ The rules, in the order they apply:
   (benchmarks/README.md, section mixed_precision, "Back to bfloat16"). Over seeds 0-2: PigCVP 88.0% in
   float32 against 87.3% in bfloat16 (one test series of 208 apart at seed 1, none at seed 2),
   WatchExercise 90.5% against 92.1%.
+- `train.jit_compile`: `true` (training steps compiled by XLA) for the convolutional networks
+  (`XLA_MODELS`) where a step is per-step overhead rather than arithmetic, a float32 batch of
+  under `ARITHMETIC_BATCH_STEPS` series-steps (the bfloat16 threshold, from the other side), on
+  series of one length; `false` on series of unequal lengths, whose batches, cut to their longest
+  member, come in many lengths that XLA would each compile (`resnet`'s step: about 2.5 s on 2
+  cores, the first epoch's cost, against steps of milliseconds); else `"keras"`, Keras' own choice, which is XLA on a GPU (for a model whose
+  layers it compiles) and never on a CPU. XLA fuses the op dispatch and the optimizer's
+  per-variable updates that most of a small step costs; a step of long series is convolutions,
+  which oneDNN's kernels already do well. Measured (`benchmarks/xla.py`, a float32 step, plain
+  over XLA, Intel AVX-512 machine, 2 cores): at Chinatown_subset's batch (2 x 24) `cnn` 1.65x,
+  `fcn` 2.03x, `inception_time` 1.04x, `resnet` 1.95x; at Coffee's (2 x 286) 1.71x, 1.37x,
+  1.50x, 1.38x. Above the threshold float32 steps still gain (1.11-1.38x, but `inception_time`
+  0.86x at Trace's 10 x 275), but there `fcn` and `resnet` train in bfloat16, which XLA did not
+  speed up (a scratch probe: `resnet` 52.5 -> 56.5 ms at Trace's batch, 315 -> 322 ms at
+  PigCVP's, `fcn` 22.2 -> 25.7 ms at Trace's), so the rule stays where a step is overhead.
+  The recurrent models' training was slower under XLA (benchmarks/README.md, vs_pytorch); on a
+  GPU nothing was measured, so Keras decides there.
+  Only training compiles: the trained model is recompiled with Keras' choice
+  (`kseq.training.trainer.one_step_per_execution`), so evaluation, saliency and `model.keras`
+  are as before. XLA's kernels round differently, so a run's figures are those of another
+  draw of the same training, not the same numbers.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
   a validation split the run ends on the best epoch by it, without one on its last.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
@@ -208,7 +229,8 @@ MAX_RECURRENT_STEPS = 64
 RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
 MIXED_PRECISION_MODELS = ("fcn", "resnet")  # the networks bfloat16 made much faster, with the same figures
-MIXED_PRECISION_MIN_BATCH_STEPS = 1_000  # batch x real steps from which a step is arithmetic, not overhead
+XLA_MODELS = ("cnn", "fcn", "inception_time", "resnet")  # the networks whose overhead-bound steps XLA sped up
+ARITHMETIC_BATCH_STEPS = 1_000  # batch x real steps from which a step is arithmetic, not overhead
 IMBALANCE_RATIO = 9.0  # largest class over smallest from which the imbalance tools are used
 MAX_DECISION_FOLDS = 3
 Z_NORMALISED_TOLERANCE = 0.05  # |mean| and |std - 1| of every series' channel, for "already z-normalised"
@@ -218,7 +240,8 @@ AUTO_KEYS = {
     "data": ("validation_split",),
     "preprocess": ("normalize",),
     "sampler": ("kind", "batch_size"),
-    "train": ("steps", "monitor", "early_stopping_patience", "min_delta", "steps_per_execution", "dtype_policy"),
+    "train": ("steps", "monitor", "early_stopping_patience", "min_delta", "steps_per_execution", "dtype_policy",
+              "jit_compile"),
     "model": ("pool_size", "head", "length_feature"),
     "decisions": ("folds",),
 }
@@ -314,7 +337,8 @@ def resolve_imbalance(config: dict, y_train: np.ndarray, *, validation: bool) ->
 
 
 def resolve(config: dict, *, num_train: int, sequence_length: int, validation: bool,
-            real_steps: float | None = None, native_bfloat16: bool = False, unequal_lengths: bool = False) -> dict:
+            real_steps: float | None = None, native_bfloat16: bool = False, unequal_lengths: bool = False,
+            accelerator: bool = False) -> dict:
     """Every remaining `"auto"` of `config` as a number, given the training examples' count and length.
 
     Returns a new config; `config` is left as it was. `validation` says whether a validation split
@@ -322,7 +346,8 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
     batches are cut to their longest member (default: `sequence_length`, every series padded).
     `native_bfloat16`: whether the hardware computes bfloat16 natively (`train.dtype_policy`).
     `unequal_lengths`: whether the model pools over real steps of training series of unequal
-    lengths (`model.length_feature`).
+    lengths (`model.length_feature`), so its batches come in several lengths (`train.jit_compile`).
+    `accelerator`: whether a GPU trains the model (`train.jit_compile`).
     """
     config = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
     sampler, train, model = config["sampler"], config["train"], config["model"]
@@ -347,9 +372,17 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
         train["epochs"] = math.ceil(int(train["steps"]) / steps_per_epoch)
         train["steps"] = train["epochs"] * steps_per_epoch
     if is_auto(train["dtype_policy"]):
-        arithmetic = batch_size * cost >= MIXED_PRECISION_MIN_BATCH_STEPS
+        arithmetic = batch_size * cost >= ARITHMETIC_BATCH_STEPS
         mixed = native_bfloat16 and arithmetic and model.get("name") in MIXED_PRECISION_MODELS
         train["dtype_policy"] = "mixed_bfloat16" if mixed else "float32"
+    if is_auto(train["jit_compile"]):
+        overhead = batch_size * cost < ARITHMETIC_BATCH_STEPS and train["dtype_policy"] == "float32"
+        if unequal_lengths:
+            train["jit_compile"] = False
+        elif accelerator or not (overhead and model.get("name") in XLA_MODELS):
+            train["jit_compile"] = "keras"
+        else:
+            train["jit_compile"] = True
     if is_auto(train["monitor"]):
         train["monitor"] = "val_macro_f1" if validation else "loss"
     if not validation and train["monitor"].startswith("val_"):
@@ -427,6 +460,7 @@ def summary(config: dict, *, num_train: int, num_validation: int,
         *training,
         f"normalize={config['preprocess']['normalize']}",
         *([] if solved else [f"dtype_policy={train['dtype_policy']}"]),
+        *(["training steps compiled by XLA"] if train["jit_compile"] is True and not solved else []),
         f"sampler={sampler['kind']}" + (" (as weights in the ridge)" if solved and sampler["kind"] != "none" else ""),
         selection,
     ]

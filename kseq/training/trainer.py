@@ -150,7 +150,8 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
     real_steps = None if lengths is None else float(lengths.mean())
     config = recipe.resolve(config, num_train=len(x_fit), sequence_length=x_fit.shape[1],
                             validation=val_set is not None, real_steps=real_steps,
-                            native_bfloat16=mixed_precision.native_bfloat16(), unequal_lengths=unequal)
+                            native_bfloat16=mixed_precision.native_bfloat16(), unequal_lengths=unequal,
+                            accelerator=bool(tf.config.list_physical_devices("GPU")))
     if announce:
         grouping = None
         if unequal and not recipe.solves_head(config):  # batches grouped by length: say how
@@ -357,6 +358,8 @@ def fit(config: dict, fit_set: SequenceSet, val_set: SequenceSet | None, transfo
             metrics=training_metrics(num_classes),
             # Whole executions per epoch, whatever the config asks (`recipe.whole_executions`).
             steps_per_execution=recipe.whole_executions(steps_per_epoch, train_cfg["steps_per_execution"]),
+            # Training only: `one_step_per_execution` recompiles the trained model with Keras' own choice.
+            jit_compile="auto" if train_cfg["jit_compile"] == "keras" else train_cfg["jit_compile"],
         )
     if train_cfg["dtype_policy"] != "float32":  # served in float32: it must train on the kernels it is served with
         moved = mixed_precision.float32_where_wrong(model)
