@@ -84,16 +84,22 @@ def step_times(name: str, shape: tuple, steps: int, seed: int) -> tuple[dict[str
     models = {policy: recipe_model(name, policy, x, seed) for policy in POLICIES}
     wrong = mixed_precision.float32_where_wrong(models["mixed_bfloat16"])  # as the trainer trains it
     kernels = "right" if not wrong else "in float32: " + ", ".join(f"`{layer.name}` {error:.0%}" for layer, error in wrong)
+    return median_steps(models, x, y, steps), kernels
+
+
+def median_steps(models: dict, x: np.ndarray, y: np.ndarray, steps: int) -> dict:
+    """Median seconds of a training step on `(x, y)` for each of `models` (by key), after three
+    warm-up steps each (tracing), their steps taken in turn so load on the machine hits all alike."""
     for model in models.values():
         for _ in range(3):
             model.train_on_batch(x, y)
-    times = {policy: [] for policy in POLICIES}
+    times = {key: [] for key in models}
     for _ in range(steps):
-        for policy, model in models.items():
+        for key, model in models.items():
             started = time.perf_counter()
             model.train_on_batch(x, y)
-            times[policy].append(time.perf_counter() - started)
-    return {policy: float(np.median(t)) for policy, t in times.items()}, kernels
+            times[key].append(time.perf_counter() - started)
+    return {key: float(np.median(t)) for key, t in times.items()}
 
 
 def kernel_errors(seed: int) -> None:

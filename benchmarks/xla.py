@@ -30,11 +30,11 @@ and over it (`medium`, `short`).
 from __future__ import annotations
 
 import argparse
-import time
 
 import keras
 import numpy as np
 from machine import describe
+from mixed_precision import median_steps
 
 import kseq  # noqa: F401  (registers the models and layers)
 from kseq.config import load_config
@@ -61,17 +61,7 @@ def step_times(name: str, shape: tuple, steps: int, seed: int) -> dict[bool, flo
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype("float32")
     y = rng.integers(0, CLASSES, shape[0])
-    models = {jit: compiled_model(name, x, jit, seed) for jit in (False, True)}
-    for model in models.values():
-        for _ in range(3):
-            model.train_on_batch(x, y)
-    times = {jit: [] for jit in models}
-    for _ in range(steps):
-        for jit, model in models.items():
-            started = time.perf_counter()
-            model.train_on_batch(x, y)
-            times[jit].append(time.perf_counter() - started)
-    return {jit: float(np.median(t)) for jit, t in times.items()}
+    return median_steps({jit: compiled_model(name, x, jit, seed) for jit in (False, True)}, x, y, steps)
 
 
 def resolved(name: str, shape: tuple) -> object:
