@@ -415,7 +415,8 @@ def test_ridge_model_learns_and_reloads_equal(name, hp, tmp_path):
 def test_head_is_ridge_for_small_data_and_logistic_for_large():
     config = {"sampler": {"batch_size": 32}, "train": {"steps": 0, "monitor": "loss", "epochs": 1,
                                                         "early_stopping_patience": 5, "min_delta": 0.0,
-                                                        "steps_per_execution": 1, "dtype_policy": "float32"},
+                                                        "steps_per_execution": 1, "dtype_policy": "float32",
+                                                        "jit_compile": "keras"},
               "model": {"name": "multirocket_hydra"}}
     assert recipe.resolve(config, num_train=500, sequence_length=100, validation=False)["model"]["head"] == "ridge"
     assert recipe.resolve(config, num_train=20_000, sequence_length=100,
