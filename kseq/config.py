@@ -175,6 +175,12 @@ def _type_name(kind) -> str:
             list: "a list", dict: "a table"}[kind]
 
 
+def _choice_names(section: str, key: str) -> str:
+    """The values a choice key accepts, as an error names them: its `CHOICES`, and `true, false`
+    where it also takes a boolean (`_ALSO`)."""
+    return ", ".join([*CHOICES[section, key], *(["true", "false"] if _ALSO.get((section, key)) is bool else [])])
+
+
 def check_values(config: dict, source: str = "config") -> None:
     """Reject a fixed key whose value has the wrong type or is not one of its `CHOICES`.
 
@@ -193,15 +199,14 @@ def check_values(config: dict, source: str = "config") -> None:
                 kinds += [int, float]
             if not any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds):
                 expected = " or ".join(dict.fromkeys(_type_name(k) for k in kinds))
-                if (section, key) in CHOICES:  # a choice, named: `train.jit_compile`'s strings and booleans
-                    booleans = ["true", "false"] if bool in kinds else []
-                    expected = "one of " + ", ".join([*CHOICES[section, key], *booleans])
+                if (section, key) in CHOICES:  # a choice: name its values (`train.jit_compile`'s booleans too)
+                    expected = f"one of {_choice_names(section, key)}"
                 if key in AUTO_KEYS.get(section, ()):
                     expected += ' or "auto"'
                 raise InputError(f"{source}: {section}.{key} = {value!r}; expected {expected}")
             choices = CHOICES.get((section, key))
             if choices and isinstance(value, str) and value not in choices:
-                expected = ", ".join([*choices, *(["true", "false"] if _ALSO.get((section, key)) is bool else [])])
+                expected = _choice_names(section, key)
                 raise InputError(f"{source}: {section}.{key} = {value!r}; expected one of {expected}")
     _check_ranges(config, source)
     for key, value in config["model"].items():

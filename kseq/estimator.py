@@ -90,8 +90,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         jit_compile: True (training steps compiled by XLA), False, "keras" (Keras' own choice: XLA
             on a GPU, never on a CPU), or "auto" (XLA for the convolutional networks' steps that
             are mostly per-step overhead, under 1,000 float32 series-steps a batch, on series of one
-            length; else Keras' choice, or False for series of unequal lengths, whose batches
-            each length would compile for: `kseq.training.recipe`).
+            length; False for series of unequal lengths, whose batches come in many lengths that
+            XLA would each compile; else Keras' choice: `kseq.training.recipe`).
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:
             "macro_f1" (per-class offsets maximising macro-F1) or "none" (the argmax), and

@@ -70,10 +70,10 @@ The rules, in the order they apply:
   under `ARITHMETIC_BATCH_STEPS` series-steps (the bfloat16 threshold, from the other side), on
   series of one length; `false` on series of unequal lengths, whose batches, cut to their longest
   member, come in many lengths that XLA would each compile (`resnet`'s step: about 2.5 s on 2
-  cores, the first epoch's cost, against steps of milliseconds); else `"keras"`, Keras' own choice, which is XLA on a GPU (for a model whose
-  layers it compiles) and never on a CPU. XLA fuses the op dispatch and the optimizer's
-  per-variable updates that most of a small step costs; a step of long series is convolutions,
-  which oneDNN's kernels already do well. Measured (`benchmarks/xla.py`, a float32 step, plain
+  cores, the first epoch's cost, against steps of milliseconds); else `"keras"`, Keras' own
+  choice, which is XLA on a GPU (for a model whose layers it compiles) and never on a CPU. XLA
+  fuses the op dispatch and the optimizer's per-variable updates that most of a small step costs;
+  a step of long series is convolutions, which oneDNN's kernels already do well. Measured (`benchmarks/xla.py`, a float32 step, plain
   over XLA, Intel AVX-512 machine, 2 cores): at Chinatown_subset's batch (2 x 24) `cnn` 1.65x,
   `fcn` 2.03x, `inception_time` 1.04x, `resnet` 1.95x; at Coffee's (2 x 286) 1.71x, 1.37x,
   1.50x, 1.38x. Above the threshold float32 steps still gain (1.11-1.38x, but `inception_time`
@@ -377,12 +377,12 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
         train["dtype_policy"] = "mixed_bfloat16" if mixed else "float32"
     if is_auto(train["jit_compile"]):
         overhead = batch_size * cost < ARITHMETIC_BATCH_STEPS and train["dtype_policy"] == "float32"
-        if unequal_lengths:
+        if unequal_lengths:  # batches of many lengths, each of which XLA would compile
             train["jit_compile"] = False
-        elif accelerator or not (overhead and model.get("name") in XLA_MODELS):
-            train["jit_compile"] = "keras"
-        else:
+        elif overhead and model.get("name") in XLA_MODELS and not accelerator:
             train["jit_compile"] = True
+        else:
+            train["jit_compile"] = "keras"
     if is_auto(train["monitor"]):
         train["monitor"] = "val_macro_f1" if validation else "loss"
     if not validation and train["monitor"].startswith("val_"):
