@@ -73,8 +73,8 @@ The rules, in the order they apply:
   cores, the first epoch's cost, against steps of milliseconds); else `"keras"`, Keras' own
   choice, which is XLA on a GPU (for a model whose layers it compiles) and never on a CPU. XLA
   fuses the op dispatch and the optimizer's per-variable updates that most of a small step costs;
-  a step of long series is convolutions, which oneDNN's kernels already do well. Measured (`benchmarks/xla.py`, a float32 step, plain
-  over XLA, Intel AVX-512 machine, 2 cores): at Chinatown_subset's batch (2 x 24) `cnn` 1.65x,
+  a step of long series is convolutions, which oneDNN's kernels already do well. Measured
+  (`benchmarks/xla.py`, a float32 step, plain over XLA, Intel AVX-512 machine, 2 cores): at Chinatown_subset's batch (2 x 24) `cnn` 1.65x,
   `fcn` 2.03x, `inception_time` 1.04x, `resnet` 1.95x; at Coffee's (2 x 286) 1.71x, 1.37x,
   1.50x, 1.38x. Above the threshold float32 steps still gain (1.11-1.38x, but `inception_time`
   0.86x at Trace's 10 x 275), but there `fcn` and `resnet` train in bfloat16, which XLA did not
