@@ -74,18 +74,18 @@ The rules, in the order they apply:
   choice, which is XLA on a GPU (for a model whose layers it compiles) and never on a CPU. XLA
   fuses the op dispatch and the optimizer's per-variable updates that most of a small step costs;
   a step of long series is convolutions, which oneDNN's kernels already do well. Measured
-  (`benchmarks/xla.py`, a float32 step, plain over XLA, Intel AVX-512 machine, 2 cores): at Chinatown_subset's batch (2 x 24) `cnn` 1.65x,
-  `fcn` 2.03x, `inception_time` 1.04x, `resnet` 1.95x; at Coffee's (2 x 286) 1.71x, 1.37x,
-  1.50x, 1.38x. Above the threshold float32 steps still gain (1.11-1.38x, but `inception_time`
-  0.86x at Trace's 10 x 275), but there `fcn` and `resnet` train in bfloat16, which XLA did not
-  speed up (a scratch probe: `resnet` 52.5 -> 56.5 ms at Trace's batch, 315 -> 322 ms at
-  PigCVP's, `fcn` 22.2 -> 25.7 ms at Trace's), so the rule stays where a step is overhead.
-  The recurrent models' training was slower under XLA (benchmarks/README.md, vs_pytorch); on a
-  GPU nothing was measured, so Keras decides there.
-  Only training compiles: the trained model is recompiled with Keras' choice
-  (`kseq.training.trainer.one_step_per_execution`), so evaluation, saliency and `model.keras`
-  are as before. XLA's kernels round differently, so a run's figures are those of another
-  draw of the same training, not the same numbers.
+  (`benchmarks/xla.py`, a float32 step, plain over XLA, Intel AVX-512 machine, 2 cores): at
+  Chinatown_subset's batch (2 x 24) `cnn` 1.65x, `fcn` 2.03x, `inception_time` 1.04x, `resnet`
+  1.95x; at Coffee's (2 x 286) 1.71x, 1.37x, 1.50x, 1.38x. Above the threshold float32 steps still
+  gain (1.11-1.38x, but `inception_time` 0.86x at Trace's 10 x 275), but there `fcn` and `resnet`
+  train in bfloat16, which XLA did not speed up (a scratch probe: `resnet` 52.5 -> 56.5 ms at
+  Trace's batch, 315 -> 322 ms at PigCVP's, `fcn` 22.2 -> 25.7 ms at Trace's), so the rule stays
+  where a step is overhead. The recurrent models' training was slower under XLA
+  (benchmarks/README.md, vs_pytorch); on a GPU nothing was measured, so Keras decides there. Only
+  training compiles: the trained model is recompiled with Keras' choice
+  (`kseq.training.trainer.one_step_per_execution`), so evaluation, saliency and `model.keras` are
+  as before. XLA's kernels round differently, so a run's figures are those of another draw of the
+  same training, not the same numbers.
 - `train.monitor`: `val_macro_f1` with a validation split, the training `loss` without one; with
   a validation split the run ends on the best epoch by it, without one on its last.
 - `train.early_stopping_patience`: a quarter of the epochs (at least `MIN_PATIENCE`), so a run
