@@ -13,6 +13,8 @@ result instead of training again:
 
 - `plain`: shuffled batches, crossentropy, the argmax (`sampler.kind = "none"`, `decisions.folds = 0`);
 - `class_weight`: balanced class weights in the loss (`sampler.kind = "class_weight"`);
+- `logit_adjusted`: shuffled batches, crossentropy of logits shifted by the log class priors
+  (`loss.name = "logit_adjusted"`, `kseq.losses.LogitAdjustedCrossentropy`), the argmax;
 - `rejection`: class-balanced batches (`sampler.kind = "rejection"`);
 - `rejection+focal`: class-balanced batches and focal loss, gamma 2;
 - `plain+decisions`: shuffled batches and crossentropy, with the default's decisions (below);
@@ -58,6 +60,7 @@ MIN_PER_CLASS = 2
 METHODS = {
     "plain": ['sampler.kind="none"', "decisions.folds=0"],
     "class_weight": ['sampler.kind="class_weight"', "decisions.folds=0"],
+    "logit_adjusted": ['sampler.kind="none"', 'loss.name="logit_adjusted"', "decisions.folds=0"],
     "rejection": ['sampler.kind="rejection"', "decisions.folds=0"],
     "rejection+focal": ['sampler.kind="rejection"', 'loss.name="focal"', "loss.gamma=2.0", "decisions.folds=0"],
     "plain+decisions": ['sampler.kind="none"'],

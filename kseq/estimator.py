@@ -64,7 +64,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         model_params: the builder's keyword arguments (None: its defaults, but for the models
             built for any length, whose `length_feature` is "auto": on when the training series'
             lengths differ, `kseq.training.recipe`).
-        loss: "crossentropy", "focal" or "smoothed_crossentropy" (`kseq.get_loss`).
+        loss: "crossentropy", "focal", "smoothed_crossentropy" or "logit_adjusted" (`kseq.get_loss`;
+            the last shifts the logits by the training labels' log class priors in training).
         loss_params: the loss's keyword arguments, e.g. `{"gamma": 2.0}`, or
             `{"class_weights": "balanced"}` for a class-weighted loss.
         sampler: how training batches are drawn (`kseq.make_train_dataset`): "none", "rejection",

@@ -1,8 +1,10 @@
-"""Imbalance-aware losses for sparse integer labels: focal loss and label-smoothed crossentropy.
+"""Imbalance-aware losses for sparse integer labels: focal loss, label-smoothed crossentropy and
+logit-adjusted crossentropy.
 
-Both take labels of shape `(batch,)` or `(batch, 1)` and predictions of shape
-`(batch, num_classes)`, logits by default. Both accept per-class `class_weights` that multiply
-each sample's loss by the weight of its true class; `sample_weight` from `fit` applies on top.
+Each takes labels of shape `(batch,)` or `(batch, 1)` and predictions of shape
+`(batch, num_classes)`, logits by default (the logit-adjusted loss takes logits only). Focal
+loss and smoothed crossentropy accept per-class `class_weights` that multiply each sample's loss
+by the weight of its true class; `sample_weight` from `fit` applies on top of every loss.
 """
 
 from __future__ import annotations
@@ -181,8 +183,53 @@ class SmoothedCrossentropy(keras.losses.Loss):
         }
 
 
+@keras.saving.register_keras_serializable(package="kseq")
+class LogitAdjustedCrossentropy(keras.losses.Loss):
+    """Crossentropy of logits shifted by `tau * log(prior)` (Menon et al., 2021, "Long-tail learning
+    via logit adjustment").
+
+    Per sample: `-log softmax(logits + tau * log(class_priors))[y]`. Only training sees the shift,
+    so the model's own logits learn `log p(y | x) - tau * log p(y)` plus a constant: with `tau = 1`
+    their argmax is the balanced-error rule, a rare class no longer lost to its prior. Unlike
+    class weights, which stop mattering once a network fits its training set (every weighted
+    loss then reaches zero: Byrd and Lipton, 2019), the shift asks for a margin that grows as a
+    class's prior falls, and keeps asking at zero training error. `class_priors`: the training
+    labels' class frequencies (`class_priors(y, num_classes)`), or their counts (only their
+    ratios matter); uniform priors give plain crossentropy.
+
+    >>> loss = LogitAdjustedCrossentropy(class_priors=[0.9, 0.1])
+    >>> round(float(loss([1], [[0.0, 0.0]])), 3)  # -log(0.1 / (0.9 + 0.1))
+    2.303
+    """
+
+    def __init__(self, class_priors, tau: float = 1.0, name: str = "logit_adjusted", **kwargs):
+        super().__init__(name=name, **kwargs)
+        priors = np.asarray(class_priors, np.float64)
+        if priors.ndim != 1 or priors.size < 2 or np.any(priors <= 0):
+            raise ValueError(f"class_priors must be a positive frequency for each of two or more classes; "
+                             f"got {class_priors!r}")
+        self.class_priors = priors.tolist()  # a common scale shifts every logit alike: counts do too
+        self.tau = float(tau)
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = _sparse_labels(y_true), ops.convert_to_tensor(y_pred)
+        shift = ops.convert_to_tensor(self.tau * np.log(self.class_priors), y_pred.dtype)
+        log_p = ops.log_softmax(y_pred + shift, axis=-1)
+        return -ops.sum(ops.one_hot(y_true, len(self.class_priors), dtype=log_p.dtype) * log_p, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "class_priors": self.class_priors, "tau": self.tau}
+
+
+def class_priors(y, num_classes: int) -> np.ndarray:
+    """Each class's share of the labels `y`, for `LogitAdjustedCrossentropy`; every class must occur."""
+    weights = balanced_class_weights(y, num_classes)  # refuses labels out of range or a class absent
+    return (1.0 / weights) / num_classes
+
+
 _LOSSES = {
     "focal": FocalLoss,
+    "logit_adjusted": LogitAdjustedCrossentropy,
     "smoothed_crossentropy": SmoothedCrossentropy,
     # Plain sparse crossentropy, still taking class_weights.
     "crossentropy": functools.partial(SmoothedCrossentropy, label_smoothing=0.0, name="crossentropy"),

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from kseq.losses import FocalLoss, SmoothedCrossentropy, balanced_class_weights, get_loss
+from kseq.losses import (FocalLoss, LogitAdjustedCrossentropy, SmoothedCrossentropy, balanced_class_weights,
+                         class_priors, get_loss)
 
 C = 5
 
@@ -127,7 +128,7 @@ def test_get_loss_builds_by_name(batch):
 
 
 def test_get_loss_unknown_name_lists_known():
-    with pytest.raises(ValueError, match="crossentropy, focal, smoothed_crossentropy"):
+    with pytest.raises(ValueError, match="crossentropy, focal, logit_adjusted, smoothed_crossentropy"):
         get_loss("hinge")
 
 
@@ -179,3 +180,70 @@ def test_get_loss_with_a_wrong_alpha_from_a_config_is_an_input_error():
 
     with pytest.raises(InputError, match=r"\[loss\]: alpha has 2 entries but num_classes is 5"):
         make_loss({"name": "focal", "gamma": 2.0, "alpha": [0.5, 0.5]}, np.arange(10) % 5, 5)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_logit_adjusted_is_keras_crossentropy_of_shifted_logits(batch, tau):
+    labels, logits = batch
+    priors = np.array([0.5, 0.25, 0.15, 0.07, 0.03])
+    ours = LogitAdjustedCrossentropy(class_priors=priors * 7.0, tau=tau, reduction=None)  # any scale: normalised
+    ref = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(
+        labels, logits + tau * np.log(priors).astype("float32"))
+    np.testing.assert_allclose(ours(labels, logits), ref, atol=1e-6)
+    np.testing.assert_allclose(ours(labels[:, None], logits), ref, atol=1e-6)
+
+
+def test_logit_adjusted_with_uniform_priors_or_no_shift_is_crossentropy(batch):
+    labels, logits = batch
+    ref = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    np.testing.assert_allclose(LogitAdjustedCrossentropy(np.ones(C))(labels, logits), ref, atol=1e-6)
+    np.testing.assert_allclose(LogitAdjustedCrossentropy(np.arange(1, C + 1), tau=0.0)(labels, logits), ref,
+                               atol=1e-6)
+
+
+def test_logit_adjusted_round_trips_by_registered_name(batch):
+    labels, logits = batch
+    loss = get_loss("logit_adjusted", class_priors=[0.4, 0.3, 0.1, 0.1, 0.1], tau=0.8)
+    config = keras.saving.serialize_keras_object(loss)
+    assert config["registered_name"] == "kseq>LogitAdjustedCrossentropy"
+    restored = keras.saving.deserialize_keras_object(config)
+    assert restored.get_config() == loss.get_config()
+    np.testing.assert_allclose(restored(labels, logits), loss(labels, logits), atol=1e-7)
+
+
+@pytest.mark.parametrize("priors", [[1.0], [0.5, 0.0, 0.5], [[0.5, 0.5]]])
+def test_logit_adjusted_refuses_priors_that_are_not_positive_frequencies(priors):
+    with pytest.raises(ValueError, match="class_priors must be a positive frequency"):
+        LogitAdjustedCrossentropy(priors)
+
+
+def test_class_priors_are_the_label_frequencies_and_the_config_gets_them_from_training():
+    from kseq.training.trainer import make_loss
+
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    np.testing.assert_allclose(class_priors(y, 3), np.bincount(y) / len(y))
+    np.testing.assert_allclose(make_loss({"name": "logit_adjusted"}, y, 3).class_priors, np.bincount(y) / len(y))
+    with pytest.raises(ValueError, match=r"\[1\]"):  # a class absent from training has no prior
+        class_priors([0, 2, 2], 3)
+
+
+def test_logit_adjusted_training_puts_the_boundary_where_balanced_error_is_least():
+    """Two unit-variance Gaussians at -1 and +1, nine parts to one. A linear model trained by
+    crossentropy learns the posterior, whose boundary the prior pushes into the rare class:
+    x = log(9) / 2 = 1.10. Trained by the logit-adjusted loss it learns the likelihood ratio,
+    whose boundary is the midpoint, x = 0, where the two classes' error rates are equal."""
+    rng = np.random.default_rng(0)
+    y = (np.arange(20_000) % 10 == 0).astype("int32")
+    x = (rng.normal(size=y.size) + np.where(y == 1, 1.0, -1.0)).astype("float32")[:, None]
+
+    def boundary(loss):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.Adam(0.05), loss)
+        model.fit(x, y, batch_size=2_000, epochs=60, verbose=0)
+        w, b = model.layers[0].get_weights()
+        return -(b[1] - b[0]) / (w[0, 1] - w[0, 0])  # where the two logits are equal
+
+    plain = boundary(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    adjusted = boundary(LogitAdjustedCrossentropy(class_priors(y, 2)))
+    assert abs(plain - np.log(9.0) / 2) < 0.1 and abs(adjusted) < 0.1, (plain, adjusted)

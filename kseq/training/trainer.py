@@ -33,7 +33,7 @@ from kseq.data.sequence_set import SequenceSet, Splits, signal_lengths
 from kseq.data.shards import ShardedFeatures
 from kseq.utils.errors import InputError
 from kseq.utils.files import write_text
-from kseq.losses import balanced_class_weights, get_loss
+from kseq.losses import balanced_class_weights, class_priors, get_loss
 from kseq.metrics import BalancedAccuracy, MacroF1
 from kseq.models import accepts_any_length, build_model, model_names
 from kseq.models.inference import predict_batches
@@ -248,6 +248,8 @@ def make_loss(loss_config: dict, y_fit: np.ndarray, num_classes: int) -> keras.l
     kwargs = {k: v for k, v in loss_config.items() if k != "name"}
     if kwargs.get("class_weights") == "balanced":
         kwargs["class_weights"] = balanced_class_weights(y_fit, num_classes).tolist()
+    if loss_config["name"] == "logit_adjusted" and "class_priors" not in kwargs:
+        kwargs["class_priors"] = class_priors(y_fit, num_classes).tolist()  # the training set's, as shifted
     if loss_config["name"] == "focal":
         kwargs["num_classes"] = num_classes  # so a per-class alpha of the wrong length fails here
     try:
