@@ -24,14 +24,26 @@ def balanced_class_weights(y, num_classes: int) -> np.ndarray:
     Like `compute_class_weight("balanced", classes=range(num_classes), y=y)`, every class must
     occur in `y`; a weight for a class never seen in training would be meaningless.
     """
+    return balanced_weights(_counts(y, num_classes, "balanced weights"))
+
+
+def class_priors(y, num_classes: int) -> np.ndarray:
+    """Each class's share of the labels `y`, for `LogitAdjustedCrossentropy`; every class must occur."""
+    counts = _counts(y, num_classes, "class priors")
+    return counts / counts.sum()
+
+
+def _counts(y, num_classes: int, what: str) -> np.ndarray:
+    """Per-class counts of the labels `y`, refusing a label out of range and a class `y` lacks
+    (`what` needs every class)."""
     y = np.asarray(y).astype(np.int64).ravel()
     if np.any((y < 0) | (y >= num_classes)):
         raise ValueError(f"labels must lie in [0, {num_classes}).")
     counts = np.bincount(y, minlength=num_classes)
     missing = np.flatnonzero(counts == 0)
     if missing.size:
-        raise ValueError(f"classes {missing.tolist()} do not occur in y; balanced weights need every class.")
-    return balanced_weights(counts)
+        raise ValueError(f"classes {missing.tolist()} do not occur in y; {what} need every class.")
+    return counts
 
 
 def _check_class_weights(class_weights):
@@ -214,17 +226,11 @@ class LogitAdjustedCrossentropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true, y_pred = _sparse_labels(y_true), ops.convert_to_tensor(y_pred)
         shift = ops.convert_to_tensor(self.tau * np.log(self.class_priors), y_pred.dtype)
-        log_p = ops.log_softmax(y_pred + shift, axis=-1)
-        return -ops.sum(ops.one_hot(y_true, len(self.class_priors), dtype=log_p.dtype) * log_p, axis=-1)
+        log_p = _log_probs(y_pred + shift, from_logits=True)
+        return -ops.sum(_targets(y_true, len(self.class_priors), 0.0, log_p.dtype) * log_p, axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "class_priors": self.class_priors, "tau": self.tau}
-
-
-def class_priors(y, num_classes: int) -> np.ndarray:
-    """Each class's share of the labels `y`, for `LogitAdjustedCrossentropy`; every class must occur."""
-    weights = balanced_class_weights(y, num_classes)  # refuses labels out of range or a class absent
-    return (1.0 / weights) / num_classes
 
 
 _LOSSES = {
