@@ -598,7 +598,7 @@ def test_chunks_hold_a_bounded_number_of_values_however_long_the_series():
 
 def test_multirocket_and_hydra_chunks_count_their_rows_and_keep_each_series_features(monkeypatch):
     """`rows_per_step` is what a step holds in the programs: MultiRocket 84 per dilation of the
-    series and of its difference, Hydra its kernels per dilation and input; with chunks of two
+    series and of its difference, Hydra its kernels and taps per dilation and input; with chunks of two
     series, a batch of five gives each series the features it has alone."""
     from kseq.models import xla_programs
     from kseq.models.rocket import fit_dilations
@@ -608,10 +608,37 @@ def test_multirocket_and_hydra_chunks_count_their_rows_and_keep_each_series_feat
     multi.adapt(x)
     hydra.build(x.shape)
     assert multi.rows_per_step == 84 * (len(fit_dilations(200, 336)[0]) + len(fit_dilations(199, 336)[0]))
-    assert hydra.rows_per_step == len(hydra.dilations) * 2 * 4 * 4  # two inputs of four groups of four kernels
+    # two inputs of four groups of four kernels, and the nine taps of the one channel their product reads
+    assert hydra.rows_per_step == len(hydra.dilations) * 2 * (4 * 4 + 9)
     for layer in (multi, hydra):
         monkeypatch.setattr(xla_programs, "CHUNK_ELEMENTS", 2 * 200 * layer.rows_per_step)
         assert xla_programs.chunk_size(200, layer.rows_per_step) == 2
+        features = numpy(layer(x))
+        for i in (0, 4):
+            np.testing.assert_allclose(features[i], numpy(layer(x[i:i + 1]))[0], atol=1e-5)
+
+
+def test_multivariate_chunks_count_the_taps_each_channel_adds(monkeypatch):
+    """On multivariate series the programs read nine shifted copies of every channel per dilation
+    (and input), which outnumber the kernel outputs from 10 channels on: `rows_per_step` counts
+    them, so a chunk of many-channel series stays within `CHUNK_ELEMENTS` (963 channels: 20 GB a
+    chunk without them), and a batch cut into chunks of two gives each series its features alone."""
+    from kseq.models import xla_programs
+    from kseq.models.rocket import fit_dilations
+
+    x = np.random.default_rng(4).normal(size=(5, 120, 12)).astype("float32")
+    mini, multi = MiniRocket(num_features=168, seed=0), MultiRocket(num_features=168, seed=0)
+    hydra = Hydra(num_kernels=4, num_groups=8, seed=0)
+    for layer in (mini, multi):
+        layer.adapt(x)
+    hydra.build(x.shape)
+    per_dilation = 84 + 9 * 12
+    assert mini.rows_per_step == per_dilation * len(fit_dilations(120, 168)[0])
+    assert multi.rows_per_step == per_dilation * (len(fit_dilations(120, 168)[0]) + len(fit_dilations(119, 168)[0]))
+    assert hydra.rows_per_step == len(hydra.dilations) * 2 * (4 * 4 + 9 * 12)
+    for layer in (mini, multi, hydra):
+        monkeypatch.setattr(xla_programs, "CHUNK_ELEMENTS", 2 * 120 * layer.rows_per_step)
+        assert xla_programs.chunk_size(120, layer.rows_per_step) == 2
         features = numpy(layer(x))
         for i in (0, 4):
             np.testing.assert_allclose(features[i], numpy(layer(x[i:i + 1]))[0], atol=1e-5)

@@ -128,9 +128,13 @@ class Hydra(layers.Layer):
 
     @property
     def rows_per_step(self) -> int:
-        """The kernel responses a series' step has in the compiled program (what
-        `kseq.models.xla_programs.chunk_size` bounds)."""
-        return len(self.dilations) * self.inputs_seen * self.groups_per_input * self.num_kernels
+        """The values a series' step has in the compiled program (what
+        `kseq.models.xla_programs.chunk_size` bounds), per dilation and input: the kernel responses
+        and the nine shifted copies of every channel that their product reads (`kernel_major_taps`),
+        which outnumber the responses on series of many channels (as in `MiniRocket.rows_per_step`)."""
+        channels = self.mixing.shape[2]
+        responses = self.groups_per_input * self.num_kernels
+        return len(self.dilations) * self.inputs_seen * (responses + KERNEL_LENGTH * channels)
 
     def output_size(self, num_dilations: int) -> int:
         return num_dilations * 2 * self.inputs_seen * self.groups_per_input * self.num_kernels

@@ -496,9 +496,15 @@ class MiniRocket(layers.Layer):
 
     @property
     def rows_per_step(self) -> int:
-        """The kernel outputs a series' step has in the compiled programs: 84 per dilation and
-        representation (what `kseq.models.xla_programs.chunk_size` bounds)."""
-        return NUM_KERNELS * sum(len(dilations) for dilations, _ in self._plans)
+        """The values a series' step has in the compiled programs, per dilation and representation
+        (what `kseq.models.xla_programs.chunk_size` bounds): the 84 kernel outputs and, for
+        multivariate series, the nine shifted copies of every channel that the outputs' product
+        reads (`kernel_major_taps`). From 10 channels on the copies outnumber the outputs; counted
+        without them, a chunk of 128 series of 144 steps and 963 channels held 20 GB. Univariate
+        batches take the time-major pass, which never writes the copies out."""
+        channels = self.selections[0].shape[1]
+        taps = KERNEL_LENGTH * channels if channels > 1 else 0
+        return (NUM_KERNELS + taps) * sum(len(dilations) for dilations, _ in self._plans)
 
     @staticmethod
     def time_major(shape) -> bool:
