@@ -367,6 +367,23 @@ def test_weighted_ridge_equals_ridge_classifier_cv_with_class_and_sample_weights
         np.testing.assert_allclose(test @ fit.kernel + fit.bias, reference.decision_function(test), atol=1e-4)
 
 
+def test_ridge_fitted_a_few_feature_columns_at_a_time_equals_ridge_classifier_cv(monkeypatch):
+    """The Gram matrix, the means and the kernel are sums over blocks of feature columns
+    (`COLUMN_BLOCK`), so float32 features are never copied whole into float64: blocks of 7 columns,
+    the last one short, give scikit-learn's weighted fit on the same features."""
+    from kseq.models import ridge
+
+    monkeypatch.setattr(ridge, "COLUMN_BLOCK", 7)
+    rng = np.random.default_rng(7)
+    y = np.arange(40) % 3
+    features = (rng.normal(size=(40, 100)) + y[:, None] * np.linspace(-0.5, 0.5, 100) + 2.0).astype("float32")
+    weight = rng.uniform(0.2, 3.0, 40)
+    reference = RidgeClassifierCV(alphas=ALPHAS).fit(features.astype("float64"), y, sample_weight=weight)
+    fit = ridge_classifier(features, y, 3, sample_weight=weight)
+    assert fit.alpha == reference.alpha_
+    np.testing.assert_allclose(features @ fit.kernel + fit.bias, reference.decision_function(features), atol=1e-4)
+
+
 def test_a_ridge_head_takes_the_runs_class_weights():
     """`sampler.kind = "class_weight"` (the recipe's choice on imbalanced small data) reaches the
     solved head: its decisions are scikit-learn's balanced ridge on the model's own features."""
@@ -382,7 +399,13 @@ def test_a_ridge_head_takes_the_runs_class_weights():
     assert np.abs(decision - plain.decision_function(features)).max() > 1e-2  # the weights changed the fit
 
 
-def test_feature_scaling_standardises_and_sparse_scaling_keeps_zeros():
+@pytest.mark.parametrize("block", [None, 2], ids=["one_block", "blocks_of_2"])
+def test_feature_scaling_standardises_and_sparse_scaling_keeps_zeros(block, monkeypatch):
+    """The statistics are NumPy's over all series, whether taken in one block of columns or in
+    several (`SCALING_BLOCK`, the last one short)."""
+    if block:
+        from kseq.models import random_kernels
+        monkeypatch.setattr(random_kernels, "SCALING_BLOCK", block)
     rng = np.random.default_rng(3)
     features = rng.normal(size=(50, 4)) * [1, 2, 3, 0]
     dense = FeatureScaling()
