@@ -7,7 +7,10 @@ default sizes) on the same series, in chunks of each size asked for, each in a f
 its peak resident memory is its own): milliseconds per series (the second of two passes, the
 first compiles) and the process's peak RSS.
 
-    python benchmarks/rocket_chunks.py [--series 256] [--steps 500] [--chunks 16 64 256] [--threads 2]
+    python benchmarks/rocket_chunks.py [--series 256] [--steps 500] [--channels 1] [--chunks 16 64 256] [--threads 2]
+
+`--channels`: multivariate series of that many channels, whose programs also hold the nine
+shifted copies of every channel per dilation (`rows_per_step`).
 
 Last line: `time_ratio_largest_over_bounded= rss_ratio_largest_over_bounded= bounded_chunk=`, means
 over the three transforms of the largest chunk's figure over the bounded chunk's (what
@@ -26,7 +29,7 @@ from machine import describe
 TRANSFORMS = ("MiniRocket", "MultiRocket", "Hydra")
 
 
-def measure(transform: str, series: int, steps: int, chunk: int | None, threads: int) -> dict:
+def measure(transform: str, series: int, steps: int, channels: int, chunk: int | None, threads: int) -> dict:
     """One transform in a fresh process, in chunks of `chunk` series (None: as `chunk_size` gives)."""
     code = f"""
 import json, resource, time
@@ -37,7 +40,7 @@ from kseq.models.rocket import MiniRocket, MultiRocket
 from kseq.serving.runtime import configure_threads
 configure_threads("train", intra_op={threads}, inter_op=1)
 layer = {{"MiniRocket": MiniRocket, "MultiRocket": MultiRocket, "Hydra": Hydra}}["{transform}"]()
-x = np.random.default_rng(0).normal(size=({series}, {steps}, 1)).astype("float32")
+x = np.random.default_rng(0).normal(size=({series}, {steps}, {channels})).astype("float32")
 layer.adapt(x[:64]) if hasattr(layer, "adapt") else layer.build(x.shape)
 chunk = {chunk}
 if chunk is not None:
@@ -58,18 +61,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", type=int, default=256)
     parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--chunks", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     print(describe(), flush=True)
-    print(f"series={args.series} steps={args.steps} threads={args.threads}")
+    print(f"series={args.series} steps={args.steps} channels={args.channels} threads={args.threads}")
     print("| transform | chunk | ms per series | peak RSS GB |")
     print("|---|---|---|---|")
     time_ratios, rss_ratios, bounded_chunks = [], [], []
     for transform in TRANSFORMS:
         results = {}
         for chunk in [*args.chunks, None]:
-            result = measure(transform, args.series, args.steps, chunk, args.threads)
+            result = measure(transform, args.series, args.steps, args.channels, chunk, args.threads)
             label = f"{result['chunk']} (bounded)" if chunk is None else str(result["chunk"])
             print(f"| {transform} | {label} | {result['ms_per_series']:.2f} | {result['rss_gb']:.2f} |", flush=True)
             results[chunk] = result
