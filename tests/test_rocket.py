@@ -402,10 +402,10 @@ def test_a_ridge_head_takes_the_runs_class_weights():
 @pytest.mark.parametrize("block", [None, 2], ids=["one_block", "blocks_of_2"])
 def test_feature_scaling_standardises_and_sparse_scaling_keeps_zeros(block, monkeypatch):
     """The statistics are NumPy's over all series, whether taken in one block of columns or in
-    several (`SCALING_BLOCK`, the last one short)."""
+    several (`kseq.models.ridge.COLUMN_BLOCK`, the last one short)."""
     if block:
-        from kseq.models import random_kernels
-        monkeypatch.setattr(random_kernels, "SCALING_BLOCK", block)
+        from kseq.models import ridge
+        monkeypatch.setattr(ridge, "COLUMN_BLOCK", block)
     rng = np.random.default_rng(3)
     features = rng.normal(size=(50, 4)) * [1, 2, 3, 0]
     dense = FeatureScaling()

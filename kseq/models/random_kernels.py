@@ -42,13 +42,12 @@ from kseq.models.hydra import Hydra
 from kseq.models.inference import predict_arrays
 from kseq.models.layers import all_layers
 from kseq.models.registry import register_model
-from kseq.models.ridge import ridge_classifier
+from kseq.models.ridge import column_blocks, ridge_classifier
 from kseq.models.rocket import MiniRocket, MultiRocket
 from kseq.utils.errors import InputError
 
 HEADS = ("ridge", "logistic")
 SCALING_SAMPLE = 4096  # series the logistic head's feature statistics are taken from
-SCALING_BLOCK = 2048  # feature columns whose statistics `FeatureScaling.adapt` takes in float64 at a time
 TRANSFORMS = (MiniRocket, MultiRocket, Hydra)
 
 
@@ -71,14 +70,12 @@ class FeatureScaling(layers.Layer):
 
     def adapt(self, features):
         """Fit the statistics on training features (N, D), in float64 a block of columns at a time
-        (`SCALING_BLOCK`): a float64 copy of them all would be twice their size again."""
+        (`kseq.models.ridge.column_blocks`): a float64 copy of them all would be twice their size again."""
         features = np.asarray(features)
         if not self.built:
             self.build(features.shape)
         mean, scale = np.empty(features.shape[1]), np.empty(features.shape[1])
-        for start in range(0, features.shape[1], SCALING_BLOCK):
-            columns = slice(start, start + SCALING_BLOCK)
-            block = features[:, columns].astype("float64")
+        for columns, block in column_blocks(features):
             if self.sparse:
                 block = np.sqrt(np.maximum(block, 0))
                 scale[columns] = (block.std(axis=0, ddof=1 if len(block) > 1 else 0) + (block == 0).mean(axis=0) ** 4

@@ -27,7 +27,7 @@ import dataclasses
 import numpy as np
 
 ALPHAS = tuple(np.logspace(-3, 3, 10))  # the MiniRocket / MultiRocket / aeon default grid
-COLUMN_BLOCK = 2048  # features taken at a time into float64 (`_column_blocks`)
+COLUMN_BLOCK = 2048  # features taken at a time into float64 (`column_blocks`)
 
 
 @dataclasses.dataclass
@@ -63,14 +63,14 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPH
     root = np.sqrt(weight)
     n, d = x.shape
     x_mean = np.empty(d)
-    for columns, block in _column_blocks(x):
+    for columns, block in column_blocks(x):
         x_mean[columns] = weight @ block / weight.sum()
     y_mean = np.average(targets, axis=0, weights=weight)
     targets_c = (targets - y_mean) * root[:, None]
     intercept_axis = root / np.linalg.norm(root)  # the intercept's direction, left unpenalised
     if n <= d:
         gram = np.zeros((n, n))
-        for columns, block in _column_blocks(x, x_mean, root):
+        for columns, block in column_blocks(x, x_mean, root):
             gram += block @ block.T
         values, vectors = np.linalg.eigh(gram)
         del gram
@@ -88,7 +88,7 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPH
                 best = (error, alpha, dual)
         _, alpha, dual = best
         kernel = np.empty((d, num_classes))
-        for columns, block in _column_blocks(x, x_mean, root):
+        for columns, block in column_blocks(x, x_mean, root):
             kernel[columns] = block.T @ dual
     else:
         centred = (x.astype("float64") - x_mean) * root[:, None]  # d < n: as small as the covariance's factors
@@ -112,12 +112,13 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, alphas=ALPH
                     alpha=float(alpha))
 
 
-def _column_blocks(x, x_mean=None, root=None):
+def column_blocks(x, x_mean=None, root=None):
     """(columns, block) over `COLUMN_BLOCK` columns of `x` at a time, in float64: `x[:, columns]`,
-    or with `x_mean` and `root` its centred rows scaled by `root`. A Gram matrix and a kernel are
-    sums over blocks of columns, so the N x D features are never copied whole: in float64, centred
-    and weighted, three copies of them had held six times their float32 size (6,599 series of
-    54,848 `multirocket_hydra` features: 8.7 GB beside their own 1.4 GB)."""
+    or with `x_mean` and `root` its centred rows scaled by `root`. A Gram matrix, a kernel and
+    per-feature statistics (`kseq.models.random_kernels.FeatureScaling`) are sums over blocks of
+    columns, so the N x D features are never copied whole: in float64, centred and weighted, three
+    copies of them had held six times their float32 size (6,599 series of 54,848
+    `multirocket_hydra` features: 8.7 GB beside their own 1.4 GB)."""
     for start in range(0, x.shape[1], COLUMN_BLOCK):
         columns = slice(start, start + COLUMN_BLOCK)
         block = x[:, columns].astype("float64")
