@@ -89,10 +89,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             computes it natively; a layer this machine computes wrong in bfloat16 computes in
             float32: `kseq.training.mixed_precision`); `model_` is float32 either way.
         jit_compile: True (training steps compiled by XLA), False, "keras" (Keras' own choice: XLA
-            on a GPU, never on a CPU), or "auto" (XLA for the convolutional networks' steps that
-            are mostly per-step overhead, under 1,000 float32 series-steps a batch, on series of one
-            length; False for series of unequal lengths, whose batches come in many lengths that
-            XLA would each compile; else Keras' choice: `kseq.training.recipe`).
+            on a GPU, never on a CPU), or "auto" (on a CPU, XLA for the float32 steps of `cnn`,
+            `fcn` and `resnet`, and of `inception_time` under 1,000 series-steps a batch, where a
+            step is mostly per-step overhead, on series of one length; False for series of
+            unequal lengths, whose batches come in many lengths that XLA would each compile; else
+            Keras' choice: `kseq.training.recipe`).
         thresholds, calibrate: the decisions fitted on held-out data (`validation_data`, or the
             validation split when there is one), as a command-line run's `[decisions]`:
             "macro_f1" (per-class offsets maximising macro-F1) or "none" (the argmax), and

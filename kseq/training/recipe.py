@@ -65,22 +65,30 @@ The rules, in the order they apply:
   (benchmarks/README.md, section mixed_precision, "Back to bfloat16"). Over seeds 0-2: PigCVP 88.0% in
   float32 against 87.3% in bfloat16 (one test series of 208 apart at seed 1, none at seed 2),
   WatchExercise 90.5% against 92.1%.
-- `train.jit_compile`: `true` (training steps compiled by XLA) for the convolutional networks
-  (`XLA_MODELS`) where a step is per-step overhead rather than arithmetic, a float32 batch of
-  under `ARITHMETIC_BATCH_STEPS` series-steps (the bfloat16 threshold, from the other side), on
-  series of one length; `false` on series of unequal lengths, whose batches, cut to their longest
-  member, come in many lengths that XLA would each compile (`resnet`'s step: about 2.5 s on 2
-  cores, the first epoch's cost, against steps of milliseconds); else `"keras"`, Keras' own
-  choice, which is XLA on a GPU (for a model whose layers it compiles) and never on a CPU. XLA
-  fuses the op dispatch and the optimizer's per-variable updates that most of a small step costs;
-  a step of long series is convolutions, which oneDNN's kernels already do well. Measured
-  (`benchmarks/xla.py`, a float32 step, plain over XLA, Intel AVX-512 machine, 2 cores): at
+- `train.jit_compile`: `true` (training steps compiled by XLA), on a CPU and series of one length,
+  for float32 steps of the networks whose float32 steps XLA sped up at every batch measured
+  (`XLA_FLOAT32_MODELS`: `cnn`, `fcn`, `resnet`), and for `inception_time` too where a step is
+  per-step overhead rather than arithmetic (`XLA_MODELS`: a batch of under
+  `ARITHMETIC_BATCH_STEPS` series-steps, the bfloat16 threshold from the other side); `false` on
+  series of unequal lengths, whose batches, cut to their longest member, come in many lengths that
+  XLA would each compile (`resnet`'s step: about 2.5 s on 2 cores, the first epoch's cost, against
+  steps of milliseconds); else `"keras"`, Keras' own choice, which is XLA on a GPU (for a model
+  whose layers it compiles) and never on a CPU. XLA fuses the op dispatch and the optimizer's
+  per-variable updates that most of a small step costs, and the convolutions' elementwise
+  neighbours (batch norm, activations, residual sums) on long series. Measured (`benchmarks/xla.py`,
+  a float32 step, plain over XLA, 2 cores): on an Intel AVX-512 machine with AMX, at
   Chinatown_subset's batch (2 x 24) `cnn` 1.65x, `fcn` 2.03x, `inception_time` 1.04x, `resnet`
-  1.95x; at Coffee's (2 x 286) 1.71x, 1.37x, 1.50x, 1.38x. Above the threshold float32 steps still
-  gain (1.11-1.38x, but `inception_time` 0.86x at Trace's 10 x 275), but there `fcn` and `resnet`
-  train in bfloat16, which XLA did not speed up (a scratch probe: `resnet` 52.5 -> 56.5 ms at
-  Trace's batch, 315 -> 322 ms at PigCVP's, `fcn` 22.2 -> 25.7 ms at Trace's), so the rule stays
-  where a step is overhead. The recurrent models' training was slower under XLA
+  1.95x; at Coffee's (2 x 286) 1.71x, 1.37x, 1.50x, 1.38x; at Trace's (10 x 275) 1.28x, 1.11x,
+  0.86x, 1.27x. On an Intel AVX-512 machine without bfloat16, where `fcn` and `resnet` train in
+  float32 at every batch, at Trace's 1.27x, 1.14x, 0.82-0.99x, 1.29x; at the 1,000 x 500 set's (20 x
+  500) 1.01x, 1.14x, 1.00x, 1.13x; at ACSF1's (10 x 1,460) 1.22x, 1.28x, 1.14x, 1.19x; at PigCVP's
+  (10 x 2,000) 1.35x, 1.37x, 1.09x, 1.23x; on channels, `cnn`, `fcn` and `resnet` at 10 x 500 x 12
+  1.21x, 1.26x, 1.21x and at 8 x 250 x 64 1.22x, 1.22x, 1.32x. Where `fcn` and `resnet` train in
+  bfloat16, XLA did not speed them up (a scratch probe: `resnet` 52.5 -> 56.5 ms at Trace's batch,
+  315 -> 322 ms at PigCVP's, `fcn` 22.2 -> 25.7 ms at Trace's), so only float32 steps compile.
+  Whole `resnet` runs on the machine without bfloat16 (benchmarks/README.md, section xla):
+  PigCVP 651 -> 535 ms a step, 732 -> 605 s, 90.4% -> 89.9% (one test series of 208); Trace 116
+  -> 86 ms a step, 100.0% both. The recurrent models' training was slower under XLA
   (benchmarks/README.md, vs_pytorch); on a GPU nothing was measured, so Keras decides there. Only
   training compiles: the trained model is recompiled with Keras' choice
   (`kseq.training.trainer.one_step_per_execution`), so evaluation, saliency and `model.keras` are
@@ -233,6 +241,7 @@ RIDGE_MAX_SERIES = 10_000
 RANDOM_KERNEL_MODELS = ("minirocket", "multirocket_hydra")
 MIXED_PRECISION_MODELS = ("fcn", "resnet")  # the networks bfloat16 made much faster, with the same figures
 XLA_MODELS = ("cnn", "fcn", "inception_time", "resnet")  # the networks whose overhead-bound steps XLA sped up
+XLA_FLOAT32_MODELS = ("cnn", "fcn", "resnet")  # ... and whose float32 steps it sped up at every batch measured
 ARITHMETIC_BATCH_STEPS = 1_000  # batch x real steps from which a step is arithmetic, not overhead
 IMBALANCE_RATIO = 9.0  # largest class over smallest from which the imbalance tools are used
 MAX_DECISION_FOLDS = 3
@@ -379,10 +388,11 @@ def resolve(config: dict, *, num_train: int, sequence_length: int, validation: b
         mixed = native_bfloat16 and arithmetic and model.get("name") in MIXED_PRECISION_MODELS
         train["dtype_policy"] = "mixed_bfloat16" if mixed else "float32"
     if is_auto(train["jit_compile"]):
-        overhead = batch_size * cost < ARITHMETIC_BATCH_STEPS and train["dtype_policy"] == "float32"
+        overhead = batch_size * cost < ARITHMETIC_BATCH_STEPS
+        sped_up = model.get("name") in (XLA_MODELS if overhead else XLA_FLOAT32_MODELS)
         if unequal_lengths:  # batches of many lengths, each of which XLA would compile
             train["jit_compile"] = False
-        elif overhead and model.get("name") in XLA_MODELS and not accelerator:
+        elif sped_up and train["dtype_policy"] == "float32" and not accelerator:
             train["jit_compile"] = True
         else:
             train["jit_compile"] = "keras"
