@@ -69,7 +69,9 @@ def step_times(name: str, shape: tuple, steps: int, seed: int) -> dict[bool, flo
 
 
 def resolved(name: str, shape: tuple) -> object:
-    """`train.jit_compile` as the recipe resolves it for a training set of ten such batches, on a CPU."""
+    """`train.jit_compile` as the recipe resolves it for a training set of ten such batches, on a CPU,
+    for a float32 run: the dtype these steps are timed in, which the recipe trains every batch in on
+    hardware without native bfloat16 (bfloat16 steps are never compiled)."""
     config = load_config(name, ['train.dtype_policy="float32"'])
     batch, length, _ = shape
     # The recipe's batch is a tenth of the series (at least 2): ten batches' worth gives this batch.

@@ -126,7 +126,7 @@ def test_a_set_dtype_policy_and_the_fixed_recipes_float32_are_kept():
         ("resnet", 100, 275, False, False, False, True),
         ("fcn", 104, 2000, False, False, False, True),
         ("inception_time", 100, 275, False, False, False, "keras"),
-        # ... nor resnet's bfloat16 steps, on hardware that computes bfloat16 natively.
+        # ... nor the bfloat16 steps of fcn and resnet, on hardware that computes bfloat16 natively.
         ("resnet", 100, 275, True, False, False, "keras"),
         ("fcn", 104, 2000, True, False, False, "keras"),
         # Series of unequal lengths: batches in several lengths, each of which XLA would compile.
