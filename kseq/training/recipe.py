@@ -72,25 +72,26 @@ The rules, in the order they apply:
   `ARITHMETIC_BATCH_STEPS` series-steps, the bfloat16 threshold from the other side); `false` on
   series of unequal lengths, whose batches, cut to their longest member, come in many lengths that
   XLA would each compile (`resnet`'s step: about 2.5 s on 2 cores, the first epoch's cost, against
-  steps of milliseconds); else `"keras"`, Keras' own choice, which is XLA on a GPU (for a model
-  whose layers it compiles) and never on a CPU. XLA fuses the op dispatch and the optimizer's
-  per-variable updates that most of a small step costs, and the convolutions' elementwise
-  neighbours (batch norm, activations, residual sums) on long series. Measured (`benchmarks/xla.py`,
-  a float32 step, plain over XLA, 2 cores): on an Intel AVX-512 machine with AMX, at
-  Chinatown_subset's batch (2 x 24) `cnn` 1.65x, `fcn` 2.03x, `inception_time` 1.04x, `resnet`
-  1.95x; at Coffee's (2 x 286) 1.71x, 1.37x, 1.50x, 1.38x; at Trace's (10 x 275) 1.28x, 1.11x,
-  0.86x, 1.27x. On an Intel AVX-512 machine without bfloat16, where `fcn` and `resnet` train in
-  float32 at every batch, at Trace's 1.27x, 1.14x, 0.82-0.99x, 1.29x; at the 1,000 x 500 set's (20 x
-  500) 1.01x, 1.14x, 1.00x, 1.13x; at ACSF1's (10 x 1,460) 1.22x, 1.28x, 1.14x, 1.19x; at PigCVP's
-  (10 x 2,000) 1.35x, 1.37x, 1.09x, 1.23x; on channels, `cnn`, `fcn` and `resnet` at 10 x 500 x 12
-  1.21x, 1.26x, 1.21x and at 8 x 250 x 64 1.22x, 1.22x, 1.32x. Where `fcn` and `resnet` train in
-  bfloat16, XLA did not speed them up (a scratch probe: `resnet` 52.5 -> 56.5 ms at Trace's batch,
-  315 -> 322 ms at PigCVP's, `fcn` 22.2 -> 25.7 ms at Trace's), so only float32 steps compile.
-  Whole `resnet` runs on the machine without bfloat16 (benchmarks/README.md, section xla):
-  PigCVP 651 -> 535 ms a step, 732 -> 605 s, 90.4% -> 89.9% (one test series of 208); Trace 116
-  -> 86 ms a step, 100.0% both. The recurrent models' training was slower under XLA
-  (benchmarks/README.md, vs_pytorch); on a GPU nothing was measured, so Keras decides there. Only
-  training compiles: the trained model is recompiled with Keras' choice
+  steps of milliseconds; on WatchExercise, in float32, 53 s of compilation against steps 1.12x
+  faster, 4% of the run: benchmarks/README.md, section xla); else `"keras"`, Keras' own choice,
+  which is XLA on a GPU (for a model whose layers it compiles) and never on a CPU. XLA fuses the
+  op dispatch and the optimizer's per-variable updates that most of a small step costs, and the
+  convolutions' elementwise neighbours (batch norm, activations, residual sums) on long series.
+  Measured (`benchmarks/xla.py`, a float32 step, plain over XLA, 2 cores): on an Intel AVX-512
+  machine with AMX, at Chinatown_subset's batch (2 x 24) `cnn` 1.65x, `fcn` 2.03x,
+  `inception_time` 1.04x, `resnet` 1.95x; at Coffee's (2 x 286) 1.71x, 1.37x, 1.50x, 1.38x; at
+  Trace's (10 x 275) 1.28x, 1.11x, 0.86x, 1.27x. On an Intel AVX-512 machine without bfloat16,
+  where `fcn` and `resnet` train in float32 at every batch, at Trace's 1.27x, 1.14x, 0.82-0.99x,
+  1.29x; at the 1,000 x 500 set's (20 x 500) 1.01x, 1.14x, 1.00x, 1.13x; at ACSF1's (10 x 1,460)
+  1.22x, 1.28x, 1.14x, 1.19x; at PigCVP's (10 x 2,000) 1.35x, 1.37x, 1.09x, 1.23x; on channels,
+  `cnn`, `fcn` and `resnet` at 10 x 500 x 12 1.21x, 1.26x, 1.21x and at 8 x 250 x 64 1.22x, 1.22x,
+  1.32x. Where `fcn` and `resnet` train in bfloat16, XLA did not speed them up (a scratch probe:
+  `resnet` 52.5 -> 56.5 ms at Trace's batch, 315 -> 322 ms at PigCVP's, `fcn` 22.2 -> 25.7 ms at
+  Trace's), so only float32 steps compile. Whole `resnet` runs on the machine without bfloat16
+  (benchmarks/README.md, section xla): PigCVP 651 -> 535 ms a step, 732 -> 605 s, 90.4% -> 89.9%
+  (one test series of 208); Trace 116 -> 86 ms a step, 100.0% both. The recurrent models' training
+  was slower under XLA (benchmarks/README.md, vs_pytorch); on a GPU nothing was measured, so Keras
+  decides there. Only training compiles: the trained model is recompiled with Keras' choice
   (`kseq.training.trainer.one_step_per_execution`), so evaluation, saliency and `model.keras` are
   as before. XLA's kernels round differently, so a run's figures are those of another draw of the
   same training, not the same numbers.
@@ -305,7 +306,13 @@ def resolve_normalize(config: dict, x_train) -> str:
     Sequences streamed from disk (shards) are not in memory to fit channel statistics on: `"series"`.
     The random-kernel models (`RANDOM_KERNEL_MODELS`) take the raw series, `"none"`: their kernels
     sum to zero and their biases are quantiles of the training series' own convolutions, so level
-    and scale need no fixing (their experiments' configs say the same).
+    and scale need no fixing (their experiments' configs say the same). The same zero sums leave a
+    channel's level out of their features altogether (a constant added to a channel cancels in
+    every kernel); the channels' means over the real steps, standardised and appended to the
+    ridge's features at weights 1-100 (scratch probes, experiments/README.md), moved
+    JapaneseVowels' `minirocket` by 0-2 test series of 370 and WatchExercise's `multirocket_hydra`
+    by at most one of 42 (its errors: abduction read as forward elevation, which the levels alone
+    confuse too), so no level features are added.
     """
     normalize = config["preprocess"]["normalize"]
     if not is_auto(normalize):
