@@ -62,8 +62,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             a trained logistic layer above (`kseq.models.random_kernels`); for those,
             `normalize="none"` and `validation_split=0.0` are what their experiments use.
         model_params: the builder's keyword arguments (None: its defaults, but for the models
-            built for any length, whose `length_feature` is "auto": on when the training series'
-            lengths differ, `kseq.training.recipe`).
+            built for any length, whose `length_feature` and `length_scale` are "auto": on when
+            the training series' lengths differ, and where they give the class away,
+            `kseq.training.recipe`).
         loss: "crossentropy", "focal", "smoothed_crossentropy" or "logit_adjusted" (`kseq.get_loss`;
             the last shifts the logits by the training labels' log class priors in training).
         loss_params: the loss's keyword arguments, e.g. `{"gamma": 2.0}`, or
@@ -152,8 +153,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             "preprocess": {"fill_gaps": self.fill_gaps, "normalize": self.normalize},
             "sampler": {"kind": self.sampler, "target": self.sampler_target, "batch_size": self.batch_size},
             # A model built for any length sees each series' length when lengths differ, as in
-            # the generic experiments (`kseq.training.recipe`, `model.length_feature`).
-            "model": {"name": self.model, **({"length_feature": "auto"} if self._any_length() else {}),
+            # the generic experiments (`kseq.training.recipe`, `model.length_feature`, `length_scale`).
+            "model": {"name": self.model,
+                      **({"length_feature": "auto", "length_scale": "auto"} if self._any_length() else {}),
                       **(self.model_params or {})},
             "loss": {"name": self.loss, **(self.loss_params or {})},
             "optimizer": {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,

@@ -151,7 +151,8 @@ def test_set_params_then_fit_uses_them():
     clf = small().set_params(batch_size=8, model_params={"filters": [4], "kernel_sizes": [3]})
     clf.fit(x, y)
     assert clf.config_["sampler"]["batch_size"] == 8
-    assert clf.config_["model"] == {"name": "fcn", "filters": [4], "kernel_sizes": [3], "length_feature": False}
+    assert clf.config_["model"] == {"name": "fcn", "filters": [4], "kernel_sizes": [3], "length_feature": False,
+                                   "length_scale": False}
 
 
 # Checks that cannot hold for a sequence model, each with its reason (scikit-learn's own suite).

@@ -21,7 +21,7 @@ from kseq.data.preprocess import fit_feature_transform
 from kseq.serving.export import export_serving
 from kseq.models.layers import AttentionPooling1D, PooledPaddingMask, RealSteps
 from kseq.models.preprocessing import (AverageWindows, ChannelStandardization, FeatureTransform, FoldWindows,
-                                       LengthFeature, SeriesNormalization, SlidingWindows)
+                                       LengthFeature, LengthFraction, SeriesNormalization, SlidingWindows)
 from kseq.models.decision import Decision
 from kseq.models.hydra import Hydra
 from kseq.models.random_kernels import FeatureScaling
@@ -37,7 +37,8 @@ CLASS_NAMES = ["a", "b", "c"]
 BUILDERS = {
     "cnn": (dict(filters=[3], kernel_size=3, dense_units=[4], dropout=0.5), False, "litert"),
     "fcn": (dict(filters=[3, 4], kernel_sizes=[3, 3], dropout=0.5), True, "litert"),
-    "resnet": (dict(filters=[3, 4], kernel_sizes=[3, 3], l2=1e-4, length_feature=True), True, "litert"),
+    "resnet": (dict(filters=[3, 4], kernel_sizes=[3, 3], l2=1e-4, length_feature=True, length_scale=True), True,
+               "litert"),
     "inception_time": (dict(filters=2, bottleneck_size=2, kernel_sizes=[5, 3], depth=3), True, "litert"),
     # Recurrent models: XLA for single requests (a batch-1 signature), TensorFlow for batches.
     "rnn": (dict(units=3, dense_units=[4], l2=1e-4), True, "xla-batch-1"),
@@ -151,6 +152,8 @@ LAYERS = {
                              lambda rng: np.pad(rng.normal(2, 3, size=(2, 7, 3)), ((0, 0), (0, 2), (0, 0)))),
     LengthFeature: (lambda: adapted(LengthFeature(), (5, 7, 3)),
                     lambda rng: np.pad(rng.normal(size=(2, 7, 3)), ((0, 0), (0, 2), (0, 0)))),
+    LengthFraction: (lambda: adapted(LengthFraction(), (5, 7, 3)),
+                     lambda rng: np.pad(rng.normal(size=(2, 5, 3)), ((0, 0), (0, 4), (0, 0)))),
     FoldWindows: (FoldWindows, lambda rng: rng.normal(size=(2, 3, 4, 3))),
     AverageWindows: (lambda: AverageWindows(3), lambda rng: rng.normal(size=(6, 4))),
     SoftVote: (SoftVote, lambda rng: [rng.normal(size=(2, 4)) for _ in range(3)]),

@@ -32,13 +32,14 @@ def padded(series: np.ndarray, steps: int) -> np.ndarray:
 
 
 @functools.cache
-def trained(name: str, features: int = 2, length_feature: bool = False) -> keras.Model:
+def trained(name: str, features: int = 2, length_feature: bool = False, length_scale: bool = False) -> keras.Model:
     """The generic recipe's model (per-series normalisation in front) after a few steps on
     unequal-length data, so that batch norm's moving statistics are not the initial 0 and 1.
-    With `length_feature`, its `LengthFeature` adapted on the training series, as the trainer does.
-    Built once per module run: the tests only call it."""
+    With `length_feature` / `length_scale`, its `LengthFeature` / `LengthFraction` adapted on the
+    training series, as the trainer does. Built once per module run: the tests only call it."""
     keras.utils.set_random_seed(0)
-    network = build_model(name, (None, features), 3, length_feature=length_feature, **SMALL[name])
+    network = build_model(name, (None, features), 3, length_feature=length_feature, length_scale=length_scale,
+                          **SMALL[name])
     model = with_normalization(network, "series")
     model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
@@ -46,6 +47,8 @@ def trained(name: str, features: int = 2, length_feature: bool = False) -> keras
     x[::2, 30:] = 0
     if length_feature:
         network.get_layer("length_feature").adapt(x)
+    if length_scale:
+        network.get_layer("length_fraction").adapt(x)
     model.fit(x, np.arange(12) % 3, batch_size=4, epochs=2, verbose=0)
     return model
 
@@ -98,10 +101,11 @@ def test_series_normalization_uses_real_steps_only():
         np.testing.assert_array_equal(out[17:], 0)
 
 
-@pytest.mark.parametrize("name, length_feature", [(name, False) for name in sorted(SMALL)] + [("resnet", True)])
-def test_logits_do_not_depend_on_the_padding_after_a_series(name, length_feature):
+@pytest.mark.parametrize("name, length_feature, length_scale", [(name, False, False) for name in sorted(SMALL)]
+                         + [("resnet", True, False), ("resnet", True, True)])
+def test_logits_do_not_depend_on_the_padding_after_a_series(name, length_feature, length_scale):
     assert accepts_any_length(name)
-    model = trained(name, length_feature=length_feature)
+    model = trained(name, length_feature=length_feature, length_scale=length_scale)
     rng = np.random.default_rng(2)
     worst = 0.0
     for length in (1, 2, 9, 33):
@@ -139,6 +143,23 @@ def test_the_length_feature_gives_the_head_each_series_real_length():
             normalized = SeriesNormalization()(padded(series, steps))
             got = keras.ops.convert_to_numpy(features(normalized))[0, -1]
             np.testing.assert_allclose(got, (np.log(length) - logs.mean()) / logs.std(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_length_scale_makes_the_pooled_features_an_average_over_the_longest_training_length(name):
+    """With `length_scale`, the features the head reads are the same network's averages over the
+    real steps (NumPy, from the pooled layer's output) times length / 50, the longest of the
+    training series (30 and 50 steps), padded or not: a sum over the real steps over 50."""
+    model = trained(name, length_scale=True)
+    network = model.get_layer(name)
+    pooled = network.get_layer("window_average").input[0]
+    both = keras.Model(network.input, [pooled, network.get_layer("window_average").output])
+    rng = np.random.default_rng(6)
+    for length in (3, 30, 77):  # 77: longer than any training series, a fraction over 1
+        series = rng.normal(size=(length, 2)).astype(np.float32)
+        for steps in (length, length + 11):
+            average, scaled = map(keras.ops.convert_to_numpy, both(SeriesNormalization()(padded(series, steps))))
+            np.testing.assert_allclose(scaled, average * length / 50.0, rtol=1e-5, atol=1e-7)
 
 
 def test_cnn_keeps_its_fixed_length():

@@ -63,7 +63,7 @@ def test_dense_units_and_dropout_mean_the_same_in_every_builder(name):
 
 
 def test_unknown_argument_is_named_with_the_known_ones():
-    known = "filters, kernel_sizes, dense_units, dropout, l1, l2, length_feature, name"
+    known = "filters, kernel_sizes, dense_units, dropout, l1, l2, length_feature, length_scale, name"
     with pytest.raises(InputError, match=re.escape(f"model 'resnet': unknown argument 'droput'; known: {known}")):
         build_model("resnet", (T, F), C, droput=0.1)
 

@@ -230,6 +230,27 @@ def test_length_feature_is_the_standardised_log_of_the_real_length():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(longer))[:, 0], expected, atol=1e-5)
 
 
+def test_length_fraction_is_the_real_length_over_the_longest_training_length(tmp_path):
+    """`LengthFraction` against NumPy: adapted on the training series' real lengths (trailing
+    all-zero steps left out), each series' value is its length over the longest, whatever padding
+    follows it; a longer series served later gets more than 1. Saved and loaded with the model."""
+    from kseq.models.preprocessing import LengthFraction
+
+    x, lengths = padded_channels(2)
+    layer = LengthFraction()
+    layer.adapt(x[[1, 4]])  # 9 and 13 real steps: the longest is 13
+    assert keras.ops.convert_to_numpy(layer.longest) == 13
+    expected = np.asarray(lengths, "float64") / 13
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x))[:, 0], expected, rtol=1e-6)
+    longer = np.pad(x, ((0, 0), (0, 9), (0, 0)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(longer))[:, 0], expected, rtol=1e-6)
+    inputs = keras.Input((None, 3))
+    model = keras.Model(inputs, layer(inputs))
+    path = tmp_path / "fraction.keras"
+    model.save(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(path)(x))[:, 0], expected, rtol=1e-6)
+
+
 def test_length_feature_of_equal_lengths_is_zero():
     from kseq.models.preprocessing import LengthFeature
 

@@ -184,9 +184,10 @@ def test_resolution_leaves_numbers_and_the_input_config_alone():
     resolved = recipe.resolve(config, num_train=50, sequence_length=60, validation=False)
     assert config["train"]["steps"] == "auto" and config["sampler"]["batch_size"] == "auto"
     for section, keys in recipe.AUTO_KEYS.items():
-        # data: resolve_validation; preprocess: resolve_normalize; sampler.kind and decisions: resolve_imbalance
+        # data: resolve_validation; preprocess: resolve_normalize; sampler.kind and decisions: resolve_imbalance;
+        # model.length_scale: resolve_length_scale (it reads the batches the resolved batch size makes)
         for key in keys if section not in ("data", "preprocess", "decisions") else ():
-            if (section, key) == ("sampler", "kind"):
+            if (section, key) in (("sampler", "kind"), ("model", "length_scale")):
                 continue
             assert not recipe.is_auto(resolved[section].get(key)), (section, key)
 
@@ -381,3 +382,35 @@ def test_length_feature_only_where_the_training_lengths_differ():
     assert resolve_recipe(kept, unequal, None, announce=False)["model"]["length_feature"] is False
     assert "length_feature" not in recipe.resolve(load_config("cnn"), num_train=40, sequence_length=60,
                                                   validation=False, unequal_lengths=True)["model"]
+
+
+def test_length_scale_only_where_the_lengths_give_the_class_away():
+    """`model.length_scale`: on where batches sorted by length would tell more of the class than
+    `length_grouping` allows (so they stay random), here every series of class 1 longer than any
+    of class 0; off where lengths are equal or tell nothing of the class, as
+    `kseq.data.pipeline.length_grouping` computes it on the same data; a set value is kept, and
+    the `resolved:` line names it."""
+    from kseq.data.pipeline import bucket_lengths, length_grouping
+    from kseq.data.sequence_set import SequenceSet
+    from kseq.training.trainer import resolve_recipe
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    x = rng.normal(size=(40, 60, 1)).astype("float32")
+    assert resolve_recipe(generic(), SequenceSet(x, y, ("a", "b")), None, announce=False)["model"]["length_scale"] is False
+    mixed = x.copy()
+    mixed[::3, 45:] = 0  # every third series shorter, whatever its class
+    telling = x.copy()
+    telling[:20, rng.integers(30, 40):] = 0  # class 0 ends by step 40, class 1 runs to 60
+    for data, gives_away in ((mixed, False), (telling, True)):
+        config = resolve_recipe(generic(), SequenceSet(data, y, ("a", "b")), None, announce=False)
+        lengths = SequenceSet(data, y, ("a", "b")).real_lengths()
+        by_length, _ = length_grouping(bucket_lengths(lengths, 60, 40), y, int(config["sampler"]["batch_size"]))
+        assert by_length is not gives_away
+        assert config["model"]["length_scale"] is gives_away
+        assert ("length_scale (the pooled features times" in recipe.summary(config, num_train=40, num_validation=0)) \
+            is gives_away
+    kept = generic()
+    kept["model"]["length_scale"] = False
+    assert resolve_recipe(kept, SequenceSet(telling, y, ("a", "b")), None, announce=False)["model"]["length_scale"] \
+        is False

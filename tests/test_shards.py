@@ -148,9 +148,10 @@ def test_bad_shard_input_is_one_line_naming_it(tmp_path, tiny):
     with pytest.raises(InputError, match="model.name = 'minirocket'.*streams from disk"):
         train(config, tmp_path / "runs")
     assert not (tmp_path / "runs" / "minirocket").exists()
-    # So are per-channel statistics and the length feature's (the latter used to stay at 0 and 1, unfitted).
+    # So are per-channel statistics and the length layers' (the feature's used to stay at 0 and 1, unfitted).
     for setting, key in (("preprocess.normalize=channel", "preprocess.normalize"),
-                         ("model.length_feature=true", "model.length_feature")):
+                         ("model.length_feature=true", "model.length_feature"),
+                         ("model.length_scale=true", "model.length_scale")):
         config = load_config("resnet", ["data.source=shards", f"data.path={tiny[2]}", setting])
         with pytest.raises(InputError, match=f"{key} = .*streams from disk"):
             train(config, tmp_path / "runs")

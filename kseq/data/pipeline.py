@@ -351,7 +351,9 @@ _LENGTH_WINDOW = 32
 # sorted within class); JapaneseVowels' tell 0.13 (batch size 27; 98.9% sorted, seed 0). The limit
 # lies between, on the cautious side: on synthetic sets (experiments/README.md, "Beyond the dev
 # sets") sorting cost 37-74 points at 0.92, nothing at 0.27, and gained 3-6 points at 0.57, where
-# the true signal was easy; a leak costs far more than a mixed batch does.
+# the true signal was easy; a leak costs far more than a mixed batch does. Past it the lengths give
+# the class away, and the same answer scales the generic networks' features by the length
+# (`model.length_scale`, `kseq.training.recipe.resolve_length_scale`).
 _SORTED_BATCHES_CLASS_LIMIT = 0.25
 # Random orders `sorted_batches_class_information` averages over (from a fixed generator).
 _INFORMATION_DRAWS = 8

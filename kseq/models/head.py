@@ -22,7 +22,7 @@ import keras
 
 from kseq.models.arguments import positive_int, positive_ints, rate
 from kseq.models.layers import kernel_regularizer
-from kseq.models.preprocessing import LengthFeature
+from kseq.models.preprocessing import LengthFeature, LengthFraction
 
 
 def hidden_widths(dense_units) -> tuple[int, ...]:
@@ -56,18 +56,24 @@ def classification_head(features, num_classes, *, dense_units=(), dropout=0.0, r
 
 
 def encoder_classifier(encoder, input_shape, num_classes, *, dense_units, dropout, l1, l2, name,
-                       length_feature=False, **encoder_args) -> keras.Model:
+                       length_feature=False, length_scale=False, **encoder_args) -> keras.Model:
     """The model every builder returns: input `sequence` -> `encoder` -> `classification_head` -> logits.
 
     `encoder(inputs, regularizer=..., **encoder_args)` gives the features; the L1/L2 penalty
-    (`l1`, `l2`) goes on every kernel of the encoder and the head alike. With `length_feature`,
-    each series' real length (`kseq.models.preprocessing.LengthFeature`, adapted on the training
-    series by `kseq.training.trainer.build_window_model`) joins the features: a model that pools
-    over real steps only sees no length otherwise.
+    (`l1`, `l2`) goes on every kernel of the encoder and the head alike. A model that pools over
+    real steps only sees no length otherwise, so two options hand it each series' real length,
+    their layers adapted on the training series by `kseq.training.trainer.build_window_model`:
+    `length_feature`, the standardised log length (`LengthFeature`) beside the features, and
+    `length_scale`, the features (averages over the real steps) times the series' length over the
+    longest training series' (`LengthFraction`), so they average over that window as zero padding
+    to it would.
     """
     regularizer = kernel_regularizer(l1, l2)
     inputs = keras.Input(shape=input_shape, name="sequence")
     features = encoder(inputs, regularizer=regularizer, **encoder_args)
+    if length_scale:
+        fraction = LengthFraction(name="length_fraction")(inputs)
+        features = keras.layers.Multiply(name="window_average")([features, fraction])
     if length_feature:
         length = LengthFeature(name="length_feature")(inputs)
         features = keras.layers.Concatenate(name="features_and_length")([features, length])

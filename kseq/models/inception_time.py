@@ -97,6 +97,7 @@ def build_inception_time(
     l1=0.0,
     l2=0.0,
     length_feature=False,
+    length_scale=False,
     name="inception_time",
 ) -> keras.Model:
     """`inception_time_encoder` -> the shared head (the paper: no hidden layer, no dropout).
@@ -113,8 +114,11 @@ def build_inception_time(
         l1, l2: L1/L2 penalties on every kernel.
         length_feature: append each series' standardised log real length to the features
             (`kseq.models.preprocessing.LengthFeature`), for data of unequal lengths.
+        length_scale: scale the pooled features by each series' length over the longest training
+            series' (`kseq.models.preprocessing.LengthFraction`), where lengths tell the class.
     """
     return encoder_classifier(inception_time_encoder, input_shape, num_classes, dense_units=dense_units,
-                              dropout=dropout, l1=l1, l2=l2, name=name, length_feature=length_feature, filters=filters,
+                              dropout=dropout, l1=l1, l2=l2, name=name, length_feature=length_feature,
+                              length_scale=length_scale, filters=filters,
                               bottleneck_size=bottleneck_size, kernel_sizes=kernel_sizes, depth=depth,
                               residual_every=residual_every)

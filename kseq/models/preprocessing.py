@@ -310,6 +310,49 @@ class LengthFeature(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package="kseq")
+class LengthFraction(layers.Layer):
+    """(batch, time, features) -> (batch, 1): each series' real length over the longest training series'.
+
+    A model built for any length averages its features over a series' real steps. Times this
+    fraction, that average becomes one over the longest training series' steps, the steps past a
+    series' own end counting zero: what a global average over every series zero-padded to that
+    length gives, and near what the archive's padded copies of its unequal-length sets gave the
+    published networks. So the length scales every pooled feature, an interaction a linear head
+    cannot build from the one log-length input of `LengthFeature`, while padding a series further
+    still changes nothing (the longest length is a fitted constant, not the batch's). `adapt(x)`
+    fits the longest real length of the training sequences (trailing all-zero steps are padding);
+    a longer series served later gets a fraction over 1. A non-trainable weight, saved with the
+    model.
+
+    Example:
+        >>> layer = LengthFraction()
+        >>> layer.adapt(np.array([[[1.0], [0.0], [0.0], [0.0]], [[1.0], [1.0], [0.0], [0.0]]], dtype="float32"))
+        >>> x = np.array([[[2.0], [0.0], [0.0], [0.0], [0.0]]], dtype="float32")  # 1 real step, padded to 5
+        >>> float(keras.ops.convert_to_numpy(layer(x))[0, 0])
+        0.5
+    """
+
+    def build(self, input_shape):
+        self.longest = self.add_weight(shape=(), initializer="ones", trainable=False, name="longest")
+
+    def adapt(self, x) -> None:
+        """Fit the longest real length of `x` (N, T, F)."""
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"LengthFraction.adapt expects (N, T, F) sequences; got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        self.longest.assign(np.float32(max(int(np.max(signal_lengths(x), initial=0)), 1)))
+
+    def call(self, inputs):
+        length = ops.sum(ops.cast(real_steps(inputs), "float32"), axis=1, keepdims=True)
+        return ops.cast(length / ops.cast(self.longest, "float32"), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
 # What `preprocess.normalize` puts in front of the model (see `kseq.training.recipe` for "auto").
 NORMALIZATIONS = ("none", "series", "channel", "series+channel")
 

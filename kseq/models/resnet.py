@@ -59,6 +59,7 @@ def build_resnet(
     l1=0.0,
     l2=0.0,
     length_feature=False,
+    length_scale=False,
     name="resnet",
 ) -> keras.Model:
     """`resnet_encoder` -> the shared head (the paper: no hidden layer, no dropout).
@@ -70,7 +71,10 @@ def build_resnet(
         l1, l2: L1/L2 penalties on every kernel.
         length_feature: append each series' standardised log real length to the features
             (`kseq.models.preprocessing.LengthFeature`), for data of unequal lengths.
+        length_scale: scale the pooled features by each series' length over the longest training
+            series' (`kseq.models.preprocessing.LengthFraction`), where lengths tell the class.
     """
     return encoder_classifier(resnet_encoder, input_shape, num_classes, dense_units=dense_units,
-                              dropout=dropout, l1=l1, l2=l2, name=name, length_feature=length_feature, filters=filters,
+                              dropout=dropout, l1=l1, l2=l2, name=name, length_feature=length_feature,
+                              length_scale=length_scale, filters=filters,
                               kernel_sizes=kernel_sizes)

@@ -39,8 +39,8 @@ from kseq.models import accepts_any_length, build_model, model_names
 from kseq.models.inference import predict_batches
 from kseq.models.registry import model_arguments
 from kseq.models.layers import all_layers
-from kseq.models.preprocessing import (FeatureTransform, LengthFeature, normalized_channels, sequence_classifier,
-                                       with_feature_transform, with_normalization)
+from kseq.models.preprocessing import (FeatureTransform, LengthFeature, LengthFraction, normalized_channels,
+                                       sequence_classifier, with_feature_transform, with_normalization)
 from kseq.models.random_kernels import adapt_and_fit_head, holds_random_kernels
 
 STRATEGIES = CHOICES["train", "strategy"]
@@ -152,11 +152,12 @@ def resolve_recipe(config: dict, fit_set: SequenceSet, val_set: SequenceSet | No
                             validation=val_set is not None, real_steps=real_steps,
                             native_bfloat16=mixed_precision.native_bfloat16(), unequal_lengths=unequal,
                             accelerator=bool(tf.config.list_physical_devices("GPU")))
+    grouping = None
+    if unequal and not recipe.solves_head(config):  # batches grouped by length: how, and why
+        bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
+        grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
+    config = recipe.resolve_length_scale(config, grouping)
     if announce:
-        grouping = None
-        if unequal and not recipe.solves_head(config):  # batches grouped by length: say how
-            bucket = bucket_lengths(lengths, x_fit.shape[1], len(x_fit))
-            grouping = length_grouping(bucket, fit_set.y, int(config["sampler"]["batch_size"]))
         print(recipe.summary(config, num_train=len(x_fit), num_validation=0 if val_set is None else len(val_set),
                              length_grouping=grouping), flush=True)
     return config
@@ -176,9 +177,10 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     feature transform when set.
 
     Raw input -> `FeatureTransform` -> normalisation -> model: all in-graph, so the saved model
-    takes raw sequences. The `"channel"` normalisations and a `LengthFeature` (`model.length_feature`)
-    are adapted on `x_fit` (the raw training examples, passed through the transform first); without
-    it their statistics stay 0 and 1 (a copy whose weights are set afterwards).
+    takes raw sequences. The `"channel"` normalisations, `LengthFeature` and `LengthFraction`
+    (`model.length_feature`, `model.length_scale`) are adapted on `x_fit` (the raw training
+    examples, passed through the transform first); without it their statistics stay as built (a
+    copy whose weights are set afterwards).
     """
     hp = {k: v for k, v in config["model"].items() if k != "name"}
     name = config["model"]["name"]
@@ -191,9 +193,10 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
     if streamed and "channel" in kind:
         raise InputError(f"preprocess.normalize = {kind!r} is fitted on sequences in memory; sharded "
                          "data streams from disk: use 'series' or 'none'")
-    if streamed and hp.get("length_feature"):
-        raise InputError("model.length_feature = true is fitted on the training series' lengths in memory; "
-                         "sharded data streams from disk: use false or 'auto'")
+    for key in ("length_feature", "length_scale"):
+        if streamed and hp.get(key):
+            raise InputError(f"model.{key} = true is fitted on the training series' lengths in memory; "
+                             "sharded data streams from disk: use false or 'auto'")
     if transform is not None:
         input_shape = (input_shape[0], len(transform["output_features"]))
         if x_fit is not None:
@@ -206,7 +209,7 @@ def build_window_model(config: dict, input_shape, num_classes: int, transform: d
         raise InputError(f"[model]: {e}") from None
     if x_fit is not None and not streamed:
         for layer in all_layers(model):
-            if isinstance(layer, LengthFeature):
+            if isinstance(layer, (LengthFeature, LengthFraction)):
                 layer.adapt(x_fit)
     random_kernels = holds_random_kernels(model)
     if random_kernels and config["train"]["dtype_policy"] != "float32":
