@@ -414,3 +414,6 @@ def test_length_scale_only_where_the_lengths_give_the_class_away():
     kept["model"]["length_scale"] = False
     assert resolve_recipe(kept, SequenceSet(telling, y, ("a", "b")), None, announce=False)["model"]["length_scale"] \
         is False
+    # inception_time gained nothing from it where the lengths give the class away: "auto" is false there
+    inception = resolve_recipe(load_config("inception_time"), SequenceSet(telling, y, ("a", "b")), None, announce=False)
+    assert inception["model"]["length_scale"] is False and inception["model"]["length_feature"] is True

@@ -178,8 +178,9 @@ class SeriesNormalization(layers.Layer):
 
     Example:
         >>> x = np.array([[[1.0], [2.0], [3.0], [0.0]]], dtype="float32")  # 3 steps + padding
-        >>> np.round(keras.ops.convert_to_numpy(SeriesNormalization()(x))[0, :, 0], 4).tolist()
-        [-1.2247, 0.0, 1.2247, 0.0]
+        >>> out = keras.ops.convert_to_numpy(SeriesNormalization()(x))[0, :, 0]
+        >>> [round(float(v), 4) for v in out[:3]], float(abs(out[3]))  # the mean and deviation of 1, 2, 3
+        ([-1.2247, 0.0, 1.2247], 0.0)
     """
 
     def __init__(self, epsilon: float = 1e-8, **kwargs):
