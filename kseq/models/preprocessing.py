@@ -257,6 +257,22 @@ class ChannelStandardization(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+def _training_lengths(layer: layers.Layer, x) -> np.ndarray:
+    """The real lengths, at least 1, of the training sequences `x` (N, T, F) a length layer adapts
+    on (trailing all-zero steps are padding); builds `layer` first."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"{type(layer).__name__}.adapt expects (N, T, F) sequences; got shape {x.shape}")
+    if not layer.built:
+        layer.build(x.shape)
+    return np.maximum(signal_lengths(x), 1)
+
+
+def _real_length(inputs):
+    """(batch, time, features) -> (batch, 1) float32: each series' real steps (`real_steps`, at least 1)."""
+    return ops.sum(ops.cast(real_steps(inputs), "float32"), axis=1, keepdims=True)
+
+
 @keras.saving.register_keras_serializable(package="kseq")
 class LengthFeature(layers.Layer):
     """(batch, time, features) -> (batch, 1): each series' real length, as a standardised log.
@@ -289,19 +305,13 @@ class LengthFeature(layers.Layer):
 
     def adapt(self, x) -> None:
         """Fit the mean and standard deviation of the log real lengths of `x` (N, T, F)."""
-        x = np.asarray(x)
-        if x.ndim != 3:
-            raise ValueError(f"LengthFeature.adapt expects (N, T, F) sequences; got shape {x.shape}")
-        if not self.built:
-            self.build(x.shape)
-        logs = np.log(np.maximum(signal_lengths(x), 1).astype("float64"))
+        logs = np.log(_training_lengths(self, x).astype("float64"))
         std = logs.std()
         self.mean.assign(np.float32(logs.mean()))
         self.std.assign(np.float32(std if std > self.epsilon else 1.0))
 
     def call(self, inputs):
-        length = ops.sum(ops.cast(real_steps(inputs), "float32"), axis=1, keepdims=True)
-        feature = (ops.log(length) - ops.cast(self.mean, "float32")) / ops.cast(self.std, "float32")
+        feature = (ops.log(_real_length(inputs)) - ops.cast(self.mean, "float32")) / ops.cast(self.std, "float32")
         return ops.cast(feature, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -339,16 +349,11 @@ class LengthFraction(layers.Layer):
 
     def adapt(self, x) -> None:
         """Fit the longest real length of `x` (N, T, F)."""
-        x = np.asarray(x)
-        if x.ndim != 3:
-            raise ValueError(f"LengthFraction.adapt expects (N, T, F) sequences; got shape {x.shape}")
-        if not self.built:
-            self.build(x.shape)
-        self.longest.assign(np.float32(max(int(np.max(signal_lengths(x), initial=0)), 1)))
+        longest = np.max(_training_lengths(self, x), initial=1)  # builds the layer first
+        self.longest.assign(np.float32(longest))
 
     def call(self, inputs):
-        length = ops.sum(ops.cast(real_steps(inputs), "float32"), axis=1, keepdims=True)
-        return ops.cast(length / ops.cast(self.longest, "float32"), self.compute_dtype)
+        return ops.cast(_real_length(inputs) / ops.cast(self.longest, "float32"), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)
